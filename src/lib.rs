@@ -1,0 +1,12 @@
+//! chanmon: health checks for LLM API channels.
+//!
+//! `main.rs` only parses arguments and maps errors to exit codes; the program lives here.
+//! See ARCHITECTURE.md for the data flow and the code map.
+
+pub mod config;
+pub mod model;
+pub mod net;
+pub mod probe;
+pub mod redact;
+pub mod secret;
+pub mod store;
