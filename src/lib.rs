@@ -3,10 +3,15 @@
 //! `main.rs` only parses arguments and maps errors to exit codes; the program lives here.
 //! See ARCHITECTURE.md for the data flow and the code map.
 
+pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod logging;
 pub mod model;
 pub mod net;
 pub mod probe;
 pub mod redact;
+pub mod report;
+pub mod runner;
 pub mod secret;
 pub mod store;

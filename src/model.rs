@@ -64,11 +64,17 @@ impl Timestamp {
     }
 
     pub fn saturating_sub(self, d: Duration) -> Self {
-        Timestamp(self.0.saturating_sub(d.as_millis().min(i64::MAX as u128) as i64))
+        Timestamp(
+            self.0
+                .saturating_sub(d.as_millis().min(i64::MAX as u128) as i64),
+        )
     }
 
     pub fn saturating_add(self, d: Duration) -> Self {
-        Timestamp(self.0.saturating_add(d.as_millis().min(i64::MAX as u128) as i64))
+        Timestamp(
+            self.0
+                .saturating_add(d.as_millis().min(i64::MAX as u128) as i64),
+        )
     }
 
     /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-28T19:41:49.123Z`.
@@ -296,7 +302,10 @@ pub fn tidy_message(s: &str) -> String {
             break;
         }
     }
-    let total: usize = s.split_whitespace().map(|w| w.chars().count() + 1).sum::<usize>();
+    let total: usize = s
+        .split_whitespace()
+        .map(|w| w.chars().count() + 1)
+        .sum::<usize>();
     if total.saturating_sub(1) > count && count > 0 {
         // Replace the last char by an ellipsis so the length stays within the cap.
         out.pop();
@@ -352,7 +361,10 @@ mod tests {
         let s = t.to_rfc3339();
         assert!(s.ends_with(".123Z"), "{s}");
         assert_eq!(Timestamp::parse(&s).unwrap(), t);
-        assert_eq!(Timestamp::parse("1970-01-02").unwrap(), Timestamp(86_400_000));
+        assert_eq!(
+            Timestamp::parse("1970-01-02").unwrap(),
+            Timestamp(86_400_000)
+        );
         assert!(Timestamp::parse("yesterday").is_err());
     }
 }

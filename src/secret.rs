@@ -42,7 +42,9 @@ pub enum SecretError {
     UnknownVersion(u8),
     #[error("sealed value is truncated")]
     Truncated,
-    #[error("sealed value does not decrypt with this master key (wrong key, or the data was altered)")]
+    #[error(
+        "sealed value does not decrypt with this master key (wrong key, or the data was altered)"
+    )]
     Decrypt,
 }
 
@@ -136,13 +138,19 @@ impl MasterKey {
                 &base64::engine::general_purpose::URL_SAFE,
                 &base64::engine::general_purpose::URL_SAFE_NO_PAD,
             ];
-            let decoded = engines.iter().find_map(|e| e.decode(t).ok()).ok_or_else(bad)?;
+            let decoded = engines
+                .iter()
+                .find_map(|e| e.decode(t).ok())
+                .ok_or_else(bad)?;
             *bytes = decoded;
         }
-        let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| SecretError::BadMasterKey {
-            origin: origin.to_owned(),
-            got: format!("{} bytes", bytes.len()),
-        })?;
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| SecretError::BadMasterKey {
+                origin: origin.to_owned(),
+                got: format!("{} bytes", bytes.len()),
+            })?;
         Ok(MasterKey::from_bytes(arr))
     }
 
@@ -196,7 +204,13 @@ impl MasterKey {
         let aad = aad(monitor, purpose);
         let ct = self
             .cipher()
-            .encrypt(&nonce, Payload { msg: plaintext, aad: &aad })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
         out.push(SEAL_VERSION);
@@ -232,7 +246,12 @@ impl MasterKey {
         self.seal(monitor, purpose, s.expose().as_bytes())
     }
 
-    pub fn open_str(&self, monitor: &str, purpose: &str, blob: &[u8]) -> Result<Secret, SecretError> {
+    pub fn open_str(
+        &self,
+        monitor: &str,
+        purpose: &str,
+        blob: &[u8],
+    ) -> Result<Secret, SecretError> {
         let bytes = self.open(monitor, purpose, blob)?;
         let s = std::str::from_utf8(&bytes).map_err(|_| SecretError::Decrypt)?;
         Ok(Secret::new(s))
@@ -279,13 +298,28 @@ mod tests {
         let blob = k.seal("m1", "api_key", b"sk-secret");
         assert_eq!(blob[0], SEAL_VERSION);
         assert_eq!(&*k.open("m1", "api_key", &blob).unwrap(), b"sk-secret");
-        assert!(matches!(k.open("m2", "api_key", &blob), Err(SecretError::Decrypt)));
-        assert!(matches!(k.open("m1", "headers", &blob), Err(SecretError::Decrypt)));
-        assert!(matches!(key(8).open("m1", "api_key", &blob), Err(SecretError::Decrypt)));
-        assert!(matches!(k.open("m1", "api_key", &blob[..10]), Err(SecretError::Truncated)));
+        assert!(matches!(
+            k.open("m2", "api_key", &blob),
+            Err(SecretError::Decrypt)
+        ));
+        assert!(matches!(
+            k.open("m1", "headers", &blob),
+            Err(SecretError::Decrypt)
+        ));
+        assert!(matches!(
+            key(8).open("m1", "api_key", &blob),
+            Err(SecretError::Decrypt)
+        ));
+        assert!(matches!(
+            k.open("m1", "api_key", &blob[..10]),
+            Err(SecretError::Truncated)
+        ));
         let mut v2 = blob.clone();
         v2[0] = 2;
-        assert!(matches!(k.open("m1", "api_key", &v2), Err(SecretError::UnknownVersion(2))));
+        assert!(matches!(
+            k.open("m1", "api_key", &v2),
+            Err(SecretError::UnknownVersion(2))
+        ));
     }
 
     #[test]
@@ -303,7 +337,12 @@ mod tests {
         let err = MasterKey::parse("short", "t").unwrap_err().to_string();
         assert!(err.contains("32 bytes"), "{err}");
         let b64_16 = base64::engine::general_purpose::STANDARD.encode([3u8; 16]);
-        assert!(MasterKey::parse(&b64_16, "t").unwrap_err().to_string().contains("16 bytes"));
+        assert!(
+            MasterKey::parse(&b64_16, "t")
+                .unwrap_err()
+                .to_string()
+                .contains("16 bytes")
+        );
     }
 
     #[test]
@@ -324,7 +363,9 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         let env_hex = "11".repeat(32);
-        let (_, o3) = MasterKey::load(Some(&env_hex), &path, true).unwrap().unwrap();
+        let (_, o3) = MasterKey::load(Some(&env_hex), &path, true)
+            .unwrap()
+            .unwrap();
         assert_eq!(o3, KeyOrigin::Env);
     }
 

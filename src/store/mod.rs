@@ -43,6 +43,8 @@ pub struct HistoryQuery {
     /// Exclusive upper bound on `started_at`.
     pub until: Option<Timestamp>,
     pub status: Option<Status>,
+    /// Paging: strictly older than this.
+    pub before: Option<Timestamp>,
     /// Newest first, at most this many (default 50 at the CLI).
     pub limit: usize,
 }

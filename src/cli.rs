@@ -1,0 +1,269 @@
+//! The command line, defined once: the parser, `--help`, the man pages and the shell
+//! completions all come from these definitions.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::model::{MonitorId, Status, Timestamp};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chanmon",
+    version,
+    about = "Health checks for LLM API channels",
+    long_about = "chanmon probes OpenAI, Anthropic and Gemini endpoints (or relays speaking their \
+protocols) with a tiny real chat request whose answer it verifies, and records per model whether \
+the channel answers, how fast, and how available it has been.",
+    after_help = "Exit codes: 0 success; 1 runtime error; 2 bad config or usage. `check` uses \
+0 operational, 1 degraded, 2 failed/error, 3 unknown id or config error."
+)]
+pub struct Cli {
+    /// Config file.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "CHANMON_CONFIG",
+        default_value = "monitors.toml",
+        value_name = "PATH"
+    )]
+    pub config: PathBuf,
+
+    /// Log line format (logs go to stderr; filter with RUST_LOG, e.g. `RUST_LOG=chanmon=debug`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// When to colour output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: probe every enabled monitor on its interval until SIGTERM/SIGINT.
+    ///
+    /// SIGHUP re-reads the config (a bad config keeps the running one). Only one daemon may
+    /// run per database.
+    Run,
+
+    /// Probe monitors now, print the result and record it.
+    ///
+    /// Exit code: 0 all operational, 1 worst is degraded, 2 worst is failed or error,
+    /// 3 unknown id or config error (Nagios-compatible).
+    Check(CheckArgs),
+
+    /// Show recorded check results, newest first.
+    History(HistoryArgs),
+
+    /// Latest result, availability and latency per monitor and model.
+    Status(StatusArgs),
+
+    /// Delete raw history older than the retention (rollups are kept); safe from cron while
+    /// the daemon runs.
+    Prune(PruneArgs),
+
+    /// Check the config and print a summary; exit 0 when valid, 2 when not.
+    Validate,
+
+    /// Write the man pages (generated from these definitions).
+    #[command(hide = true)]
+    Man {
+        /// Directory to write chanmon.1 and the subcommand pages into.
+        #[arg(long, default_value = "man")]
+        out_dir: PathBuf,
+    },
+
+    /// Print shell completions.
+    #[command(hide = true)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Monitor ids to probe.
+    #[arg(value_parser = parse_id, required_unless_present = "all", conflicts_with = "all")]
+    pub ids: Vec<MonitorId>,
+
+    /// Probe every enabled monitor.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Do not record the results in the database.
+    #[arg(long)]
+    pub no_record: bool,
+
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this monitor.
+    #[arg(value_parser = parse_id)]
+    pub id: Option<MonitorId>,
+
+    /// Only this model.
+    #[arg(long)]
+    pub model: Option<String>,
+
+    /// From this time on: RFC 3339, a date, epoch ms, or a duration ago like `24h`.
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<Timestamp>,
+
+    /// Before this time (same forms as --since).
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<Timestamp>,
+
+    /// Paging: rows strictly older than this timestamp (pass the last row's time).
+    #[arg(long, value_parser = parse_time)]
+    pub before: Option<Timestamp>,
+
+    /// Only rows with this status.
+    #[arg(long, value_parser = parse_status)]
+    pub status: Option<Status>,
+
+    /// At most this many rows.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub limit: u32,
+
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this monitor (adds a timeline of its last 60 results per model).
+    #[arg(value_parser = parse_id)]
+    pub id: Option<MonitorId>,
+
+    /// Availability windows to show (repeatable).
+    #[arg(long = "window", value_parser = parse_duration, default_values = ["24h", "7d", "30d"])]
+    pub windows: Vec<Duration>,
+
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Delete raw rows older than this (default: `[retention] history`, 30d).
+    #[arg(long, value_parser = parse_duration)]
+    pub older_than: Option<Duration>,
+
+    /// Report what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Reclaim disk space afterwards (rewrites the file; slower).
+    #[arg(long)]
+    pub vacuum: bool,
+
+    /// Recompute the rollups from the raw rows first.
+    #[arg(long)]
+    pub rebuild_rollups: bool,
+
+    /// Print nothing on success (for cron).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+fn parse_id(s: &str) -> Result<MonitorId, String> {
+    MonitorId::parse(s)
+}
+
+fn parse_status(s: &str) -> Result<Status, String> {
+    s.parse()
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); e.g. 90s, 5m, 24h, 30d"))
+}
+
+/// A point in time, or a duration before now.
+fn parse_time(s: &str) -> Result<Timestamp, String> {
+    match Timestamp::parse(s) {
+        Ok(t) => Ok(t),
+        Err(e) => match humantime::parse_duration(s) {
+            Ok(d) => Ok(Timestamp::now().saturating_sub(d)),
+            Err(_) => Err(format!("{e}; or a duration ago like 24h")),
+        },
+    }
+}
+
+/// The clap command, for man pages and completions.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// Renders `chanmon.1` and one page per visible subcommand (`chanmon-check.1`, …) as
+/// (file name, roff bytes).
+pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let cmd = command();
+    let mut pages = Vec::new();
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
+    pages.push(("chanmon.1".to_owned(), buf));
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("chanmon-{}", sub.get_name());
+        let sub = sub.clone().name(name.clone());
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(sub).render(&mut buf)?;
+        pages.push((format!("{name}.1"), buf));
+    }
+    Ok(pages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definitions_are_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn check_needs_ids_or_all() {
+        assert!(Cli::try_parse_from(["chanmon", "check"]).is_err());
+        assert!(Cli::try_parse_from(["chanmon", "check", "--all"]).is_ok());
+        assert!(Cli::try_parse_from(["chanmon", "check", "a", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["chanmon", "check", "Bad Id"]).is_err());
+    }
+
+    #[test]
+    fn times_accept_durations_ago() {
+        let now = Timestamp::now();
+        let t = parse_time("1h").unwrap();
+        assert!(t.millis() <= now.millis() - 3_599_000);
+        assert!(parse_time("soon").is_err());
+    }
+}

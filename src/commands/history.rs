@@ -1,0 +1,29 @@
+//! `chanmon history`: recorded results, newest first, as a table, JSON or CSV.
+
+use std::path::Path;
+
+use super::{EXIT_CONFIG, EXIT_RUNTIME, OrExit, Outcome, format_of, load_config, print};
+use crate::cli::HistoryArgs;
+use crate::report;
+use crate::store::{HistoryQuery, Store};
+
+pub fn history(config_path: &Path, args: HistoryArgs, color: bool) -> Outcome {
+    let config = load_config(config_path, EXIT_CONFIG)?;
+    let store = Store::open_existing(&config.database).or_exit(EXIT_RUNTIME)?;
+    let q = HistoryQuery {
+        monitor: args.id,
+        model: args.model,
+        since: args.since,
+        until: args.until,
+        before: args.before,
+        status: args.status,
+        limit: args.limit as usize,
+    };
+    let rows = store.history(&q).or_exit(EXIT_RUNTIME)?;
+    print(&report::render_results(
+        &rows,
+        format_of(args.format),
+        color,
+    ));
+    Ok(0)
+}

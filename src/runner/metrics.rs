@@ -1,0 +1,92 @@
+//! The daemon's counters, kept in one place (lock-free atomics) for the logs today and an
+//! HTTP `/metrics` endpoint later.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use serde::Serialize;
+
+use crate::model::Status;
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub checks_started: AtomicU64,
+    /// Indexed by `Status::code()`; one per model result.
+    finished: [AtomicU64; 4],
+    /// Jobs dropped because the queue was full.
+    pub dropped: AtomicU64,
+    /// Jobs skipped because another process (a shell `chanmon check`) was probing the monitor.
+    pub skipped_busy: AtomicU64,
+    /// Probes whose worker started them within one tick of their due time.
+    pub started_on_time: AtomicU64,
+    pub started_late: AtomicU64,
+    /// Probes that panicked (recorded as error/internal).
+    pub panics: AtomicU64,
+    /// Results that could not be written even after retries.
+    pub write_failures: AtomicU64,
+    pub in_flight: AtomicU64,
+    pub queue_depth: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    pub checks_started: u64,
+    pub finished_operational: u64,
+    pub finished_degraded: u64,
+    pub finished_failed: u64,
+    pub finished_error: u64,
+    pub dropped: u64,
+    pub skipped_busy: u64,
+    pub started_on_time: u64,
+    pub started_late: u64,
+    pub panics: u64,
+    pub write_failures: u64,
+    pub in_flight: u64,
+    pub queue_depth: u64,
+}
+
+impl Metrics {
+    pub fn finished(&self, status: Status) {
+        self.finished[status.code() as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let f = |s: Status| self.finished[s.code() as usize].load(Relaxed);
+        Snapshot {
+            checks_started: self.checks_started.load(Relaxed),
+            finished_operational: f(Status::Operational),
+            finished_degraded: f(Status::Degraded),
+            finished_failed: f(Status::Failed),
+            finished_error: f(Status::Error),
+            dropped: self.dropped.load(Relaxed),
+            skipped_busy: self.skipped_busy.load(Relaxed),
+            started_on_time: self.started_on_time.load(Relaxed),
+            started_late: self.started_late.load(Relaxed),
+            panics: self.panics.load(Relaxed),
+            write_failures: self.write_failures.load(Relaxed),
+            in_flight: self.in_flight.load(Relaxed),
+            queue_depth: self.queue_depth.load(Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finished_counts_by_status() {
+        let m = Metrics::default();
+        m.finished(Status::Degraded);
+        m.finished(Status::Degraded);
+        m.finished(Status::Error);
+        let s = m.snapshot();
+        assert_eq!(
+            (
+                s.finished_degraded,
+                s.finished_error,
+                s.finished_operational
+            ),
+            (2, 1, 0)
+        );
+    }
+}

@@ -1,0 +1,270 @@
+//! When each monitor is due. Pure bookkeeping, no I/O and no clock of its own (callers pass
+//! `now`), so every rule here is unit-tested.
+//!
+//! Rules: next = previous scheduled time + interval (a slow check does not push the schedule),
+//! plus an optional random jitter that does not accumulate; a monitor in flight is never due;
+//! missed runs are skipped, not burst; first runs are spread about one per tick, never over
+//! more than one interval, so a restart does not fire everything at once.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+/// What the schedule needs to know about a monitor.
+pub trait Scheduled {
+    type Id: Clone + Eq + Hash + Ord;
+    fn id(&self) -> &Self::Id;
+    fn interval(&self) -> Duration;
+}
+
+struct Entry<T> {
+    target: T,
+    /// The unjittered scheduled time of the next run; successive runs are `interval` apart.
+    base: Instant,
+    /// `base` plus this run's jitter: when it is actually due.
+    due: Instant,
+    in_flight: bool,
+}
+
+/// A run that is due now.
+pub struct Due<T> {
+    pub target: T,
+    /// When it was due (for the start-lag metric).
+    pub due: Instant,
+}
+
+pub struct Schedule<T: Scheduled> {
+    entries: HashMap<T::Id, Entry<T>>,
+    tick: Duration,
+    jitter: Duration,
+    rng: fastrand::Rng,
+}
+
+impl<T: Scheduled + Clone> Schedule<T> {
+    pub fn new(tick: Duration, jitter: Duration) -> Self {
+        Schedule {
+            entries: HashMap::new(),
+            tick,
+            jitter,
+            rng: fastrand::Rng::new(),
+        }
+    }
+
+    #[cfg(test)]
+    fn with_seed(tick: Duration, jitter: Duration, seed: u64) -> Self {
+        Schedule {
+            rng: fastrand::Rng::with_seed(seed),
+            ..Schedule::new(tick, jitter)
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.entries.values().filter(|e| e.in_flight).count()
+    }
+
+    /// Replaces the set of monitors (start-up and reload). Kept monitors keep their place,
+    /// pulled earlier if their interval shrank; new ones are spread over the coming ticks;
+    /// removed ones are forgotten (a completion for them is ignored).
+    pub fn set_targets(&mut self, targets: Vec<T>, now: Instant) {
+        let mut old = std::mem::take(&mut self.entries);
+        let mut fresh: Vec<T> = Vec::new();
+        for t in targets {
+            match old.remove(t.id()) {
+                Some(mut e) => {
+                    let latest = now + t.interval();
+                    if e.base > latest {
+                        e.base = latest;
+                        e.due = latest;
+                    }
+                    e.target = t;
+                    self.entries.insert(e.target.id().clone(), e);
+                }
+                None => fresh.push(t),
+            }
+        }
+        fresh.sort_by(|a, b| a.id().cmp(b.id()));
+        let n = fresh.len() as u32;
+        for (i, t) in fresh.into_iter().enumerate() {
+            let window = t.interval().min(self.tick.saturating_mul(n.max(1)));
+            let offset = window.mul_f64(i as f64 / n.max(1) as f64);
+            let base = now + offset;
+            self.entries.insert(
+                t.id().clone(),
+                Entry {
+                    target: t,
+                    base,
+                    due: base,
+                    in_flight: false,
+                },
+            );
+        }
+    }
+
+    /// Monitors due at `now`, earliest first, each marked in flight and advanced to its next
+    /// run.
+    pub fn take_due(&mut self, now: Instant) -> Vec<Due<T>> {
+        let mut due = Vec::new();
+        for e in self.entries.values_mut() {
+            if e.in_flight || e.due > now {
+                continue;
+            }
+            due.push(Due {
+                target: e.target.clone(),
+                due: e.due,
+            });
+            e.in_flight = true;
+            let interval = e.target.interval().max(Duration::from_millis(1));
+            e.base += interval;
+            if e.base <= now {
+                // Skip the runs we missed instead of bursting them.
+                let behind = now - e.base;
+                let skip = (behind.as_nanos() / interval.as_nanos()) as u32 + 1;
+                e.base += interval * skip;
+            }
+            let jitter = if self.jitter.is_zero() {
+                Duration::ZERO
+            } else {
+                self.jitter.mul_f64(self.rng.f64())
+            };
+            e.due = e.base + jitter;
+        }
+        due.sort_by_key(|d| d.due);
+        due
+    }
+
+    /// The run finished, or its job was dropped: the monitor may be due again.
+    pub fn release(&mut self, id: &T::Id) {
+        if let Some(e) = self.entries.get_mut(id) {
+            e.in_flight = false;
+        }
+    }
+
+    /// When the next monitor is due (for tests and the idle log line).
+    pub fn next_due(&self) -> Option<Instant> {
+        self.entries
+            .values()
+            .filter(|e| !e.in_flight)
+            .map(|e| e.due)
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Debug)]
+    struct M(String, Duration);
+
+    impl Scheduled for M {
+        type Id = String;
+        fn id(&self) -> &String {
+            &self.0
+        }
+        fn interval(&self) -> Duration {
+            self.1
+        }
+    }
+
+    fn m(id: &str, secs: u64) -> M {
+        M(id.into(), Duration::from_secs(secs))
+    }
+
+    const TICK: Duration = Duration::from_secs(1);
+
+    fn ids(d: &[Due<M>]) -> Vec<String> {
+        d.iter().map(|d| d.target.0.clone()).collect()
+    }
+
+    #[test]
+    fn first_runs_are_spread_one_per_tick() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(TICK, Duration::ZERO);
+        s.set_targets(vec![m("a", 60), m("b", 60), m("c", 60)], t0);
+        assert_eq!(ids(&s.take_due(t0)), ["a"]);
+        assert_eq!(ids(&s.take_due(t0 + TICK)), ["b"]);
+        assert_eq!(ids(&s.take_due(t0 + TICK * 2)), ["c"]);
+    }
+
+    #[test]
+    fn spread_never_exceeds_one_interval() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(TICK, Duration::ZERO);
+        let many: Vec<M> = (0..1000).map(|i| m(&format!("m{i:04}"), 10)).collect();
+        s.set_targets(many, t0);
+        let all = s.take_due(t0 + Duration::from_secs(10));
+        assert_eq!(all.len(), 1000);
+    }
+
+    #[test]
+    fn next_run_is_previous_schedule_plus_interval_not_completion() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(TICK, Duration::ZERO);
+        s.set_targets(vec![m("a", 10)], t0);
+        assert_eq!(s.take_due(t0).len(), 1);
+        // The check took 7 s; it is still due at t0 + 10 s.
+        s.release(&"a".to_string());
+        assert!(s.take_due(t0 + Duration::from_secs(9)).is_empty());
+        let d = s.take_due(t0 + Duration::from_secs(10));
+        assert_eq!(d[0].due, t0 + Duration::from_secs(10));
+    }
+
+    #[test]
+    fn in_flight_is_never_due_and_missed_runs_are_skipped() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(TICK, Duration::ZERO);
+        s.set_targets(vec![m("a", 10)], t0);
+        assert_eq!(s.take_due(t0).len(), 1);
+        // Still in flight 35 s later: nothing due.
+        assert!(s.take_due(t0 + Duration::from_secs(35)).is_empty());
+        s.release(&"a".to_string());
+        // One run now, not three.
+        let late = t0 + Duration::from_secs(35);
+        assert_eq!(s.take_due(late).len(), 1);
+        s.release(&"a".to_string());
+        assert!(s.take_due(late + Duration::from_secs(4)).is_empty());
+        assert_eq!(s.take_due(t0 + Duration::from_secs(40)).len(), 1);
+    }
+
+    #[test]
+    fn jitter_is_bounded_and_does_not_accumulate() {
+        let t0 = Instant::now();
+        let jitter = Duration::from_secs(3);
+        let mut s = Schedule::with_seed(TICK, jitter, 7);
+        s.set_targets(vec![m("a", 10)], t0);
+        s.take_due(t0);
+        for k in 1..50u32 {
+            s.release(&"a".to_string());
+            let base = t0 + Duration::from_secs(10) * k;
+            let due = s.next_due().unwrap();
+            assert!(due >= base && due <= base + jitter, "run {k}");
+            assert_eq!(s.take_due(base + jitter).len(), 1);
+        }
+    }
+
+    #[test]
+    fn reload_keeps_places_adds_and_removes() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(TICK, Duration::ZERO);
+        s.set_targets(vec![m("a", 600), m("b", 600)], t0);
+        s.take_due(t0 + TICK);
+        s.release(&"a".to_string());
+        s.release(&"b".to_string());
+        // b removed, c added, a's interval shrinks to 20 s.
+        let t1 = t0 + Duration::from_secs(5);
+        s.set_targets(vec![m("a", 20), m("c", 600)], t1);
+        assert_eq!(s.len(), 2);
+        assert_eq!(ids(&s.take_due(t1)), ["c"]);
+        assert_eq!(ids(&s.take_due(t1 + Duration::from_secs(20))), ["a"]);
+        s.release(&"b".to_string()); // a late completion of a removed monitor is harmless
+        assert_eq!(s.len(), 2);
+    }
+}
