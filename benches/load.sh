@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Load bench for `chanmon run`: many monitors against the loopback mock upstream.
+#
+#   benches/load.sh [MONITORS] [INTERVAL] [WORKERS] [SECONDS] [MODEL] [QUEUE]
+#   benches/load.sh 10000 60s 64 200 delay-50-50      # the nominal run
+#   benches/load.sh 1000 10s 2 120 delay-50-50 64     # the overload run
+#
+# Builds release binaries, starts the mock, writes a config, runs the daemon for SECONDS,
+# samples its RSS and CPU once a second, stops it with SIGTERM and prints the counters of its
+# final summary line. Samples go to target/load-bench/samples.csv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-10000}; INTERVAL=${2:-60s}; WORKERS=${3:-64}; SECS=${4:-200}; MODEL=${5:-delay-50-50}; QUEUE=${6:-1024}
+OUT=target/load-bench; rm -rf "$OUT"; mkdir -p "$OUT"
+cargo build --release --bin chanmon --example mock_upstream >/dev/null 2>&1
+PORT=$((20000 + RANDOM % 20000))
+target/release/examples/mock_upstream --port "$PORT" --key bench-key >"$OUT/mock.log" 2>&1 &
+MOCK=$!
+trap 'kill $MOCK 2>/dev/null || true' EXIT
+sleep 1
+{
+  printf '[network]\nallow_http = true\nallow_cidrs = ["127.0.0.0/8"]\n\n'
+  printf '[runner]\nworkers = %s\nqueue = %s\ntick = "1s"\nshutdown_grace = "10s"\n\n' "$WORKERS" "$QUEUE"
+  printf '[defaults]\ninterval = "%s"\ntimeout = "5s"\ndegraded_after = "2s"\n' "$INTERVAL"
+  for i in $(seq 1 "$N"); do
+    printf '\n[[monitor]]\nid = "m%05d"\nprovider = "openai"\nendpoint = "http://127.0.0.1:%s"\napi_key = "bench-key"\nmodel = "%s"\n' "$i" "$PORT" "$MODEL"
+  done
+} >"$OUT/monitors.toml"
+export CHANMON_MASTER_KEY=0202020202020202020202020202020202020202020202020202020202020202
+target/release/chanmon --config "$OUT/monitors.toml" run 2>"$OUT/daemon.log" &
+D=$!
+HZ=$(getconf CLK_TCK)
+echo "t_s,rss_kib,cpu_s" >"$OUT/samples.csv"
+for t in $(seq 1 "$SECS"); do
+  sleep 1
+  rss=$(awk '/VmRSS/ {print $2}' /proc/$D/status)
+  cpu=$(awk -v hz="$HZ" '{print ($14 + $15) / hz}' /proc/$D/stat)
+  echo "$t,$rss,$cpu" >>"$OUT/samples.csv"
+done
+CPU=$(awk -v hz="$HZ" '{print ($14 + $15) / hz}' /proc/$D/stat)
+kill -TERM $D; wait $D
+python3 - "$OUT" "$SECS" "$CPU" <<'PY'
+import csv, re, sys
+out, secs, cpu = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+log = open(f"{out}/daemon.log").read()
+line = [l for l in log.splitlines() if "daemon stopped" in l][-1]
+m = dict((k, int(v)) for k, v in re.findall(r"(\w+): (\d+)", line))
+rows = list(csv.DictReader(open(f"{out}/samples.csv")))
+rss = [int(r["rss_kib"]) for r in rows]
+started = m["checks_started"]
+on_time = m["started_on_time"] / max(1, m["started_on_time"] + m["started_late"])
+fin = sum(m[k] for k in ("finished_operational", "finished_degraded", "finished_failed", "finished_error"))
+q = len(rss) // 4 or 1
+print(f"checks started: {started} in {secs} s = {started / secs:.1f} checks/s")
+print(f"finished: {fin} (operational {m['finished_operational']}, degraded {m['finished_degraded']}, failed {m['finished_failed']}, error {m['finished_error']})")
+print(f"started within one tick of due: {on_time * 100:.3f} %")
+print(f"dropped: {m['dropped']}")
+print(f"CPU: {cpu:.1f} s total, {cpu * 1000 / max(1, started):.3f} ms per check")
+print(f"RSS: peak {max(rss) / 1024:.1f} MiB; mean by quarter {[round(sum(rss[i:i+q]) / len(rss[i:i+q]) / 1024, 1) for i in range(0, len(rss), q)]} MiB")
+PY
