@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use anyhow::Context;
+
 use super::{EXIT_CONFIG, EXIT_RUNTIME, OrExit, Outcome, format_of, load_config, print};
 use crate::cli::HistoryArgs;
 use crate::report;
@@ -19,7 +21,10 @@ pub fn history(config_path: &Path, args: HistoryArgs, color: bool) -> Outcome {
         status: args.status,
         limit: args.limit as usize,
     };
-    let rows = store.history(&q).or_exit(EXIT_RUNTIME)?;
+    let rows = store
+        .history(&q)
+        .with_context(|| format!("reading history from {}", config.database.display()))
+        .or_exit(EXIT_RUNTIME)?;
     print(&report::render_results(
         &rows,
         format_of(args.format),

@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use anyhow::Context;
+
 use super::{EXIT_CONFIG, EXIT_RUNTIME, OrExit, Outcome, load_config, print};
 use crate::cli::PruneArgs;
 use crate::model::Timestamp;
@@ -14,6 +16,7 @@ pub fn prune(config_path: &Path, args: PruneArgs) -> Outcome {
     let now = Timestamp::now();
     let report = store
         .prune(now, older_than, args.dry_run)
+        .with_context(|| format!("pruning {}", config.database.display()))
         .or_exit(EXIT_RUNTIME)?;
     if !args.quiet {
         let verb = if args.dry_run {

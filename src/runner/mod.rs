@@ -102,11 +102,19 @@ pub fn prepare(monitors: Vec<Monitor>, clients: &mut Clients) -> Vec<Arc<Target>
 /// Probes a target in its own task, so a panic inside the probe becomes an `error`/`internal`
 /// result per model instead of taking the caller down.
 pub async fn probe_isolated(target: Arc<Target>, model_concurrency: usize) -> Vec<CheckResult> {
-    let started_at = Timestamp::now();
     let t = target.clone();
-    let mut task = AbortOnDrop(tokio::spawn(async move {
+    isolate(&target.monitor, async move {
         probe::probe_monitor(&t.monitor, &t.client, t.redactor.clone(), model_concurrency).await
-    }));
+    })
+    .await
+}
+
+async fn isolate<F>(monitor: &Monitor, probe: F) -> Vec<CheckResult>
+where
+    F: Future<Output = Vec<CheckResult>> + Send + 'static,
+{
+    let started_at = Timestamp::now();
+    let mut task = AbortOnDrop(tokio::spawn(probe));
     match (&mut task.0).await {
         Ok(results) => results,
         Err(e) => {
@@ -115,8 +123,8 @@ pub async fn probe_isolated(target: Arc<Target>, model_concurrency: usize) -> Ve
             } else {
                 "the probe was cancelled"
             };
-            tracing::error!(monitor = %target.monitor.config.id, "{why}");
-            internal_error_results(&target.monitor, started_at, why)
+            tracing::error!(monitor = %monitor.config.id, "{why}");
+            internal_error_results(monitor, started_at, why)
         }
     }
 }
@@ -486,4 +494,39 @@ async fn run_job(ctx: &WorkerCtx, job: Job) {
         }
     };
     let _ = ctx.done.send(Done { id, statuses });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn monitor() -> Monitor {
+        let text = "[[monitor]]\nid = \"m\"\nprovider = \"openai\"\nendpoint = \"https://api.example.com\"\napi_key = \"sk-abc\"\nmodel = \"a\"\nextra_models = [\"b\"]\nheaders = { x-token = \"tok-123\" }\n";
+        let loaded = config::parse(text, std::path::Path::new("t.toml"), &|_| None).unwrap();
+        let config = loaded.config.monitors.into_iter().next().unwrap();
+        Monitor {
+            config,
+            key: KeyState::Ready(crate::secret::Secret::new("sk-abc")),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_probe_becomes_an_internal_error_per_model() {
+        let m = monitor();
+        let results = isolate(&m, async { panic!("boom") }).await;
+        assert_eq!(results.len(), 2);
+        assert!(
+            results
+                .iter()
+                .all(|r| r.status == Status::Error && r.kind == Kind::Internal)
+        );
+        assert_eq!(results[1].model, "b");
+    }
+
+    #[test]
+    fn the_redactor_covers_the_key_and_header_values() {
+        let r = redactor_for(&monitor());
+        let out = r.redact("key sk-abc and token tok-123");
+        assert!(!out.contains("sk-abc") && !out.contains("tok-123"), "{out}");
+    }
 }
