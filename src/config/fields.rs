@@ -44,10 +44,9 @@ impl<'t, 'i> Section<'t, 'i> {
             }
             let mut msg = format!("unknown key `{name}` in {}", self.ctx);
             if let Some(h) = hint(name) {
-                msg.push_str("; ");
-                msg.push_str(&h);
+                msg.push_str(&format!(" ({h})"));
             } else if let Some(close) = closest(name, allowed) {
-                msg.push_str(&format!("; did you mean `{close}`?"));
+                msg.push_str(&format!(" (did you mean `{close}`?)"));
             }
             msg.push_str(&format!("; allowed keys: {}", allowed.join(", ")));
             d.error(&key.span(), msg);
@@ -362,7 +361,8 @@ mod tests {
         });
         assert_eq!(errs.len(), 1);
         assert!(
-            errs[0].starts_with("1:1 unknown key `workerz` in [t]; did you mean `workers`?"),
+            errs[0]
+                .starts_with("1:1 unknown key `workerz` in [t] (did you mean `workers`?); allowed"),
             "{errs:?}"
         );
         assert!(errs[0].contains("allowed keys: workers, queue"), "{errs:?}");

@@ -203,7 +203,7 @@ fn unknown_keys_everywhere_list_the_allowed_ones() {
     assert_error(
         &format!("databse = \"x\"\n{MON}"),
         1,
-        "did you mean `database`?",
+        "(did you mean `database`?)",
     );
     assert_error(
         &format!("[runner]\nworker = 1\n{MON}"),
