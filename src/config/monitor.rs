@@ -274,7 +274,9 @@ fn read_key(
             (None, None)
         }
         (Some(k), None) => {
-            if k.v.is_empty() {
+            // Keys never contain spaces; a stray newline from `$(cat keyfile)` is not part of it.
+            let key = k.v.trim();
+            if key.is_empty() {
                 d.error(
                     &k.span,
                     format!(
@@ -283,14 +285,14 @@ fn read_key(
                     ),
                 );
                 (None, None)
-            } else if k.v.chars().any(char::is_control) {
+            } else if key.chars().any(char::is_control) {
                 d.error(
                     &k.span,
                     format!("{} contains control characters", s.name("api_key")),
                 );
                 (None, None)
             } else {
-                (Some(Secret::new(k.v)), None)
+                (Some(Secret::new(key)), None)
             }
         }
         (None, Some(v)) => {
@@ -305,7 +307,10 @@ fn read_key(
                 );
                 return (None, None);
             }
-            match env(&v.v).filter(|k| !k.is_empty()) {
+            match env(&v.v)
+                .map(|k| k.trim().to_owned())
+                .filter(|k| !k.is_empty())
+            {
                 Some(k) if k.chars().any(char::is_control) => {
                     d.error(
                         &v.span,

@@ -513,6 +513,18 @@ fn api_key_rules() {
         "`api_key` in monitor `m` is empty",
     );
     assert_error(&format!("{base}api_key = \"${{EMPTY}}\"\n"), 6, "is empty");
+    assert_error(&format!("{base}api_key = \"  \"\n"), 6, "is empty");
+    assert_error(
+        &format!("{base}api_key = \"a\\u0000b\"\n"),
+        6,
+        "control characters",
+    );
+    let trimmed = ok(&format!("{base}api_key = \"${{OPENAI_KEY}}\\n\"\n"));
+    let key = trimmed.config.monitors[0]
+        .api_key
+        .as_ref()
+        .map(Secret::expose);
+    assert_eq!(key, Some("sk-openai"));
     assert_error(
         &format!("{base}api_key_env = \"not-a-name\"\n"),
         6,
