@@ -115,7 +115,7 @@ pub(crate) fn read(
     let provider = match &eff.provider {
         Some(p) => Some(p.v),
         None => {
-            if s.raw("provider").is_none() {
+            if !eff.provider_written {
                 d.error(
                     &s.span,
                     format!(

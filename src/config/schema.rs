@@ -88,22 +88,32 @@ pub(crate) fn build(text: &str, path: &Path, env: Env<'_>) -> Result<Loaded, Con
     }
     for (span, table) in tables {
         let s = Section::new(table, span.clone(), "[[monitor]]");
-        let Some(m) = monitor::read(&s, &defaults, &network, env, &mut d) else {
-            continue;
-        };
-        if let Some(line) = first_line.get(m.id.as_str()) {
-            let at = s.raw("id").map_or(span, |(_, v)| v.span());
-            d.error(
-                &at,
-                format!(
-                    "duplicate monitor id `{}`: already used by the monitor at line {line}; ids must be unique",
-                    m.id
-                ),
-            );
-            continue;
+        // Checked on the raw id so a duplicate is found even when either monitor has other
+        // problems.
+        let mut duplicate = false;
+        if let Some((_, v)) = s.raw("id")
+            && let Some(id) = v.get_ref().as_str()
+        {
+            match first_line.get(id) {
+                Some(line) => {
+                    duplicate = true;
+                    d.error(
+                        &v.span(),
+                        format!(
+                            "duplicate monitor id `{id}`: already used by the monitor at line {line}; ids must be unique"
+                        ),
+                    );
+                }
+                None => {
+                    first_line.insert(id.to_owned(), d.line_of(span.start));
+                }
+            }
         }
-        first_line.insert(m.id.to_string(), m.line);
-        monitors.push(m);
+        if let Some(m) = monitor::read(&s, &defaults, &network, env, &mut d)
+            && !duplicate
+        {
+            monitors.push(m);
+        }
     }
 
     if d.has_errors() {

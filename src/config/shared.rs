@@ -49,6 +49,8 @@ pub(crate) struct BodyKey {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Shared {
     pub provider: Option<Sp<Provider>>,
+    /// `provider` was written (even if invalid, which is reported where it was written).
+    pub provider_written: bool,
     pub api: Option<Sp<ApiMode>>,
     pub interval: Option<Sp<Duration>>,
     pub timeout: Option<Sp<Duration>>,
@@ -103,6 +105,7 @@ impl Shared {
             });
         Shared {
             provider,
+            provider_written: s.raw("provider").is_some(),
             api,
             interval: s.duration(
                 d,
@@ -146,6 +149,7 @@ impl Shared {
         }
         Shared {
             provider: self.provider.or_else(|| defaults.provider.clone()),
+            provider_written: self.provider_written || defaults.provider_written,
             api: self.api.or_else(|| defaults.api.clone()),
             interval: self.interval.or_else(|| defaults.interval.clone()),
             timeout: self.timeout.or_else(|| defaults.timeout.clone()),

@@ -309,6 +309,13 @@ fn provider_and_api_modes() {
         "unknown provider \"mistral\" in monitor `m`; allowed: openai, anthropic, gemini",
     );
     assert_error(&mon("api = \"completions\""), 7, "unknown api mode");
+    // A bad provider in [defaults] is reported once, not again as missing in each monitor.
+    let no_provider = MON.replace("provider = \"openai\"\n", "");
+    let errs = errors(&format!(
+        "[defaults]\nprovider = \"azure\"\n{no_provider}{no_provider}"
+    ));
+    assert_eq!(errs.len(), 2, "{errs:#?}"); // the provider, and the duplicate id
+    assert!(errs[0].starts_with("2:12 unknown provider"), "{errs:#?}");
     assert_error(
         &format!("{anthropic}api = \"responses\"\n"),
         7,
