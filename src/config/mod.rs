@@ -1,7 +1,14 @@
 //! The TOML config: schema, `${VAR}` interpolation, validation with file:line:column errors.
 //!
-//! `load` is the only entry point. A config that fails validation never reaches the rest of the
-//! program (no daemon starts, the database is not touched).
+//! `load` (a file) and `parse` (text, for tests) are the entry points. A config that fails
+//! validation never reaches the rest of the program (no daemon starts, the database is not
+//! touched), and every problem is reported, not just the first.
+//!
+//! The TOML is parsed into a spanned tree (`toml::de::DeTable`), `${VAR}` is interpolated in
+//! that tree (`interp`), then read table by table with typed, position-aware getters
+//! (`fields`): the document in `schema`, `[network]` in `network`, the keys `[defaults]` shares
+//! with `[[monitor]]` in `shared`, one monitor in `monitor`. The value rules themselves
+//! (origins, models, headers, reserved body keys) are plain functions in `validate`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
