@@ -1,7 +1,14 @@
 //! The TOML config: schema, `${VAR}` interpolation, validation with file:line:column errors.
 //!
-//! `load` is the only entry point. A config that fails validation never reaches the rest of the
-//! program (no daemon starts, the database is not touched).
+//! `load` (a file) and `parse` (text, for tests) are the entry points. A config that fails
+//! validation never reaches the rest of the program (no daemon starts, the database is not
+//! touched), and every problem is reported, not just the first.
+//!
+//! The TOML is parsed into a spanned tree (`toml::de::DeTable`), `${VAR}` is interpolated in
+//! that tree (`interp`), then read table by table with typed, position-aware getters
+//! (`fields`): the document in `schema`, `[network]` in `network`, the keys `[defaults]` shares
+//! with `[[monitor]]` in `shared`, one monitor in `monitor`. The value rules themselves
+//! (origins, models, headers, reserved body keys) are plain functions in `validate`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -12,6 +19,20 @@ use url::Url;
 use crate::model::MonitorId;
 use crate::net::NetworkPolicy;
 use crate::secret::Secret;
+
+mod diag;
+mod fields;
+mod interp;
+mod monitor;
+mod network;
+mod schema;
+mod shared;
+pub mod validate;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
 
 /// Environment variable naming the config file.
 pub const CONFIG_ENV: &str = "CHANMON_CONFIG";
@@ -198,14 +219,19 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.message
-        )
+        // Line 0 marks a problem with the file as a whole (unreadable, no monitors).
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )
+        }
     }
 }
 
@@ -236,8 +262,35 @@ pub struct Loaded {
 
 /// Reads, interpolates, parses and validates the config at `path`.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let _ = path;
-    todo!("config::load")
+    let bytes = std::fs::read(path).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            format!(
+                "; pass --config FILE or set {CONFIG_ENV} (see monitors.example.toml for a start)"
+            )
+        } else {
+            String::new()
+        };
+        ConfigError::file(path, format!("cannot read the config file: {e}{hint}"))
+    })?;
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let bytes = e.as_bytes();
+            // Everything before `valid` is UTF-8, so the position can be computed on it.
+            let prefix = String::from_utf8_lossy(&bytes[..valid]);
+            let (line, column) = diag::position(&prefix, valid);
+            return Err(ConfigError {
+                errors: vec![Diagnostic {
+                    file: path.to_path_buf(),
+                    line,
+                    column,
+                    message: "the config file is not valid UTF-8; save it as UTF-8".into(),
+                }],
+            });
+        }
+    };
+    parse(&text, path, &|v| std::env::var(v).ok())
 }
 
 /// Same as [`load`] on text already in memory; `path` is used for messages and to resolve the
@@ -247,6 +300,19 @@ pub fn parse(
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ConfigError> {
-    let _ = (text, path, env);
-    todo!("config::parse")
+    schema::build(text, path, env)
+}
+
+impl ConfigError {
+    /// A single problem with the file as a whole (line 0: no position).
+    pub fn file(path: &Path, message: impl Into<String>) -> Self {
+        ConfigError {
+            errors: vec![Diagnostic {
+                file: path.to_path_buf(),
+                line: 0,
+                column: 0,
+                message: message.into(),
+            }],
+        }
+    }
 }

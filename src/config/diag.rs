@@ -1,0 +1,172 @@
+//! Collects every problem found in one config file and turns byte offsets into 1-based
+//! line:column positions.
+//!
+//! Validation never stops at the first problem: each check reports here and carries on, and
+//! the caller decides at the end whether the config is usable.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::path::Path;
+
+use super::Diagnostic;
+
+/// A byte range in the config text.
+pub(crate) type Span = Range<usize>;
+
+/// A value together with where it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Sp<T> {
+    pub v: T,
+    pub span: Span,
+}
+
+impl<T> Sp<T> {
+    pub fn new(v: T, span: Span) -> Self {
+        Sp { v, span }
+    }
+}
+
+pub(crate) struct Diags<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+    /// Values whose `${VAR}` interpolation failed. Any later complaint about the same value
+    /// (an endpoint that does not parse, an empty key) would only repeat that problem.
+    poisoned: HashSet<(usize, usize)>,
+}
+
+impl<'a> Diags<'a> {
+    pub fn new(file: &'a Path, text: &'a str) -> Self {
+        Diags {
+            file,
+            text,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            poisoned: HashSet::new(),
+        }
+    }
+
+    pub fn error(&mut self, span: &Span, message: impl Into<String>) {
+        if self.poisoned.contains(&(span.start, span.end)) {
+            return;
+        }
+        let d = self.at(span.start, message.into());
+        self.errors.push(d);
+    }
+
+    /// A problem with the file as a whole (no position).
+    pub fn file_error(&mut self, message: impl Into<String>) {
+        let d = self.file_level(message.into());
+        self.errors.push(d);
+    }
+
+    pub fn warn(&mut self, span: &Span, message: impl Into<String>) {
+        let d = self.at(span.start, message.into());
+        self.warnings.push(d);
+    }
+
+    pub fn file_warn(&mut self, message: impl Into<String>) {
+        let d = self.file_level(message.into());
+        self.warnings.push(d);
+    }
+
+    /// Marks a value whose interpolation failed (see `poisoned`).
+    pub fn poison(&mut self, span: &Span) {
+        self.poisoned.insert((span.start, span.end));
+    }
+
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// 1-based line of a byte offset.
+    pub fn line_of(&self, offset: usize) -> usize {
+        position(self.text, offset).0
+    }
+
+    /// Errors and warnings, each sorted by position with exact repeats removed.
+    pub fn finish(self) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+        (sorted(self.errors), sorted(self.warnings))
+    }
+
+    fn at(&self, offset: usize, message: String) -> Diagnostic {
+        let (line, column) = position(self.text, offset);
+        Diagnostic {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    fn file_level(&self, message: String) -> Diagnostic {
+        Diagnostic {
+            file: self.file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message,
+        }
+    }
+}
+
+fn sorted(mut v: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    // Stable: problems at the same position keep the order they were found in.
+    v.sort_by_key(|d| (d.line, d.column));
+    let mut seen = HashSet::new();
+    v.retain(|d| seen.insert((d.line, d.column, d.message.clone())));
+    v
+}
+
+/// 1-based (line, column) of a byte offset; the column counts characters, not bytes.
+/// Works on bytes so that an offset that is out of range or inside a character cannot panic.
+pub(crate) fn position(text: &str, offset: usize) -> (usize, usize) {
+    let bytes = text.as_bytes();
+    let prefix = &bytes[..offset.min(bytes.len())];
+    let line_start = prefix
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let line = 1 + prefix.iter().filter(|&&b| b == b'\n').count();
+    // UTF-8 continuation bytes are 0b10xx_xxxx; every other byte starts a character.
+    let column = 1 + prefix[line_start..]
+        .iter()
+        .filter(|&&b| b & 0xC0 != 0x80)
+        .count();
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based_and_count_characters() {
+        let text = "a = 1\nbé = \"x\"\n";
+        assert_eq!(position(text, 0), (1, 1));
+        assert_eq!(position(text, 4), (1, 5));
+        assert_eq!(position(text, 6), (2, 1));
+        // `=` after `bé `: byte 10, but the fourth character of the line.
+        assert_eq!(position(text, 10), (2, 4));
+        // Out of range and mid-character offsets do not panic.
+        assert_eq!(position(text, 1000).0, 3);
+        assert_eq!(position(text, 8), (2, 3));
+    }
+
+    #[test]
+    fn poisoned_spans_are_silenced_and_output_is_sorted() {
+        let text = "a\nb\nc\n";
+        let mut d = Diags::new(Path::new("x.toml"), text);
+        d.error(&(4..5), "third");
+        d.error(&(0..1), "first");
+        d.error(&(0..1), "first");
+        d.poison(&(2..3));
+        d.error(&(2..3), "hidden");
+        let (errors, _) = d.finish();
+        let lines: Vec<_> = errors
+            .iter()
+            .map(|e| (e.line, e.message.as_str()))
+            .collect();
+        assert_eq!(lines, vec![(1, "first"), (3, "third")]);
+    }
+}

@@ -1,0 +1,514 @@
+//! One `[[monitor]]` table: its own keys over `[defaults]`, checked against each other
+//! (timeouts against the interval, headers and body against the provider's protocol) and
+//! resolved into a [`MonitorConfig`].
+
+use std::time::Duration;
+
+use url::Url;
+
+use super::diag::{Diags, Sp};
+use super::fields::{Section, fmt_duration};
+use super::interp::{Env, is_var_name};
+use super::network::NetworkOverride;
+use super::shared::{DEFAULT_KEYS, Shared};
+use super::validate::{
+    MAX_EXTRA_MODELS, auth_header, check_label, check_model, parse_endpoint, protocol_body_keys,
+};
+use super::{ApiMode, MonitorConfig, Provider};
+use crate::model::MonitorId;
+use crate::net::NetworkPolicy;
+use crate::secret::Secret;
+
+pub(crate) const MONITOR_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "provider",
+    "api",
+    "endpoint",
+    "api_key",
+    "api_key_env",
+    "model",
+    "extra_models",
+    "interval",
+    "timeout",
+    "degraded_after",
+    "group",
+    "enabled",
+    "headers",
+    "body",
+    "challenge",
+    "stream",
+    "network",
+];
+
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_DEGRADED_AFTER: Duration = Duration::from_secs(10);
+
+/// The public origin of each provider, used when `endpoint` is left out.
+pub(crate) fn default_endpoint(provider: Provider) -> &'static str {
+    match provider {
+        Provider::OpenAi => "https://api.openai.com",
+        Provider::Anthropic => "https://api.anthropic.com",
+        Provider::Gemini => "https://generativelanguage.googleapis.com",
+    }
+}
+
+fn monitor_hint(key: &str) -> Option<String> {
+    match key {
+        "url" | "base_url" | "host" | "origin" => {
+            Some("use `endpoint` (the origin only, e.g. https://api.openai.com)".into())
+        }
+        "models" => {
+            Some("use `model` for the primary model and `extra_models` for the rest".into())
+        }
+        "key" | "apikey" | "token" => Some("use `api_key` or `api_key_env`".into()),
+        _ => None,
+    }
+}
+
+pub(crate) fn defaults_hint(key: &str) -> Option<String> {
+    (MONITOR_KEYS.contains(&key) && !DEFAULT_KEYS.contains(&key))
+        .then(|| format!("`{key}` cannot be a default: set it in each [[monitor]]"))
+}
+
+/// Reads one monitor. `None` when a required key is missing or unusable (already reported).
+pub(crate) fn read(
+    s: &Section<'_, '_>,
+    defaults: &Shared,
+    global: &NetworkPolicy,
+    env: Env<'_>,
+    d: &mut Diags<'_>,
+) -> Option<MonitorConfig> {
+    let line = d.line_of(s.span.start);
+
+    let id = match s.string(d, "id") {
+        Some(raw) => match MonitorId::parse(&raw.v) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                d.error(&raw.span, format!("monitor id: {e}"));
+                None
+            }
+        },
+        None => {
+            if s.raw("id").is_none() {
+                d.error(
+                    &s.span,
+                    "this [[monitor]] has no `id`; add a stable slug such as id = \"openai-main\"",
+                );
+            }
+            None
+        }
+    };
+    // From here on, messages name the monitor.
+    let ctx = match &id {
+        Some(id) => format!("monitor `{id}`"),
+        None => format!("the [[monitor]] at line {line}"),
+    };
+    let s = Section::new(s.table, s.span.clone(), ctx);
+    s.check_keys(d, MONITOR_KEYS, &monitor_hint);
+
+    let own = Shared::read(&s, d);
+    let api_set_here = own.api.clone();
+    let eff = own.over(defaults);
+
+    let provider = match &eff.provider {
+        Some(p) => Some(p.v),
+        None => {
+            if !eff.provider_written {
+                d.error(
+                    &s.span,
+                    format!(
+                        "{} has no `provider`; set provider = \"openai\", \"anthropic\" or \"gemini\" (here or in [defaults])",
+                        s.ctx
+                    ),
+                );
+            }
+            None
+        }
+    };
+    let api = resolve_api(&s, provider, api_set_here, eff.api.clone(), d);
+
+    let network = match s.table(d, "network", format!("[monitor.network] of {}", s.ctx)) {
+        Some(t) => NetworkOverride::read(&t, d).apply(global),
+        None => global.clone(),
+    };
+    let endpoint = provider.and_then(|p| read_endpoint(&s, p, &network, d));
+    let (api_key, api_key_env) = read_key(&s, env, d);
+    let models = read_models(&s, d);
+
+    let interval = eff.interval.as_ref().map_or(DEFAULT_INTERVAL, |i| i.v);
+    let timeout = resolve_timeout(&s, interval, eff.timeout.as_ref(), d);
+    let degraded_after = resolve_degraded(
+        &s,
+        timeout,
+        eff.timeout.is_some(),
+        eff.degraded_after.as_ref(),
+        d,
+    );
+
+    let name = match s.string(d, "name") {
+        Some(n) => match check_label(&n.v, "name") {
+            Ok(()) => Some(n.v),
+            Err(e) => {
+                d.error(&n.span, format!("{}: {e}", s.name("name")));
+                None
+            }
+        },
+        None => None,
+    };
+
+    if let Some(p) = provider {
+        check_provider_headers(&s, p, &eff, d);
+        check_body_keys(&s, p, api, &eff, d);
+    }
+
+    let id = id?;
+    let (model, extra_models) = models?;
+    Some(MonitorConfig {
+        name: name.unwrap_or_else(|| id.to_string()),
+        id,
+        provider: provider?,
+        api,
+        endpoint: endpoint?,
+        api_key,
+        api_key_env,
+        model,
+        extra_models,
+        interval,
+        timeout,
+        degraded_after,
+        group: eff.group.map(|g| g.v),
+        enabled: eff.enabled.unwrap_or(true),
+        headers: eff
+            .headers
+            .into_iter()
+            .map(|h| (h.name, Secret::new(h.value.v)))
+            .collect(),
+        body: eff.body.into_iter().map(|b| (b.key.v, b.value)).collect(),
+        challenge: eff.challenge.unwrap_or(true),
+        stream: eff.stream.unwrap_or(true),
+        network,
+        line,
+    })
+}
+
+/// `api` only means something for openai. Set on the monitor itself for another provider,
+/// `responses` is an error; inherited from `[defaults]` it simply does not apply.
+fn resolve_api(
+    s: &Section<'_, '_>,
+    provider: Option<Provider>,
+    own: Option<Sp<ApiMode>>,
+    eff: Option<Sp<ApiMode>>,
+    d: &mut Diags<'_>,
+) -> ApiMode {
+    match provider {
+        Some(Provider::OpenAi) => eff.map_or(ApiMode::Chat, |a| a.v),
+        Some(p) => {
+            if let Some(a) = own.filter(|a| a.v == ApiMode::Responses) {
+                d.error(
+                    &a.span,
+                    format!(
+                        "api = \"responses\" in {} works only with provider = \"openai\", not \"{p}\"; remove `api`",
+                        s.ctx
+                    ),
+                );
+            }
+            ApiMode::Chat
+        }
+        None => ApiMode::Chat,
+    }
+}
+
+fn read_endpoint(
+    s: &Section<'_, '_>,
+    provider: Provider,
+    network: &NetworkPolicy,
+    d: &mut Diags<'_>,
+) -> Option<Url> {
+    let Some(raw) = s.string(d, "endpoint") else {
+        if s.raw("endpoint").is_some() {
+            return None;
+        }
+        return Some(
+            Url::parse(default_endpoint(provider)).expect("the built-in endpoints are valid URLs"),
+        );
+    };
+    match parse_endpoint(&raw.v) {
+        Ok(url) if url.scheme() == "http" && !network.allow_http => {
+            d.error(
+                &raw.span,
+                format!(
+                    "{}: plain http is not allowed; use https, or set allow_http = true in [network] (all monitors) or in [monitor.network] (this one)",
+                    s.name("endpoint")
+                ),
+            );
+            None
+        }
+        Ok(url) => Some(url),
+        Err(e) => {
+            d.error(&raw.span, format!("{}: {e}", s.name("endpoint")));
+            None
+        }
+    }
+}
+
+/// `api_key` or `api_key_env`, exactly one. An unset `api_key_env` is only a warning: the key
+/// sealed in the database from an earlier run is used.
+fn read_key(
+    s: &Section<'_, '_>,
+    env: Env<'_>,
+    d: &mut Diags<'_>,
+) -> (Option<Secret>, Option<String>) {
+    let key = s.string(d, "api_key");
+    let var = s.string(d, "api_key_env");
+    match (key, var) {
+        (Some(_), Some(v)) => {
+            d.error(
+                &v.span,
+                format!(
+                    "{} sets both `api_key` and `api_key_env`; keep exactly one",
+                    s.ctx
+                ),
+            );
+            (None, None)
+        }
+        (Some(k), None) => {
+            // Keys never contain spaces; a stray newline from `$(cat keyfile)` is not part of it.
+            let key = k.v.trim();
+            if key.is_empty() {
+                d.error(
+                    &k.span,
+                    format!(
+                        "{} is empty; write the key, use ${{VAR}}, or use api_key_env = \"VAR\"",
+                        s.name("api_key")
+                    ),
+                );
+                (None, None)
+            } else if key.chars().any(char::is_control) {
+                d.error(
+                    &k.span,
+                    format!("{} contains control characters", s.name("api_key")),
+                );
+                (None, None)
+            } else {
+                (Some(Secret::new(key)), None)
+            }
+        }
+        (None, Some(v)) => {
+            if !is_var_name(&v.v) {
+                d.error(
+                    &v.span,
+                    format!(
+                        "{}: \"{}\" is not an environment variable name (ASCII letters, digits and `_`, e.g. \"OPENAI_API_KEY\")",
+                        s.name("api_key_env"),
+                        v.v
+                    ),
+                );
+                return (None, None);
+            }
+            match env(&v.v)
+                .map(|k| k.trim().to_owned())
+                .filter(|k| !k.is_empty())
+            {
+                Some(k) if k.chars().any(char::is_control) => {
+                    d.error(
+                        &v.span,
+                        format!("the value of ${} contains control characters", v.v),
+                    );
+                    (None, Some(v.v))
+                }
+                Some(k) => (Some(Secret::new(k)), Some(v.v)),
+                None => {
+                    d.warn(
+                        &v.span,
+                        format!(
+                            "api_key_env {} is unset; the key stored in the database will be used ({})",
+                            v.v, s.ctx
+                        ),
+                    );
+                    (None, Some(v.v))
+                }
+            }
+        }
+        (None, None) => {
+            if s.raw("api_key").is_none() && s.raw("api_key_env").is_none() {
+                d.error(
+                    &s.span,
+                    format!(
+                        "{} has no key; set api_key_env = \"VAR\" (the variable holding the key) or api_key = \"${{VAR}}\"",
+                        s.ctx
+                    ),
+                );
+            }
+            (None, None)
+        }
+    }
+}
+
+/// The primary model and the extra ones: valid names, at most 16 extras, no repeats.
+fn read_models(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<(String, Vec<String>)> {
+    let model = s.string(d, "model");
+    if model.is_none() && s.raw("model").is_none() {
+        d.error(
+            &s.span,
+            format!(
+                "{} has no `model`; set the model to check, e.g. model = \"gpt-4o-mini\"",
+                s.ctx
+            ),
+        );
+    }
+    let extras = s.string_list(d, "extra_models");
+    if let Some(list) = &extras
+        && list.v.len() > MAX_EXTRA_MODELS
+    {
+        d.error(
+            &list.span,
+            format!(
+                "{} lists {} models; at most {MAX_EXTRA_MODELS} are allowed (each one is a paid request per run)",
+                s.name("extra_models"),
+                list.v.len()
+            ),
+        );
+    }
+    let all: Vec<&Sp<String>> = model
+        .iter()
+        .chain(extras.iter().flat_map(|l| l.v.iter()))
+        .collect();
+    let mut ok = true;
+    for (i, m) in all.iter().enumerate() {
+        if let Err(e) = check_model(&m.v) {
+            d.error(&m.span, format!("{}: {e}", s.ctx));
+            ok = false;
+        } else if let Some(first) = all[..i].iter().find(|p| p.v == m.v) {
+            let line = d.line_of(first.span.start);
+            d.error(
+                &m.span,
+                format!(
+                    "model \"{}\" appears twice in {} (first at line {line}); each model is checked once per run",
+                    m.v, s.ctx
+                ),
+            );
+            ok = false;
+        }
+    }
+    let model = model?;
+    let too_many = extras
+        .as_ref()
+        .is_some_and(|l| l.v.len() > MAX_EXTRA_MODELS);
+    (ok && !too_many).then(|| {
+        (
+            model.v,
+            extras
+                .map(|l| l.v.into_iter().map(|m| m.v).collect())
+                .unwrap_or_default(),
+        )
+    })
+}
+
+fn resolve_timeout(
+    s: &Section<'_, '_>,
+    interval: Duration,
+    set: Option<&Sp<Duration>>,
+    d: &mut Diags<'_>,
+) -> Duration {
+    match set {
+        Some(t) => {
+            if t.v >= interval {
+                d.error(
+                    &t.span,
+                    format!(
+                        "timeout {} of {} must be shorter than its interval {}",
+                        fmt_duration(t.v),
+                        s.ctx,
+                        fmt_duration(interval)
+                    ),
+                );
+            }
+            t.v
+        }
+        None if DEFAULT_TIMEOUT < interval => DEFAULT_TIMEOUT,
+        // A short interval with no timeout given: keep the checks from overlapping rather
+        // than reject a value the user never wrote.
+        None => Duration::from_secs((interval.as_secs() * 3 / 4).max(1)),
+    }
+}
+
+fn resolve_degraded(
+    s: &Section<'_, '_>,
+    timeout: Duration,
+    timeout_set: bool,
+    set: Option<&Sp<Duration>>,
+    d: &mut Diags<'_>,
+) -> Duration {
+    match set {
+        Some(g) => {
+            if g.v > timeout {
+                let whose = if timeout_set {
+                    ""
+                } else {
+                    " (the default; set `timeout`)"
+                };
+                d.error(
+                    &g.span,
+                    format!(
+                        "degraded_after {} of {} must not exceed its timeout {}{whose}",
+                        fmt_duration(g.v),
+                        s.ctx,
+                        fmt_duration(timeout)
+                    ),
+                );
+            }
+            g.v
+        }
+        None if DEFAULT_DEGRADED_AFTER <= timeout => DEFAULT_DEGRADED_AFTER,
+        None => timeout / 2,
+    }
+}
+
+fn check_provider_headers(
+    s: &Section<'_, '_>,
+    provider: Provider,
+    eff: &Shared,
+    d: &mut Diags<'_>,
+) {
+    let auth = auth_header(provider);
+    for h in eff.headers.iter().filter(|h| h.name == auth) {
+        d.error(
+            &h.key_span,
+            format!(
+                "header `{auth}` carries the {provider} API key, which chanmon sets itself ({}); use api_key or api_key_env instead",
+                s.ctx
+            ),
+        );
+    }
+}
+
+fn check_body_keys(
+    s: &Section<'_, '_>,
+    provider: Provider,
+    api: ApiMode,
+    eff: &Shared,
+    d: &mut Diags<'_>,
+) {
+    let reserved = protocol_body_keys(provider, api);
+    for b in eff
+        .body
+        .iter()
+        .filter(|b| reserved.contains(&b.key.v.as_str()))
+    {
+        let flavour = match provider {
+            Provider::OpenAi => format!("openai {}", api.as_str()),
+            p => p.to_string(),
+        };
+        d.error(
+            &b.key.span,
+            format!(
+                "body key `{}` of {} is set by the probe for the {flavour} protocol and cannot be overridden (reserved: {}); tuning keys such as max_tokens or temperature are fine",
+                b.key.v,
+                s.ctx,
+                reserved.join(", ")
+            ),
+        );
+    }
+}

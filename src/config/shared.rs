@@ -1,0 +1,287 @@
+//! The keys that `[defaults]` and `[[monitor]]` have in common, read the same way from both,
+//! and merged with the monitor's own values winning (headers and body key by key).
+
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::DeValue;
+
+use super::diag::{Diags, Sp, Span};
+use super::fields::{Section, a_type, integer_value};
+use super::validate::{check_header_name, check_header_value, check_label};
+use super::{ApiMode, Provider};
+
+/// Keys `[defaults]` accepts.
+pub(crate) const DEFAULT_KEYS: &[&str] = &[
+    "provider",
+    "api",
+    "interval",
+    "timeout",
+    "degraded_after",
+    "group",
+    "enabled",
+    "headers",
+    "body",
+    "challenge",
+    "stream",
+];
+
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
+
+/// One extra request header.
+#[derive(Debug, Clone)]
+pub(crate) struct Header {
+    /// Lower case.
+    pub name: String,
+    /// Where the name was written (errors about the name point here).
+    pub key_span: Span,
+    pub value: Sp<String>,
+}
+
+/// One top-level key of `body`, already converted to JSON.
+#[derive(Debug, Clone)]
+pub(crate) struct BodyKey {
+    pub key: Sp<String>,
+    pub value: serde_json::Value,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Shared {
+    pub provider: Option<Sp<Provider>>,
+    /// `provider` was written (even if invalid, which is reported where it was written).
+    pub provider_written: bool,
+    pub api: Option<Sp<ApiMode>>,
+    pub interval: Option<Sp<Duration>>,
+    pub timeout: Option<Sp<Duration>>,
+    pub degraded_after: Option<Sp<Duration>>,
+    pub group: Option<Sp<String>>,
+    pub enabled: Option<bool>,
+    pub headers: Vec<Header>,
+    pub body: Vec<BodyKey>,
+    pub challenge: Option<bool>,
+    pub stream: Option<bool>,
+}
+
+impl Shared {
+    pub fn read(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Self {
+        let provider = s.string(d, "provider").and_then(|p| match p.v.as_str() {
+            "openai" => Some(Sp::new(Provider::OpenAi, p.span)),
+            "anthropic" => Some(Sp::new(Provider::Anthropic, p.span)),
+            "gemini" => Some(Sp::new(Provider::Gemini, p.span)),
+            other => {
+                d.error(
+                    &p.span,
+                    format!(
+                        "unknown provider \"{other}\" in {}; allowed: openai, anthropic, gemini",
+                        s.ctx
+                    ),
+                );
+                None
+            }
+        });
+        let api = s.string(d, "api").and_then(|a| match a.v.as_str() {
+            "chat" => Some(Sp::new(ApiMode::Chat, a.span)),
+            "responses" => Some(Sp::new(ApiMode::Responses, a.span)),
+            other => {
+                d.error(
+                    &a.span,
+                    format!(
+                        "unknown api mode \"{other}\" in {}; allowed: chat, responses (openai only)",
+                        s.ctx
+                    ),
+                );
+                None
+            }
+        });
+        let group = s
+            .string(d, "group")
+            .filter(|g| match check_label(&g.v, "group") {
+                Ok(()) => true,
+                Err(e) => {
+                    d.error(&g.span, format!("{}: {e}", s.name("group")));
+                    false
+                }
+            });
+        Shared {
+            provider,
+            provider_written: s.raw("provider").is_some(),
+            api,
+            interval: s.duration(
+                d,
+                "interval",
+                MIN_INTERVAL..=MAX_INTERVAL,
+                "from 10s to 24h",
+                "5m",
+            ),
+            timeout: s.duration(d, "timeout", Duration::from_secs(1).., "at least 1s", "30s"),
+            degraded_after: s.duration(
+                d,
+                "degraded_after",
+                Duration::from_millis(1)..,
+                "more than 0s",
+                "10s",
+            ),
+            group,
+            enabled: s.boolean(d, "enabled").map(|b| b.v),
+            headers: read_headers(s, d),
+            body: read_body(s, d),
+            challenge: s.boolean(d, "challenge").map(|b| b.v),
+            stream: s.boolean(d, "stream").map(|b| b.v),
+        }
+    }
+
+    /// `self` (a monitor) over `defaults`.
+    pub fn over(self, defaults: &Shared) -> Shared {
+        let mut headers = defaults.headers.clone();
+        for h in self.headers {
+            match headers.iter_mut().find(|x| x.name == h.name) {
+                Some(slot) => *slot = h,
+                None => headers.push(h),
+            }
+        }
+        let mut body = defaults.body.clone();
+        for b in self.body {
+            match body.iter_mut().find(|x| x.key.v == b.key.v) {
+                Some(slot) => *slot = b,
+                None => body.push(b),
+            }
+        }
+        Shared {
+            provider: self.provider.or_else(|| defaults.provider.clone()),
+            provider_written: self.provider_written || defaults.provider_written,
+            api: self.api.or_else(|| defaults.api.clone()),
+            interval: self.interval.or_else(|| defaults.interval.clone()),
+            timeout: self.timeout.or_else(|| defaults.timeout.clone()),
+            degraded_after: self
+                .degraded_after
+                .or_else(|| defaults.degraded_after.clone()),
+            group: self.group.or_else(|| defaults.group.clone()),
+            enabled: self.enabled.or(defaults.enabled),
+            headers,
+            body,
+            challenge: self.challenge.or(defaults.challenge),
+            stream: self.stream.or(defaults.stream),
+        }
+    }
+}
+
+fn read_headers(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Vec<Header> {
+    let Some(t) = s.table(d, "headers", format!("the headers of {}", s.ctx)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Header> = Vec::new();
+    for (key, value) in t.table.iter() {
+        let name = match check_header_name(key.get_ref()) {
+            Ok(n) => n,
+            Err(e) => {
+                d.error(&key.span(), format!("{}: {e}", s.name("headers")));
+                continue;
+            }
+        };
+        let DeValue::String(v) = value.get_ref() else {
+            d.error(
+                &value.span(),
+                format!(
+                    "header `{name}` in {} must be a string, not {}",
+                    s.ctx,
+                    a_type(value.get_ref())
+                ),
+            );
+            continue;
+        };
+        if let Err(e) = check_header_value(v) {
+            d.error(&value.span(), format!("header `{name}` in {}: {e}", s.ctx));
+            continue;
+        }
+        // TOML keys are case-sensitive, header names are not.
+        if let Some(first) = out.iter().find(|h| h.name == name) {
+            let line = d.line_of(first.key_span.start);
+            d.error(
+                &key.span(),
+                format!(
+                    "header `{name}` is set twice in {} (also at line {line}); header names ignore case",
+                    s.ctx
+                ),
+            );
+            continue;
+        }
+        out.push(Header {
+            name,
+            key_span: key.span(),
+            value: Sp::new(v.to_string(), value.span()),
+        });
+    }
+    out
+}
+
+fn read_body(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Vec<BodyKey> {
+    let Some(t) = s.table(d, "body", format!("the body of {}", s.ctx)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, value) in t.table.iter() {
+        if let Some(json) = to_json(value, d, &s.name("body")) {
+            out.push(BodyKey {
+                key: Sp::new(key.get_ref().to_string(), key.span()),
+                value: json,
+            });
+        }
+    }
+    out
+}
+
+/// TOML to JSON for `body`. JSON has no NaN or infinity; date-times become strings.
+pub(crate) fn to_json(
+    v: &Spanned<DeValue<'_>>,
+    d: &mut Diags<'_>,
+    what: &str,
+) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    Some(match v.get_ref() {
+        DeValue::String(s) => Value::String(s.to_string()),
+        DeValue::Boolean(b) => Value::Bool(*b),
+        DeValue::Datetime(t) => Value::String(t.to_string()),
+        DeValue::Integer(i) => match integer_value(i) {
+            Some(n) => Value::from(n),
+            None => {
+                d.error(
+                    &v.span(),
+                    format!("{what}: integer {i} does not fit in 64 bits"),
+                );
+                return None;
+            }
+        },
+        DeValue::Float(f) => {
+            let text: String = f.as_str().chars().filter(|&c| c != '_').collect();
+            match text
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+            {
+                Some(n) => Value::Number(n),
+                None => {
+                    d.error(
+                        &v.span(),
+                        format!("{what}: {f} cannot be sent as JSON (no NaN or infinity)"),
+                    );
+                    return None;
+                }
+            }
+        }
+        DeValue::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items.iter() {
+                out.push(to_json(item, d, what)?);
+            }
+            Value::Array(out)
+        }
+        DeValue::Table(t) => {
+            let mut out = serde_json::Map::new();
+            for (k, item) in t.iter() {
+                out.insert(k.get_ref().to_string(), to_json(item, d, what)?);
+            }
+            Value::Object(out)
+        }
+    })
+}

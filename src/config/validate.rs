@@ -1,0 +1,307 @@
+//! The value rules of the config, as plain functions over strings: what an endpoint, a model
+//! name, a header or a CIDR must look like, and which request-body keys belong to the
+//! protocol. Each returns a message that says what is wrong and what is allowed.
+
+use std::net::IpAddr;
+
+use url::Url;
+
+use super::{ApiMode, Provider};
+
+/// Longest model name accepted (real ones are far shorter; this stops pasted garbage).
+pub const MAX_MODEL_CHARS: usize = 256;
+/// Most extra models per monitor: each is a paid request per run.
+pub const MAX_EXTRA_MODELS: usize = 16;
+
+/// Headers the HTTP client owns (hop-by-hop or framing); setting them would break requests.
+const MANAGED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-connection",
+];
+
+/// Parses an endpoint and insists on a bare origin (`scheme://host[:port]`), returned with
+/// the path `/` so that `https://h` and `https://h/` compare equal.
+pub fn parse_endpoint(s: &str) -> Result<Url, String> {
+    const ALLOWED: &str =
+        "use an origin such as https://api.openai.com (chanmon adds the API paths itself)";
+    let url = Url::parse(s.trim()).map_err(|e| format!("\"{s}\" is not a URL ({e}); {ALLOWED}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "scheme `{}` is not supported; {ALLOWED}",
+            url.scheme()
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "the endpoint must not contain user:password@; put credentials in api_key or headers; {ALLOWED}"
+        ));
+    }
+    if url.host().is_none() {
+        return Err(format!("\"{s}\" has no host; {ALLOWED}"));
+    }
+    if url.path() != "/" {
+        return Err(format!(
+            "the endpoint has the path `{}`; {ALLOWED}",
+            url.path()
+        ));
+    }
+    if url.query().is_some() {
+        return Err(format!(
+            "the endpoint must not have a query (`?…`); {ALLOWED}"
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(format!(
+            "the endpoint must not have a fragment (`#…`); {ALLOWED}"
+        ));
+    }
+    Ok(url)
+}
+
+/// A model name as the provider would accept it.
+pub fn check_model(s: &str) -> Result<(), String> {
+    if s.trim().is_empty() {
+        return Err(
+            "the model name is empty; write the provider's model id, e.g. \"gpt-4o-mini\"".into(),
+        );
+    }
+    if s.trim() != s {
+        return Err(format!("model \"{s}\" has leading or trailing spaces"));
+    }
+    if s.chars().any(char::is_control) {
+        return Err("the model name contains control characters".into());
+    }
+    let n = s.chars().count();
+    if n > MAX_MODEL_CHARS {
+        return Err(format!(
+            "the model name is {n} characters long; at most {MAX_MODEL_CHARS} are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// A free-text label (name, group): non-empty, one line.
+pub fn check_label(s: &str, what: &str) -> Result<(), String> {
+    if s.trim().is_empty() {
+        return Err(format!("{what} is empty; leave it out or write some text"));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(format!(
+            "{what} contains control characters (write it on one line)"
+        ));
+    }
+    Ok(())
+}
+
+/// The header that carries the API key for a provider; the probe sets it from `api_key`.
+pub fn auth_header(provider: Provider) -> &'static str {
+    match provider {
+        Provider::OpenAi => "authorization",
+        Provider::Anthropic => "x-api-key",
+        Provider::Gemini => "x-goog-api-key",
+    }
+}
+
+/// Checks a header name and returns it in lower case.
+pub fn check_header_name(name: &str) -> Result<String, String> {
+    // RFC 7230 token: 1*tchar.
+    let is_tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(is_tchar) {
+        return Err(format!(
+            "\"{name}\" is not a valid header name (RFC 7230 token: letters, digits and !#$%&'*+-.^_`|~)"
+        ));
+    }
+    let lower = name.to_ascii_lowercase();
+    if MANAGED_HEADERS.contains(&lower.as_str()) {
+        return Err(format!(
+            "header `{lower}` is managed by the HTTP client and cannot be set; not allowed: {}",
+            MANAGED_HEADERS.join(", ")
+        ));
+    }
+    Ok(lower)
+}
+
+/// A header value must stay one header: no CR, LF, NUL or other control characters.
+pub fn check_header_value(v: &str) -> Result<(), String> {
+    if v.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(
+            "the header value contains control characters (CR, LF, NUL…), which would split or corrupt the request"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Top-level request-body keys that the probe itself sets for this protocol.
+pub fn protocol_body_keys(provider: Provider, api: ApiMode) -> &'static [&'static str] {
+    match (provider, api) {
+        (Provider::OpenAi, ApiMode::Chat) => {
+            &["model", "messages", "stream", "stream_options", "n"]
+        }
+        (Provider::OpenAi, ApiMode::Responses) => &["model", "input", "stream"],
+        (Provider::Anthropic, _) => &["model", "messages", "stream"],
+        (Provider::Gemini, _) => &["contents"],
+    }
+}
+
+/// A CIDR (`10.0.0.0/8`, `fd00::/8`) or a bare address (`/32` or `/128`). Host bits are
+/// cleared, so `10.1.2.3/8` means `10.0.0.0/8`.
+pub fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
+    let t = s.trim();
+    if let Ok(net) = t.parse::<ipnet::IpNet>() {
+        return Ok(net.trunc());
+    }
+    if let Ok(ip) = t.parse::<IpAddr>() {
+        return Ok(ipnet::IpNet::from(ip));
+    }
+    Err(format!(
+        "\"{s}\" is not a CIDR; write a network like \"127.0.0.0/8\" or \"fd00::/8\", or a single address like \"192.168.1.10\""
+    ))
+}
+
+/// A proxy URL: `http://`, `https://` or `socks5://`, with a host and nothing after it.
+pub fn parse_proxy(s: &str) -> Result<Url, String> {
+    const ALLOWED: &str =
+        "write it like \"http://proxy.internal:3128\" (schemes: http, https, socks5)";
+    let url = Url::parse(s.trim()).map_err(|e| format!("\"{s}\" is not a URL ({e}); {ALLOWED}"))?;
+    if !matches!(url.scheme(), "http" | "https" | "socks5") {
+        return Err(format!(
+            "proxy scheme `{}` is not supported; {ALLOWED}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("the proxy URL has no host; {ALLOWED}"));
+    }
+    if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "the proxy URL must not have a path, query or fragment; {ALLOWED}"
+        ));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_origins_and_normalised() {
+        let a = parse_endpoint("https://api.openai.com").unwrap();
+        let b = parse_endpoint("https://api.openai.com/").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.as_str(), "https://api.openai.com/");
+        assert!(parse_endpoint("http://127.0.0.1:8080").is_ok());
+        assert!(parse_endpoint("https://API.Example.COM:8443/").is_ok());
+
+        let cases = [
+            ("https://api.openai.com/v1", "path `/v1`"),
+            ("https://h/?a=1", "query"),
+            ("https://h/?", "query"),
+            ("https://h/#x", "fragment"),
+            ("https://user:pw@h/", "user:password@"),
+            ("https://user@h/", "user:password@"),
+            ("ftp://h/", "scheme `ftp`"),
+            ("api.openai.com", "not a URL"),
+            ("https://", "not a URL"),
+            ("", "not a URL"),
+        ];
+        for (input, want) in cases {
+            let err = parse_endpoint(input).unwrap_err();
+            assert!(err.contains(want), "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn model_names() {
+        assert!(check_model("gpt-4o-mini").is_ok());
+        assert!(check_model("models/gemini-2.5-flash").is_ok());
+        assert!(check_model("").unwrap_err().contains("empty"));
+        assert!(check_model("   ").unwrap_err().contains("empty"));
+        assert!(check_model(" gpt").unwrap_err().contains("spaces"));
+        assert!(check_model("a\u{7}b").unwrap_err().contains("control"));
+        assert!(check_model(&"m".repeat(256)).is_ok());
+        assert!(check_model(&"m".repeat(257)).unwrap_err().contains("257"));
+    }
+
+    #[test]
+    fn header_names_and_values() {
+        assert_eq!(check_header_name("X-Title").unwrap(), "x-title");
+        assert_eq!(check_header_name("HTTP-Referer").unwrap(), "http-referer");
+        for bad in ["", "a b", "x:y", "é", "a\nb", "(x)"] {
+            assert!(
+                check_header_name(bad).unwrap_err().contains("RFC 7230"),
+                "{bad}"
+            );
+        }
+        for managed in [
+            "Host",
+            "content-length",
+            "Transfer-Encoding",
+            "connection",
+            "TE",
+            "upgrade",
+        ] {
+            assert!(
+                check_header_name(managed).unwrap_err().contains("managed"),
+                "{managed}"
+            );
+        }
+        assert!(check_header_value("Bearer x\ty").is_ok());
+        for bad in ["a\r\nb", "a\nb", "a\0b"] {
+            assert!(check_header_value(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn protocol_keys_per_provider() {
+        let chat = protocol_body_keys(Provider::OpenAi, ApiMode::Chat);
+        assert!(chat.contains(&"messages") && chat.contains(&"n"));
+        assert!(!chat.contains(&"max_tokens") && !chat.contains(&"reasoning_effort"));
+        let resp = protocol_body_keys(Provider::OpenAi, ApiMode::Responses);
+        assert!(resp.contains(&"input") && !resp.contains(&"messages"));
+        assert_eq!(
+            protocol_body_keys(Provider::Gemini, ApiMode::Chat),
+            &["contents"]
+        );
+        assert!(protocol_body_keys(Provider::Anthropic, ApiMode::Chat).contains(&"messages"));
+        assert_eq!(auth_header(Provider::Anthropic), "x-api-key");
+        assert_eq!(auth_header(Provider::Gemini), "x-goog-api-key");
+    }
+
+    #[test]
+    fn cidrs_and_bare_addresses() {
+        assert_eq!(
+            parse_cidr("127.0.0.0/8").unwrap().to_string(),
+            "127.0.0.0/8"
+        );
+        assert_eq!(parse_cidr("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(
+            parse_cidr("192.168.1.10").unwrap().to_string(),
+            "192.168.1.10/32"
+        );
+        assert_eq!(parse_cidr("::1").unwrap().to_string(), "::1/128");
+        assert_eq!(parse_cidr("fd00::/8").unwrap().to_string(), "fd00::/8");
+        for bad in ["", "10.0.0.0/33", "localhost", "10.0.0/8"] {
+            assert!(parse_cidr(bad).unwrap_err().contains("not a CIDR"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn proxies() {
+        assert!(parse_proxy("http://proxy:3128").is_ok());
+        assert!(parse_proxy("socks5://user:pw@proxy:1080").is_ok());
+        assert!(parse_proxy("https://proxy/").is_ok());
+        assert!(parse_proxy("ftp://proxy").unwrap_err().contains("scheme"));
+        assert!(parse_proxy("http://proxy/x").unwrap_err().contains("path"));
+        assert!(parse_proxy("proxy:3128").is_err());
+        assert!(parse_proxy("socks5://").is_err());
+    }
+}
