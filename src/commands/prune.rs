@@ -1,4 +1,5 @@
-//! `chanmon prune`: retention, from cron, while the daemon runs.
+//! `chanmon prune`: retention, from cron, while the daemon runs. Raw rows go in small
+//! batches; the hourly rollups that cover them stay (until `[retention] rollups`).
 
 use std::path::Path;
 
@@ -12,12 +13,32 @@ use crate::store::Store;
 pub fn prune(config_path: &Path, args: PruneArgs) -> Outcome {
     let config = load_config(config_path, EXIT_CONFIG)?;
     let mut store = Store::open_existing(&config.database).or_exit(EXIT_RUNTIME)?;
+    let db = config.database.display().to_string();
     let older_than = args.older_than.unwrap_or(config.retention.history);
     let now = Timestamp::now();
+    if args.rebuild_rollups && !args.dry_run {
+        let n = store
+            .rebuild_rollups()
+            .with_context(|| format!("rebuilding the rollups of {db}"))
+            .or_exit(EXIT_RUNTIME)?;
+        if !args.quiet {
+            print(&format!("rebuilt {n} hourly rollups from raw rows"));
+        }
+    }
     let report = store
         .prune(now, older_than, args.dry_run)
-        .with_context(|| format!("pruning {}", config.database.display()))
+        .with_context(|| format!("pruning {db}"))
         .or_exit(EXIT_RUNTIME)?;
+    let rollups = store
+        .prune_rollups(now, config.retention.rollups, args.dry_run)
+        .with_context(|| format!("pruning the rollups of {db}"))
+        .or_exit(EXIT_RUNTIME)?;
+    if args.vacuum && !args.dry_run {
+        store
+            .vacuum()
+            .with_context(|| format!("vacuuming {db}"))
+            .or_exit(EXIT_RUNTIME)?;
+    }
     if !args.quiet {
         let verb = if args.dry_run {
             "would delete"
@@ -25,9 +46,15 @@ pub fn prune(config_path: &Path, args: PruneArgs) -> Outcome {
             "deleted"
         };
         print(&format!(
-            "{verb} {} history rows older than {}",
+            "{verb} {} history rows older than {} and {rollups} hourly rollups older than {}{}",
             report.history_rows,
-            humantime::format_duration(older_than)
+            humantime::format_duration(older_than),
+            humantime::format_duration(config.retention.rollups),
+            if args.vacuum && !args.dry_run {
+                "; vacuumed"
+            } else {
+                ""
+            }
         ));
     }
     Ok(0)
