@@ -1,23 +1,469 @@
 //! The probe: one real, tiny chat request per model, with a verified answer and timings.
 //!
-//! Providers are strategies behind one trait (one file each); this module runs them, times
-//! them, pings the origin and turns whatever happened into a [`CheckResult`].
+//! Providers are strategies behind one trait (one file each, see `provider::strategy`); this
+//! module runs them, times them, pings the origin and turns whatever happened into a
+//! [`CheckResult`]. A probe never fails: every outcome is a verdict.
+//!
+//! Timing: `ttft_ms` runs from the request's start to the first non-empty piece of answer text
+//! (reasoning and thinking deltas do not count; only streams have it), `latency_ms` to the end
+//! of the reply. `ping_ms` is a HEAD to the origin, concurrent, with its own short timeout.
+
+pub mod anthropic;
+pub mod challenge;
+pub mod gemini;
+pub mod openai_chat;
+pub mod openai_responses;
+pub mod provider;
+pub mod sse;
+pub mod verdict;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::config::Monitor;
-use crate::model::CheckResult;
-use crate::net::HttpClient;
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::config::{KeyState, Monitor};
+use crate::model::{CheckResult, Kind, Status, Timestamp, millis_u32, tidy_message};
+use crate::net::{self, HttpClient};
 use crate::redact::Redactor;
 
+use challenge::{Challenge, Check};
+use provider::{Piece, Strategy};
+
+/// The ping never waits longer than this.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// Error bodies are read up to this much for their message.
+const ERROR_BODY_CAP: usize = 16 * 1024;
+
 /// Checks every model of `monitor` now (bounded concurrency) while pinging its origin.
-/// Never fails: every outcome is a `CheckResult` per model.
+/// Never fails: every outcome is a `CheckResult` per model, in model order.
 pub async fn probe_monitor(
     monitor: &Monitor,
     client: &HttpClient,
     redactor: Arc<Redactor>,
     model_concurrency: usize,
 ) -> Vec<CheckResult> {
-    let _ = (monitor, client, redactor, model_concurrency);
-    todo!("probe_monitor")
+    let cfg = &monitor.config;
+    let key = match &monitor.key {
+        KeyState::Ready(k) => k.expose().to_owned(),
+        KeyState::Unavailable(why) => {
+            // Never call an upstream without its key.
+            let now = Timestamp::now();
+            return cfg
+                .models()
+                .map(|model| CheckResult {
+                    monitor: cfg.id.clone(),
+                    model: model.to_owned(),
+                    started_at: now,
+                    status: Status::Error,
+                    kind: Kind::KeyUnavailable,
+                    http_status: None,
+                    ttft_ms: None,
+                    latency_ms: None,
+                    ping_ms: None,
+                    message: tidy_message(&redactor.redact(why)),
+                })
+                .collect();
+        }
+    };
+    let key = zeroize::Zeroizing::new(key);
+    let ping = ping(client, &cfg.endpoint, cfg.timeout.min(PING_TIMEOUT));
+    let models: Vec<String> = cfg.models().map(str::to_owned).collect();
+    let checks = futures_util::stream::iter(models.into_iter().enumerate())
+        .map(|(i, model)| {
+            let key = &key;
+            let redactor = &redactor;
+            async move { (i, check_model(monitor, client, key, &model, redactor).await) }
+        })
+        .buffer_unordered(model_concurrency.max(1))
+        .collect::<Vec<_>>();
+    let (ping_ms, mut results) = tokio::join!(ping, checks);
+    results.sort_by_key(|(i, _)| *i);
+    results
+        .into_iter()
+        .map(|(_, mut r)| {
+            r.ping_ms = ping_ms;
+            r
+        })
+        .collect()
+}
+
+/// HEAD to the origin: any HTTP answer counts, redirects are not followed.
+async fn ping(client: &HttpClient, origin: &url::Url, timeout: Duration) -> Option<u32> {
+    let req = client.request(reqwest::Method::HEAD, origin.clone()).ok()?;
+    let t0 = Instant::now();
+    match tokio::time::timeout(timeout, req.send()).await {
+        Ok(Ok(_)) => Some(millis_u32(t0.elapsed())),
+        _ => None,
+    }
+}
+
+/// What one request produced, before the verdict.
+#[derive(Default)]
+struct Reply {
+    http_status: Option<u16>,
+    text: String,
+    ttft: Option<Duration>,
+    refused: Option<String>,
+    /// An error kind and message; ends the check as `error` (or `failed` for malformed).
+    error: Option<(Kind, String)>,
+}
+
+async fn check_model(
+    monitor: &Monitor,
+    client: &HttpClient,
+    key: &str,
+    model: &str,
+    redactor: &Redactor,
+) -> CheckResult {
+    let cfg = &monitor.config;
+    let strategy = provider::strategy(cfg.provider, cfg.api);
+    let challenge = Challenge::new(&mut fastrand::Rng::new(), cfg.challenge);
+    let started_at = Timestamp::now();
+    let t0 = Instant::now();
+    let mut reply = Reply::default();
+    let outcome = tokio::time::timeout(
+        cfg.timeout,
+        request(
+            monitor, client, strategy, key, model, &challenge, t0, &mut reply,
+        ),
+    )
+    .await;
+    let elapsed = t0.elapsed();
+    if outcome.is_err() {
+        let what = if reply.http_status.is_some() {
+            "the reply did not complete"
+        } else {
+            "no reply"
+        };
+        reply.error = Some((
+            Kind::Timeout,
+            format!("{what} within {}", humantime::format_duration(cfg.timeout)),
+        ));
+    }
+    let (status, kind, message) = judge(&reply, &challenge, elapsed, cfg.degraded_after);
+    let answered =
+        reply.error.is_none() && reply.http_status.is_some_and(|s| (200..300).contains(&s));
+    CheckResult {
+        monitor: cfg.id.clone(),
+        model: model.to_owned(),
+        started_at,
+        status,
+        kind,
+        http_status: reply.http_status,
+        ttft_ms: reply.ttft.map(millis_u32),
+        latency_ms: answered.then(|| millis_u32(elapsed)),
+        ping_ms: None,
+        message: tidy_message(&redactor.redact(&message)),
+    }
+}
+
+fn judge(
+    reply: &Reply,
+    challenge: &Challenge,
+    elapsed: Duration,
+    degraded_after: Duration,
+) -> (Status, Kind, String) {
+    if let Some((kind, msg)) = &reply.error {
+        return (kind.status(), *kind, msg.clone());
+    }
+    if let Some(why) = &reply.refused {
+        return (Status::Failed, Kind::Refused, format!("refused: {why}"));
+    }
+    match challenge.check(&reply.text) {
+        Check::Empty => (
+            Status::Failed,
+            Kind::Empty,
+            "the reply has no answer text".to_owned(),
+        ),
+        Check::Mismatch(why) => (Status::Failed, Kind::ChallengeMismatch, why),
+        Check::Pass if elapsed > degraded_after => (
+            Status::Degraded,
+            Kind::Slow,
+            format!(
+                "answered correctly in {} ms, slower than degraded_after {}",
+                elapsed.as_millis(),
+                humantime::format_duration(degraded_after)
+            ),
+        ),
+        Check::Pass => (Status::Operational, Kind::Ok, reply.text.trim().to_owned()),
+    }
+}
+
+/// Merges the user's `body` into the protocol body: objects merge key by key, protocol keys
+/// are never overridden (the config rejects them too; this is the second line).
+fn merge_body(base: &mut Value, extra: &serde_json::Map<String, Value>, reserved: &[&str]) {
+    let Value::Object(b) = base else { return };
+    for (k, v) in extra {
+        if reserved.contains(&k.as_str()) {
+            continue;
+        }
+        match (b.get_mut(k), v) {
+            (Some(Value::Object(dst)), Value::Object(src)) => {
+                for (k2, v2) in src {
+                    dst.insert(k2.clone(), v2.clone());
+                }
+            }
+            _ => {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn request(
+    monitor: &Monitor,
+    client: &HttpClient,
+    strategy: &dyn Strategy,
+    key: &str,
+    model: &str,
+    challenge: &Challenge,
+    t0: Instant,
+    reply: &mut Reply,
+) {
+    let cfg = &monitor.config;
+    let url = match cfg.endpoint.join(&strategy.path(model, cfg.stream)) {
+        Ok(u) => u,
+        Err(e) => {
+            reply.error = Some((
+                Kind::ClientError,
+                format!("cannot build the request URL: {e}"),
+            ));
+            return;
+        }
+    };
+    let mut body = strategy.body(model, &challenge.prompt, cfg.stream);
+    merge_body(&mut body, &cfg.body, strategy.reserved());
+    let mut req = match client.request(reqwest::Method::POST, url) {
+        Ok(r) => r,
+        Err(blocked) => {
+            reply.error = Some((Kind::Blocked, blocked.to_string()));
+            return;
+        }
+    };
+    for (name, value) in strategy.auth_headers(key) {
+        req = req.header(name, value);
+    }
+    for (name, value) in &cfg.headers {
+        match reqwest::header::HeaderValue::from_bytes(value.expose().as_bytes()) {
+            Ok(v) => req = req.header(name.as_str(), v),
+            Err(_) => {
+                reply.error = Some((
+                    Kind::ClientError,
+                    format!("header {name} has a value HTTP cannot carry"),
+                ));
+                return;
+            }
+        }
+    }
+    let accept = if cfg.stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    req = req.header("accept", accept).json(&body);
+
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            reply.error = Some(net::classify_error(&e));
+            return;
+        }
+    };
+    let status = resp.status().as_u16();
+    reply.http_status = Some(status);
+    if (300..400).contains(&status) {
+        let target = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| cfg.endpoint.join(l).ok())
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "an unknown location".to_owned());
+        reply.error = Some((
+            Kind::Redirect,
+            format!("HTTP {status}: redirected to {target} (redirects are not followed)"),
+        ));
+        return;
+    }
+    if !(200..300).contains(&status) {
+        let body = read_capped(resp, ERROR_BODY_CAP)
+            .await
+            .map(|(b, _)| b)
+            .unwrap_or_default();
+        reply.error = Some((
+            verdict::kind_of_status(status),
+            verdict::error_message(status, &body),
+        ));
+        return;
+    }
+    let is_sse = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let max = client.max_body();
+    if is_sse {
+        read_stream(resp, strategy, max, t0, reply).await;
+    } else {
+        match read_capped(resp, max).await {
+            Ok((_, true)) => {
+                reply.error = Some((Kind::Malformed, format!("the reply exceeds {max} bytes")))
+            }
+            Ok((bytes, false)) => match serde_json::from_slice::<Value>(&bytes) {
+                Ok(v) => match strategy.parse_full(&v) {
+                    Ok(pieces) => {
+                        apply(pieces, reply, t0, false);
+                    }
+                    Err(why) => reply.error = Some((Kind::Malformed, why)),
+                },
+                Err(e) => {
+                    reply.error = Some((Kind::Malformed, format!("the reply is not JSON ({e})")))
+                }
+            },
+            Err(e) => reply.error = Some(net::classify_error(&e)),
+        }
+    }
+}
+
+async fn read_capped(
+    resp: reqwest::Response,
+    max: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut out = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if out.len() + chunk.len() > max {
+            let room = max - out.len();
+            out.extend_from_slice(&chunk[..room]);
+            return Ok((out, true));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok((out, false))
+}
+
+async fn read_stream(
+    resp: reqwest::Response,
+    strategy: &dyn Strategy,
+    max: usize,
+    t0: Instant,
+    reply: &mut Reply,
+) {
+    let mut parser = sse::Parser::default();
+    let mut stream = resp.bytes_stream();
+    let mut total = 0usize;
+    loop {
+        let (events, end) = match stream.next().await {
+            Some(Ok(chunk)) => {
+                total += chunk.len();
+                if total > max {
+                    reply.error = Some((
+                        Kind::Malformed,
+                        format!("the reply stream exceeds {max} bytes"),
+                    ));
+                    return;
+                }
+                (parser.push(&chunk), false)
+            }
+            Some(Err(e)) => {
+                reply.error = Some(net::classify_error(&e));
+                return;
+            }
+            None => (parser.finish(), true),
+        };
+        for ev in events {
+            match strategy.parse_event(ev.event.as_deref(), &ev.data) {
+                Ok(pieces) => {
+                    if apply(pieces, reply, t0, true) {
+                        return;
+                    }
+                }
+                Err(why) => {
+                    reply.error = Some((Kind::Malformed, why));
+                    return;
+                }
+            }
+        }
+        if end {
+            return;
+        }
+    }
+}
+
+/// Applies pieces to the reply; true when the reply is complete (done or an error).
+fn apply(pieces: Vec<Piece>, reply: &mut Reply, t0: Instant, streaming: bool) -> bool {
+    for p in pieces {
+        match p {
+            Piece::Text(t) => {
+                if streaming && reply.ttft.is_none() && !t.trim().is_empty() {
+                    reply.ttft = Some(t0.elapsed());
+                }
+                reply.text.push_str(&t);
+            }
+            Piece::Refused(why) => {
+                reply.refused.get_or_insert(why);
+            }
+            Piece::Error(kind, msg) => {
+                reply.error = Some((kind, msg));
+                return true;
+            }
+            Piece::Done => return true,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_body_merges_but_never_overrides_protocol_keys() {
+        let mut base =
+            serde_json::json!({"model": "m", "generationConfig": {"maxOutputTokens": 1024}});
+        let extra: serde_json::Map<String, Value> = serde_json::from_str(
+            r#"{"model": "evil", "temperature": 0, "generationConfig": {"temperature": 0.1}}"#,
+        )
+        .unwrap();
+        merge_body(&mut base, &extra, &["model"]);
+        assert_eq!(base["model"], "m");
+        assert_eq!(base["temperature"], 0);
+        assert_eq!(base["generationConfig"]["maxOutputTokens"], 1024);
+        assert_eq!(base["generationConfig"]["temperature"], 0.1);
+    }
+
+    #[test]
+    fn verdicts() {
+        let ch = Challenge {
+            prompt: String::new(),
+            answer: Some(42),
+        };
+        let fast = Duration::from_millis(100);
+        let limit = Duration::from_secs(1);
+        let r = |text: &str| Reply {
+            http_status: Some(200),
+            text: text.into(),
+            ..Reply::default()
+        };
+        assert_eq!(judge(&r("42"), &ch, fast, limit).1, Kind::Ok);
+        assert_eq!(
+            judge(&r("42"), &ch, Duration::from_secs(2), limit).1,
+            Kind::Slow
+        );
+        assert_eq!(judge(&r("41"), &ch, fast, limit).1, Kind::ChallengeMismatch);
+        assert_eq!(judge(&r(""), &ch, fast, limit).1, Kind::Empty);
+        let mut refused = r("");
+        refused.refused = Some("SAFETY".into());
+        assert_eq!(
+            judge(&refused, &ch, fast, limit),
+            (Status::Failed, Kind::Refused, "refused: SAFETY".into())
+        );
+        let mut err = r("");
+        err.error = Some((Kind::Malformed, "bad".into()));
+        assert_eq!(judge(&err, &ch, fast, limit).0, Status::Failed);
+    }
 }

@@ -1,0 +1,131 @@
+//! Anthropic Messages: `POST /v1/messages`, `x-api-key`, `anthropic-version: 2023-06-01`.
+//!
+//! Only `text` blocks are answer text: `thinking` and `redacted_thinking` blocks come first in
+//! some replies and are skipped, as are `thinking_delta` / `signature_delta` stream deltas.
+//! `stop_reason: "refusal"` is a refusal; `event: error` (e.g. `overloaded_error`) an error.
+
+use serde_json::{Value, json};
+
+use super::provider::{Piece, Strategy, error_in, parse_json};
+
+pub struct Anthropic;
+
+impl Strategy for Anthropic {
+    fn path(&self, _model: &str, _stream: bool) -> String {
+        "/v1/messages".to_owned()
+    }
+
+    fn auth_headers(&self, key: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("x-api-key", key.to_owned()),
+            ("anthropic-version", "2023-06-01".to_owned()),
+        ]
+    }
+
+    fn body(&self, model: &str, prompt: &str, stream: bool) -> Value {
+        json!({
+            "model": model,
+            "max_tokens": 64,
+            "messages": [{"role": "user", "content": prompt}],
+            "stream": stream,
+        })
+    }
+
+    fn reserved(&self) -> &'static [&'static str] {
+        &["model", "messages", "stream"]
+    }
+
+    fn parse_full(&self, body: &Value) -> Result<Vec<Piece>, String> {
+        if let Some((k, m)) = error_in(body) {
+            return Ok(vec![Piece::Error(k, m)]);
+        }
+        let blocks = body
+            .get("content")
+            .and_then(Value::as_array)
+            .ok_or("no content in the reply")?;
+        let mut out: Vec<Piece> = blocks
+            .iter()
+            .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .map(|t| Piece::Text(t.to_owned()))
+            .collect();
+        if body.get("stop_reason").and_then(Value::as_str) == Some("refusal") {
+            out.insert(0, Piece::Refused("stop_reason: refusal".to_owned()));
+        }
+        out.push(Piece::Done);
+        Ok(out)
+    }
+
+    fn parse_event(&self, event: Option<&str>, data: &str) -> Result<Vec<Piece>, String> {
+        let v = parse_json(data)?;
+        let ty = v
+            .get("type")
+            .and_then(Value::as_str)
+            .or(event)
+            .unwrap_or("");
+        Ok(match ty {
+            "content_block_delta" => match v.pointer("/delta/type").and_then(Value::as_str) {
+                Some("text_delta") => vec![Piece::Text(
+                    v.pointer("/delta/text")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
+                )],
+                _ => Vec::new(),
+            },
+            "message_delta" => {
+                if v.pointer("/delta/stop_reason").and_then(Value::as_str) == Some("refusal") {
+                    vec![Piece::Refused("stop_reason: refusal".to_owned())]
+                } else {
+                    Vec::new()
+                }
+            }
+            "message_stop" => vec![Piece::Done],
+            "error" => {
+                let (k, m) =
+                    error_in(&v).unwrap_or((crate::model::Kind::ServerError, data.to_owned()));
+                vec![Piece::Error(k, m)]
+            }
+            _ => Vec::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Kind;
+
+    #[test]
+    fn thinking_blocks_are_skipped() {
+        let body = json!({"content":[
+            {"type":"thinking","thinking":"let me add","signature":"x"},
+            {"type":"text","text":"42"}], "stop_reason":"end_turn"});
+        assert_eq!(
+            Anthropic.parse_full(&body).unwrap(),
+            vec![Piece::Text("42".into()), Piece::Done]
+        );
+        let ev = Anthropic
+            .parse_event(Some("content_block_delta"), r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}}"#)
+            .unwrap();
+        assert!(ev.is_empty());
+    }
+
+    #[test]
+    fn stream_errors_and_refusals() {
+        let e = Anthropic
+            .parse_event(
+                Some("error"),
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            )
+            .unwrap();
+        assert!(matches!(&e[0], Piece::Error(Kind::Overloaded, m) if m.contains("Overloaded")));
+        let r = Anthropic
+            .parse_event(
+                None,
+                r#"{"type":"message_delta","delta":{"stop_reason":"refusal"}}"#,
+            )
+            .unwrap();
+        assert!(matches!(r[0], Piece::Refused(_)));
+    }
+}
