@@ -27,7 +27,12 @@ fn monitor(origin: &str, key: &str, provider: &str, model: &str, stream: bool) -
     );
     let loaded = chanmon::config::parse(&text, Path::new("bench.toml"), &|_| None)
         .unwrap_or_else(|e| panic!("{e}"));
-    let config = loaded.config.monitors.into_iter().next().expect("one monitor");
+    let config = loaded
+        .config
+        .monitors
+        .into_iter()
+        .next()
+        .expect("one monitor");
     Monitor {
         config,
         key: KeyState::Ready(Secret::new(key)),
@@ -53,16 +58,29 @@ fn main() {
     let upstream = mock::MockUpstream::start();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let redactor = Arc::new(chanmon::redact::Redactor::new([upstream.key()]));
-    println!("| provider | stream | ttft median err | ttft p90 err | latency median err | latency p90 err |");
+    println!(
+        "| provider | stream | ttft median err | ttft p90 err | latency median err | latency p90 err |"
+    );
     println!("|---|---|---|---|---|---|");
     for provider in ["openai", "openai-responses", "anthropic", "gemini"] {
         for stream in [true, false] {
-            let m = monitor(&upstream.origin(), upstream.key(), provider, "delay-200-300", stream);
+            let m = monitor(
+                &upstream.origin(),
+                upstream.key(),
+                provider,
+                "delay-200-300",
+                stream,
+            );
             let client = HttpClient::new(&m.config.network).expect("client");
             let mut ttft_err = Vec::new();
             let mut lat_err = Vec::new();
             for _ in 0..20 {
-                let r = rt.block_on(chanmon::probe::probe_monitor(&m, &client, redactor.clone(), 1));
+                let r = rt.block_on(chanmon::probe::probe_monitor(
+                    &m,
+                    &client,
+                    redactor.clone(),
+                    1,
+                ));
                 let r = &r[0];
                 assert_eq!(r.status.as_str(), "operational", "{r:?}");
                 if let Some(t) = r.ttft_ms {
@@ -77,7 +95,10 @@ fn main() {
                 let (tm, t90, _) = stats(ttft_err);
                 (format!("{tm:.0} ms"), format!("{t90:.0} ms"))
             };
-            println!("| {provider} | {stream} | {} | {} | {lm:.0} ms | {l90:.0} ms |", t.0, t.1);
+            println!(
+                "| {provider} | {stream} | {} | {} | {lm:.0} ms | {l90:.0} ms |",
+                t.0, t.1
+            );
         }
     }
     // CPU per probe: many fast probes (streaming openai chat, answer immediately).

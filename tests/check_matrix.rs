@@ -43,17 +43,28 @@ const MORE_CASES: &[(&str, &str, &str)] = &[
 
 fn run_matrix(provider: &str, stream: bool) {
     let mock = MockUpstream::start();
-    let extra = format!("stream = {stream}\ninterval = \"60s\"\ntimeout = \"3s\"\ndegraded_after = \"1s\"");
+    let extra =
+        format!("stream = {stream}\ninterval = \"60s\"\ntimeout = \"3s\"\ndegraded_after = \"1s\"");
     let mut c = preamble("model_concurrency = 16");
     for (i, cases) in [CASES, MORE_CASES].iter().enumerate() {
         let models: Vec<&str> = cases.iter().map(|c| c.0).collect();
-        c.push_str(&monitor(&format!("m{i}"), provider, &mock.origin(), mock.key(), &models, &extra));
+        c.push_str(&monitor(
+            &format!("m{i}"),
+            provider,
+            &mock.origin(),
+            mock.key(),
+            &models,
+            &extra,
+        ));
     }
     let env = Env::new(&c);
     let out = env.run(&["check", "--all", "--format", "json"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
-    let got: BTreeMap<&str, (&str, &str)> = rows.iter().map(|r| (s(r, "model"), (s(r, "status"), s(r, "kind")))).collect();
+    let got: BTreeMap<&str, (&str, &str)> = rows
+        .iter()
+        .map(|r| (s(r, "model"), (s(r, "status"), s(r, "kind"))))
+        .collect();
     let mut wrong = Vec::new();
     for (model, status, kind) in CASES.iter().chain(MORE_CASES) {
         match got.get(model) {
@@ -61,7 +72,11 @@ fn run_matrix(provider: &str, stream: bool) {
             other => wrong.push(format!("{model}: expected {status}/{kind}, got {other:?}")),
         }
     }
-    assert!(wrong.is_empty(), "{provider} stream={stream}:\n{}\n\nrows: {rows:#?}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{provider} stream={stream}:\n{}\n\nrows: {rows:#?}",
+        wrong.join("\n")
+    );
 
     // Timings are recorded for answered probes; ttft only from streams.
     let good = rows.iter().find(|r| s(r, "model") == "good").unwrap();
@@ -70,7 +85,10 @@ fn run_matrix(provider: &str, stream: bool) {
     assert!(good["ping_ms"].as_u64().is_some(), "ping recorded: {good}");
     let err = rows.iter().find(|r| s(r, "model") == "status-429").unwrap();
     assert_eq!(err["http_status"].as_u64(), Some(429));
-    assert!(!s(err, "message").is_empty(), "the upstream's error text is kept");
+    assert!(
+        !s(err, "message").is_empty(),
+        "the upstream's error text is kept"
+    );
 
     // No secret anywhere in the output, the stored messages or the requests' URLs.
     assert!(!text(&out.stdout).contains(mock.key()));
@@ -78,7 +96,10 @@ fn run_matrix(provider: &str, stream: bool) {
     let hist = env.run(&["history", "--format", "json", "--limit", "1000"]);
     assert!(!text(&hist.stdout).contains(mock.key()));
     for r in mock.requests() {
-        assert!(!r.path.contains(mock.key()) && !r.query.clone().unwrap_or_default().contains(mock.key()));
+        assert!(
+            !r.path.contains(mock.key())
+                && !r.query.clone().unwrap_or_default().contains(mock.key())
+        );
     }
 }
 
@@ -123,7 +144,10 @@ fn gemini_plain() {
 }
 
 fn header<'a>(r: &'a support::mock::RecordedRequest, name: &str) -> Option<&'a str> {
-    r.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    r.headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 #[test]
@@ -131,18 +155,63 @@ fn request_shapes_are_the_providers_own() {
     let mock = MockUpstream::start();
     let mut c = preamble("");
     let extra = "headers = { x-client = \"chanmon-test\" }\nbody = { temperature = 0 }";
-    c.push_str(&monitor("oc", "openai", &mock.origin(), mock.key(), &["gpt-x"], extra));
-    c.push_str(&monitor("or", "openai-responses", &mock.origin(), mock.key(), &["gpt-r"], extra));
-    c.push_str(&monitor("an", "anthropic", &mock.origin(), mock.key(), &["claude-x"], extra));
-    c.push_str(&monitor("ge", "gemini", &mock.origin(), mock.key(), &["models/gemini-x"], extra));
+    c.push_str(&monitor(
+        "oc",
+        "openai",
+        &mock.origin(),
+        mock.key(),
+        &["gpt-x"],
+        extra,
+    ));
+    c.push_str(&monitor(
+        "or",
+        "openai-responses",
+        &mock.origin(),
+        mock.key(),
+        &["gpt-r"],
+        extra,
+    ));
+    c.push_str(&monitor(
+        "an",
+        "anthropic",
+        &mock.origin(),
+        mock.key(),
+        &["claude-x"],
+        extra,
+    ));
+    c.push_str(&monitor(
+        "ge",
+        "gemini",
+        &mock.origin(),
+        mock.key(),
+        &["models/gemini-x"],
+        extra,
+    ));
     let env = Env::new(&c);
     let out = env.run(&["check", "--all"]);
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out.stdout), text(&out.stderr));
-    let reqs: Vec<_> = mock.requests().into_iter().filter(|r| r.method == "POST").collect();
-    let find = |p: &str| reqs.iter().find(|r| r.path.starts_with(p)).unwrap_or_else(|| panic!("no request to {p}: {reqs:#?}"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let reqs: Vec<_> = mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    let find = |p: &str| {
+        reqs.iter()
+            .find(|r| r.path.starts_with(p))
+            .unwrap_or_else(|| panic!("no request to {p}: {reqs:#?}"))
+    };
 
     let oc = find("/v1/chat/completions");
-    assert_eq!(header(oc, "authorization"), Some(format!("Bearer {}", mock.key()).as_str()));
+    assert_eq!(
+        header(oc, "authorization"),
+        Some(format!("Bearer {}", mock.key()).as_str())
+    );
     let b = oc.body.as_ref().unwrap();
     assert_eq!(b["model"], "gpt-x");
     assert_eq!(b["stream"], true);
@@ -151,7 +220,10 @@ fn request_shapes_are_the_providers_own() {
 
     let or = find("/v1/responses");
     assert_eq!(or.body.as_ref().unwrap()["model"], "gpt-r");
-    assert!(or.body.as_ref().unwrap()["input"].is_string() || or.body.as_ref().unwrap()["input"].is_array());
+    assert!(
+        or.body.as_ref().unwrap()["input"].is_string()
+            || or.body.as_ref().unwrap()["input"].is_array()
+    );
 
     let an = find("/v1/messages");
     assert_eq!(header(an, "x-api-key"), Some(mock.key()));
@@ -161,11 +233,20 @@ fn request_shapes_are_the_providers_own() {
 
     let ge = find("/v1beta/models/");
     assert_eq!(header(ge, "x-goog-api-key"), Some(mock.key()));
-    assert!(ge.path.contains("gemini-x:streamGenerateContent"), "{}", ge.path);
+    assert!(
+        ge.path.contains("gemini-x:streamGenerateContent"),
+        "{}",
+        ge.path
+    );
     assert_eq!(ge.query.as_deref(), Some("alt=sse"));
 
     for r in &reqs {
-        assert_eq!(header(r, "x-client"), Some("chanmon-test"), "custom headers on {}", r.path);
+        assert_eq!(
+            header(r, "x-client"),
+            Some("chanmon-test"),
+            "custom headers on {}",
+            r.path
+        );
     }
 }
 
@@ -190,12 +271,22 @@ fn network_failures_and_policy_are_errors_not_outages_of_the_wrong_kind() {
     let out = env.run(&["check", "--all", "--format", "json"]);
     assert_eq!(out.status.code(), Some(2));
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let kind = |id: &str| rows.iter().find(|r| s(r, "monitor") == id).map(|r| s(r, "kind").to_owned());
+    let kind = |id: &str| {
+        rows.iter()
+            .find(|r| s(r, "monitor") == id)
+            .map(|r| s(r, "kind").to_owned())
+    };
     assert_eq!(kind("refused").as_deref(), Some("connect"));
     assert_eq!(kind("private").as_deref(), Some("blocked"));
     assert_eq!(kind("tls").as_deref(), Some("tls"));
     assert_eq!(kind("nokey").as_deref(), Some("key_unavailable"));
     let blocked = rows.iter().find(|r| s(r, "monitor") == "private").unwrap();
-    assert!(s(blocked, "message").contains("allow"), "says how to allow it: {blocked}");
-    assert!(mock.requests().iter().all(|r| r.method != "POST"), "no key-less request was sent");
+    assert!(
+        s(blocked, "message").contains("allow"),
+        "says how to allow it: {blocked}"
+    );
+    assert!(
+        mock.requests().iter().all(|r| r.method != "POST"),
+        "no key-less request was sent"
+    );
 }

@@ -14,7 +14,14 @@ const T: Duration = Duration::from_secs(60);
 fn config(mock: &MockUpstream, runner: &str, monitors: &[(&str, &[&str], &str)]) -> String {
     let mut c = preamble(runner);
     for (id, models, extra) in monitors {
-        c.push_str(&monitor(id, "openai", &mock.origin(), mock.key(), models, extra));
+        c.push_str(&monitor(
+            id,
+            "openai",
+            &mock.origin(),
+            mock.key(),
+            models,
+            extra,
+        ));
     }
     c
 }
@@ -39,7 +46,11 @@ fn checks_keep_their_interval_within_a_tick() {
         // take the start-up lag of each run (well under one default tick of 1 s).
         assert!((9_000..=11_000).contains(&gap), "gap {gap} ms in {times:?}");
     }
-    assert!(env.history_for("steady").iter().all(|r| s(r, "status") == "operational"));
+    assert!(
+        env.history_for("steady")
+            .iter()
+            .all(|r| s(r, "status") == "operational")
+    );
 }
 
 #[test]
@@ -65,10 +76,17 @@ fn a_monitor_slower_than_its_interval_is_never_probed_twice_at_once() {
     for m in ["delay-4500-4500", "delay-4400-4500", "delay-4300-4500"] {
         assert_eq!(mock.max_in_flight(m), 1, "{m}");
     }
-    let mut starts: Vec<_> = reqs.iter().filter(|r| r.method == "POST").map(|r| r.at).collect();
+    let mut starts: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.at)
+        .collect();
     starts.sort();
     for w in starts.windows(2) {
-        assert!(w[1].duration_since(w[0]) >= Duration::from_millis(4_000), "overlapping probes");
+        assert!(
+            w[1].duration_since(w[0]) >= Duration::from_millis(4_000),
+            "overlapping probes"
+        );
     }
 }
 
@@ -76,10 +94,23 @@ fn a_monitor_slower_than_its_interval_is_never_probed_twice_at_once() {
 fn a_full_queue_drops_work_and_the_daemon_stays_responsive() {
     let mock = MockUpstream::start();
     let monitors: Vec<(String, &[&str], &str)> = (0..12)
-        .map(|i| (format!("m{i:02}"), &["delay-2000-2000"][..], "interval = \"10s\"\ntimeout = \"5s\""))
+        .map(|i| {
+            (
+                format!("m{i:02}"),
+                &["delay-2000-2000"][..],
+                "interval = \"10s\"\ntimeout = \"5s\"",
+            )
+        })
         .collect();
-    let refs: Vec<(&str, &[&str], &str)> = monitors.iter().map(|(a, b, c)| (a.as_str(), *b, *c)).collect();
-    let env = Env::new(&config(&mock, "tick = \"100ms\"\nworkers = 1\nqueue = 1\nshutdown_grace = \"5s\"", &refs));
+    let refs: Vec<(&str, &[&str], &str)> = monitors
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), *b, *c))
+        .collect();
+    let env = Env::new(&config(
+        &mock,
+        "tick = \"100ms\"\nworkers = 1\nqueue = 1\nshutdown_grace = \"5s\"",
+        &refs,
+    ));
     let mut d = env.spawn_daemon(&[]);
     wait_until(T, "a dropped job", || d.log().contains("queue full"));
     // Responsive: a reload and a stop are still handled promptly.
@@ -88,8 +119,15 @@ fn a_full_queue_drops_work_and_the_daemon_stays_responsive() {
     d.signal("TERM");
     assert!(d.wait_exit(T).success());
     let log = d.log();
-    assert!(log.contains("monitor=m"), "drop warnings name the monitor:\n{log}");
-    let summary = log.lines().rev().find(|l| l.contains("daemon stopped")).expect("summary line");
+    assert!(
+        log.contains("monitor=m"),
+        "drop warnings name the monitor:\n{log}"
+    );
+    let summary = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("daemon stopped"))
+        .expect("summary line");
     let dropped: u64 = summary
         .split("dropped: ")
         .nth(1)
@@ -108,7 +146,11 @@ fn sigterm_lets_running_probes_finish_and_records_them() {
     let env = Env::new(&config(
         &mock,
         "tick = \"100ms\"\nshutdown_grace = \"20s\"",
-        &[("inflight", &["delay-3000-3000"], "interval = \"10s\"\ntimeout = \"8s\"\ndegraded_after = \"6s\"")],
+        &[(
+            "inflight",
+            &["delay-3000-3000"],
+            "interval = \"10s\"\ntimeout = \"8s\"\ndegraded_after = \"6s\"",
+        )],
     ));
     let mut d = env.spawn_daemon(&[]);
     wait_until(T, "the probe to reach the upstream", || {
@@ -131,10 +173,15 @@ fn probes_cut_off_by_the_grace_period_are_not_recorded_as_failures() {
         &[("stuck", &["stall"], "interval = \"30s\"\ntimeout = \"25s\"")],
     ));
     let mut d = env.spawn_daemon(&[]);
-    wait_until(T, "the stalled probe", || mock.requests().iter().any(|r| r.method == "POST"));
+    wait_until(T, "the stalled probe", || {
+        mock.requests().iter().any(|r| r.method == "POST")
+    });
     d.signal("TERM");
     assert!(d.wait_exit(Duration::from_secs(15)).success());
-    assert!(env.history_for("stuck").is_empty(), "an abandoned probe is not an outage");
+    assert!(
+        env.history_for("stuck").is_empty(),
+        "an abandoned probe is not an outage"
+    );
 }
 
 #[test]
@@ -146,7 +193,9 @@ fn a_second_signal_exits_at_once() {
         &[("stuck", &["stall"], "interval = \"30s\"\ntimeout = \"25s\"")],
     ));
     let mut d = env.spawn_daemon(&[]);
-    wait_until(T, "the stalled probe", || mock.requests().iter().any(|r| r.method == "POST"));
+    wait_until(T, "the stalled probe", || {
+        mock.requests().iter().any(|r| r.method == "POST")
+    });
     d.signal("TERM");
     wait_until(T, "shutdown to begin", || d.log().contains("shutting down"));
     d.signal("INT");
@@ -157,7 +206,11 @@ fn a_second_signal_exits_at_once() {
 #[test]
 fn sighup_adds_a_new_monitor_and_a_broken_config_keeps_the_old_one() {
     let mock = MockUpstream::start();
-    let one = config(&mock, "tick = \"100ms\"", &[("first", &["good"], "interval = \"10s\"\ntimeout = \"5s\"")]);
+    let one = config(
+        &mock,
+        "tick = \"100ms\"",
+        &[("first", &["good"], "interval = \"10s\"\ntimeout = \"5s\"")],
+    );
     let env = Env::new(&one);
     let mut d = env.spawn_daemon(&[]);
     wait_until(T, "first check", || !env.history_for("first").is_empty());
@@ -167,7 +220,9 @@ fn sighup_adds_a_new_monitor_and_a_broken_config_keeps_the_old_one() {
     d.signal("HUP");
     wait_until(T, "the refusal", || d.log().contains("reload failed"));
     let before = env.history_for("first").len();
-    wait_until(T, "another check of the old config", || env.history_for("first").len() > before);
+    wait_until(T, "another check of the old config", || {
+        env.history_for("first").len() > before
+    });
 
     // A valid config with a second monitor: it starts being probed.
     let two = config(
@@ -175,12 +230,18 @@ fn sighup_adds_a_new_monitor_and_a_broken_config_keeps_the_old_one() {
         "tick = \"100ms\"",
         &[
             ("first", &["good"], "interval = \"10s\"\ntimeout = \"5s\""),
-            ("second", &["gpt-4o-mini"], "interval = \"10s\"\ntimeout = \"5s\""),
+            (
+                "second",
+                &["gpt-4o-mini"],
+                "interval = \"10s\"\ntimeout = \"5s\"",
+            ),
         ],
     );
     env.write_config(&two);
     d.signal("HUP");
-    wait_until(T, "the new monitor's check", || !env.history_for("second").is_empty());
+    wait_until(T, "the new monitor's check", || {
+        !env.history_for("second").is_empty()
+    });
     d.signal("TERM");
     assert!(d.wait_exit(T).success());
 }
@@ -188,7 +249,11 @@ fn sighup_adds_a_new_monitor_and_a_broken_config_keeps_the_old_one() {
 #[test]
 fn a_second_daemon_on_the_same_database_refuses_to_start() {
     let mock = MockUpstream::start();
-    let env = Env::new(&config(&mock, "", &[("a", &["good"], "interval = \"60s\"")]));
+    let env = Env::new(&config(
+        &mock,
+        "",
+        &[("a", &["good"], "interval = \"60s\"")],
+    ));
     let mut d = env.spawn_daemon(&[]);
     wait_until(T, "the first daemon", || d.log().contains("daemon started"));
     let out = env.run(&["run"]);
@@ -204,7 +269,11 @@ fn a_second_daemon_on_the_same_database_refuses_to_start() {
 fn a_globally_disabled_config_idles() {
     let mock = MockUpstream::start();
     let mut c = String::from("enabled = false\n");
-    c.push_str(&config(&mock, "tick = \"100ms\"", &[("a", &["good"], "interval = \"10s\"")]));
+    c.push_str(&config(
+        &mock,
+        "tick = \"100ms\"",
+        &[("a", &["good"], "interval = \"10s\"")],
+    ));
     let env = Env::new(&c);
     let mut d = env.spawn_daemon(&[]);
     wait_until(T, "start", || d.log().contains("daemon started"));
@@ -219,20 +288,38 @@ fn a_globally_disabled_config_idles() {
 fn kill_9_during_heavy_writing_keeps_a_sound_database() {
     let mock = MockUpstream::start();
     let monitors: Vec<(String, &[&str], &str)> = (0..150)
-        .map(|i| (format!("w{i:03}"), &["good", "other"][..], "interval = \"10s\"\ntimeout = \"5s\""))
+        .map(|i| {
+            (
+                format!("w{i:03}"),
+                &["good", "other"][..],
+                "interval = \"10s\"\ntimeout = \"5s\"",
+            )
+        })
         .collect();
-    let refs: Vec<(&str, &[&str], &str)> = monitors.iter().map(|(a, b, c)| (a.as_str(), *b, *c)).collect();
-    let env = Env::new(&config(&mock, "tick = \"100ms\"\nworkers = 32\nqueue = 512", &refs));
+    let refs: Vec<(&str, &[&str], &str)> = monitors
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), *b, *c))
+        .collect();
+    let env = Env::new(&config(
+        &mock,
+        "tick = \"100ms\"\nworkers = 32\nqueue = 512",
+        &refs,
+    ));
     let mut d = env.spawn_daemon(&[]);
     wait_until(T, "some rows", || env.history(&[]).len() >= 100);
     let committed = env.history(&[]).len();
     d.signal("KILL");
     let _ = d.wait_exit(T);
     let conn = rusqlite::Connection::open(env.db()).unwrap();
-    let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(ok, "ok");
     drop(conn);
-    assert!(env.history(&[]).len() >= committed, "rows committed before the kill were lost");
+    assert!(
+        env.history(&[]).len() >= committed,
+        "rows committed before the kill were lost"
+    );
 }
 
 #[test]
@@ -241,10 +328,16 @@ fn a_shell_check_waits_for_the_daemons_probe_and_is_recorded_too() {
     let env = Env::new(&config(
         &mock,
         "tick = \"100ms\"",
-        &[("shared", &["delay-3000-3000"], "interval = \"60s\"\ntimeout = \"8s\"\ndegraded_after = \"6s\"")],
+        &[(
+            "shared",
+            &["delay-3000-3000"],
+            "interval = \"60s\"\ntimeout = \"8s\"\ndegraded_after = \"6s\"",
+        )],
     ));
     let mut d = env.spawn_daemon(&[]);
-    wait_until(T, "the daemon's probe", || mock.requests().iter().any(|r| r.method == "POST"));
+    wait_until(T, "the daemon's probe", || {
+        mock.requests().iter().any(|r| r.method == "POST")
+    });
     let out = env.run(&["check", "shared"]);
     assert_eq!(out.status.code(), Some(0), "{}", harness::text(&out.stderr));
     assert_eq!(mock.max_in_flight("delay-3000-3000"), 1);

@@ -11,8 +11,22 @@ use support::mock::MockUpstream;
 
 fn two_monitors(mock: &MockUpstream) -> String {
     let mut c = preamble("");
-    c.push_str(&monitor("alpha", "openai", &mock.origin(), mock.key(), &["good"], ""));
-    c.push_str(&monitor("beta", "anthropic", &mock.origin(), mock.key(), &["claude-x", "wrong"], ""));
+    c.push_str(&monitor(
+        "alpha",
+        "openai",
+        &mock.origin(),
+        mock.key(),
+        &["good"],
+        "",
+    ));
+    c.push_str(&monitor(
+        "beta",
+        "anthropic",
+        &mock.origin(),
+        mock.key(),
+        &["claude-x", "wrong"],
+        "",
+    ));
     c
 }
 
@@ -24,7 +38,10 @@ fn check_records_and_history_prune_round_trip() {
     // beta/wrong fails the challenge: the worst status decides the exit code.
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let table = text(&out.stdout);
-    assert!(table.contains("alpha") && table.contains("challenge_mismatch"), "{table}");
+    assert!(
+        table.contains("alpha") && table.contains("challenge_mismatch"),
+        "{table}"
+    );
 
     let rows = env.history(&[]);
     assert_eq!(rows.len(), 3);
@@ -53,7 +70,14 @@ fn a_monitor_removed_from_the_config_keeps_its_history() {
     let env = Env::new(&two_monitors(&mock));
     env.run(&["check", "--all"]);
     let mut c = preamble("");
-    c.push_str(&monitor("alpha", "openai", &mock.origin(), mock.key(), &["good"], ""));
+    c.push_str(&monitor(
+        "alpha",
+        "openai",
+        &mock.origin(),
+        mock.key(),
+        &["good"],
+        "",
+    ));
     env.write_config(&c);
     let out = env.run(&["check", "--all"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -70,15 +94,28 @@ fn the_raw_api_key_never_reaches_the_database_file() {
         ..Default::default()
     });
     let mut c = preamble("");
-    c.push_str(&monitor("alpha", "openai", &mock.origin(), mock.key(), &["good", "leak"], "headers = { x-relay-token = \"relay-secret-8841\" }"));
+    c.push_str(&monitor(
+        "alpha",
+        "openai",
+        &mock.origin(),
+        mock.key(),
+        &["good", "leak"],
+        "headers = { x-relay-token = \"relay-secret-8841\" }",
+    ));
     let env = Env::new(&c);
     let out = env.run(&["check", "alpha"]);
     assert!(!contains(&out.stdout, mock.key().as_bytes()));
     assert!(!contains(&out.stderr, mock.key().as_bytes()));
     let bytes = db_bytes(&env.db());
     assert!(!bytes.is_empty());
-    assert!(!contains(&bytes, mock.key().as_bytes()), "API key stored in clear");
-    assert!(!contains(&bytes, b"relay-secret-8841"), "header value stored in clear");
+    assert!(
+        !contains(&bytes, mock.key().as_bytes()),
+        "API key stored in clear"
+    );
+    assert!(
+        !contains(&bytes, b"relay-secret-8841"),
+        "header value stored in clear"
+    );
     let hist = env.run(&["history", "--format", "json"]);
     assert!(!contains(&hist.stdout, mock.key().as_bytes()));
 }
@@ -87,14 +124,25 @@ fn the_raw_api_key_never_reaches_the_database_file() {
 fn a_wrong_master_key_marks_only_the_affected_monitors_key_unavailable() {
     let mock = MockUpstream::start();
     let mut c = preamble("");
-    c.push_str(&monitor("literal", "openai", &mock.origin(), mock.key(), &["good"], ""));
+    c.push_str(&monitor(
+        "literal",
+        "openai",
+        &mock.origin(),
+        mock.key(),
+        &["good"],
+        "",
+    ));
     c.push_str(&format!(
         "\n[[monitor]]\nid = \"fromenv\"\nprovider = \"openai\"\nendpoint = \"{}\"\napi_key_env = \"CHANMON_TEST_KEY\"\nmodel = \"good\"\n",
         mock.origin()
     ));
     let env = Env::new(&c);
     // First run: the env key is there and gets sealed with master key 01…
-    let out = env.command(&["check", "--all"]).env("CHANMON_TEST_KEY", mock.key()).output().unwrap();
+    let out = env
+        .command(&["check", "--all"])
+        .env("CHANMON_TEST_KEY", mock.key())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     // Second run: no env key (the stored one is used) and a different master key.
     let other = "0202020202020202020202020202020202020202020202020202020202020202";
@@ -111,38 +159,64 @@ fn a_wrong_master_key_marks_only_the_affected_monitors_key_unavailable() {
     assert_eq!(s(&by_id("fromenv"), "kind"), "key_unavailable");
     // Never called with an empty key: the mock saw exactly one request for it (the first run).
     let auth_empty = mock.requests().iter().any(|r| {
-        r.headers.iter().any(|(k, v)| k == "authorization" && v.trim() == "Bearer")
+        r.headers
+            .iter()
+            .any(|(k, v)| k == "authorization" && v.trim() == "Bearer")
     });
     assert!(!auth_empty);
     // `status` shows it too.
-    let st = env.command(&["status"]).env("CHANMON_MASTER_KEY", other).output().unwrap();
-    assert!(text(&st.stdout).contains("key_unavailable"), "{}", text(&st.stdout));
+    let st = env
+        .command(&["status"])
+        .env("CHANMON_MASTER_KEY", other)
+        .output()
+        .unwrap();
+    assert!(
+        text(&st.stdout).contains("key_unavailable"),
+        "{}",
+        text(&st.stdout)
+    );
 }
 
 fn assert_clear_db_error(env: &Env, what: &str) {
     let before = std::fs::read(env.db()).unwrap();
-    for args in [&["history"][..], &["status"][..], &["prune", "--dry-run"][..]] {
+    for args in [
+        &["history"][..],
+        &["status"][..],
+        &["prune", "--dry-run"][..],
+    ] {
         let out = env.run(args);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{what} {args:?}: {err}");
-        assert!(err.contains("chanmon.db"), "{what}: error names the file: {err}");
+        assert!(
+            err.contains("chanmon.db"),
+            "{what}: error names the file: {err}"
+        );
         assert!(!err.contains("panicked"), "{what}: {err}");
     }
-    assert_eq!(std::fs::read(env.db()).unwrap(), before, "{what}: the file was changed");
+    assert_eq!(
+        std::fs::read(env.db()).unwrap(),
+        before,
+        "{what}: the file was changed"
+    );
 }
 
 #[test]
 fn garbage_and_truncated_databases_get_a_clear_error_and_are_left_alone() {
     let mock = MockUpstream::start();
     let env = Env::new(&two_monitors(&mock));
-    std::fs::write(env.db(), b"this is not a database, just some bytes".repeat(200)).unwrap();
+    std::fs::write(
+        env.db(),
+        b"this is not a database, just some bytes".repeat(200),
+    )
+    .unwrap();
     assert_clear_db_error(&env, "garbage");
 
     let env = Env::new(&two_monitors(&mock));
     env.run(&["check", "--all"]);
     // Checkpoint the WAL into the main file, then cut the file in half.
     let conn = rusqlite::Connection::open(env.db()).unwrap();
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
     drop(conn);
     let bytes = std::fs::read(env.db()).unwrap();
     std::fs::write(env.db(), &bytes[..bytes.len() / 2]).unwrap();
@@ -155,8 +229,15 @@ fn history_on_a_missing_database_says_so() {
     let env = Env::new("");
     let out = env.run(&["history"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("does not exist"), "{}", text(&out.stderr));
-    assert!(!env.db().exists(), "a read command does not create the database");
+    assert!(
+        text(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !env.db().exists(),
+        "a read command does not create the database"
+    );
 }
 
 #[test]
@@ -179,7 +260,11 @@ fn every_bad_config_is_refused_with_its_line() {
         let out = env.run(&["validate"]);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{}: {err}", path.display());
-        assert!(err.contains(&format!(":{line}:")), "{}: no line {line} in: {err}", path.display());
+        assert!(
+            err.contains(&format!(":{line}:")),
+            "{}: no line {line} in: {err}",
+            path.display()
+        );
         assert!(!err.contains("panicked"), "{}: {err}", path.display());
         assert!(!env.db().exists(), "validate never creates the database");
         n += 1;

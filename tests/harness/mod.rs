@@ -45,7 +45,17 @@ impl Env {
         c.arg("--config").arg(&self.config).args(args);
         c.current_dir(self.dir.path());
         c.env("CHANMON_MASTER_KEY", MASTER_KEY);
-        for v in ["RUST_LOG", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", "NO_PROXY", "CHANMON_CONFIG"] {
+        for v in [
+            "RUST_LOG",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+            "NO_PROXY",
+            "CHANMON_CONFIG",
+        ] {
             c.env_remove(v);
         }
         c.env("NO_COLOR", "1");
@@ -129,7 +139,10 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("daemon did not exit within {within:?}; log:\n{}", self.log());
+                panic!(
+                    "daemon did not exit within {within:?}; log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -157,10 +170,21 @@ pub fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) 
 }
 
 /// A `[[monitor]]` table pointing at a loopback mock.
-pub fn monitor(id: &str, provider: &str, origin: &str, key: &str, models: &[&str], extra: &str) -> String {
+pub fn monitor(
+    id: &str,
+    provider: &str,
+    origin: &str,
+    key: &str,
+    models: &[&str],
+    extra: &str,
+) -> String {
     let (model, rest) = models.split_first().expect("a model");
     let extras: Vec<String> = rest.iter().map(|m| format!("\"{m}\"")).collect();
-    let api = if provider == "openai-responses" { "api = \"responses\"\n" } else { "" };
+    let api = if provider == "openai-responses" {
+        "api = \"responses\"\n"
+    } else {
+        ""
+    };
     let provider = provider.trim_end_matches("-responses");
     format!(
         "\n[[monitor]]\nid = \"{id}\"\nprovider = \"{provider}\"\n{api}endpoint = \"{origin}\"\napi_key = \"{key}\"\nmodel = \"{model}\"\nextra_models = [{}]\n{extra}\n",
@@ -170,9 +194,7 @@ pub fn monitor(id: &str, provider: &str, origin: &str, key: &str, models: &[&str
 
 /// The preamble every test config shares: loopback allowed explicitly.
 pub fn preamble(runner: &str) -> String {
-    format!(
-        "[network]\nallow_http = true\nallow_cidrs = [\"127.0.0.0/8\"]\n\n[runner]\n{runner}\n"
-    )
+    format!("[network]\nallow_http = true\nallow_cidrs = [\"127.0.0.0/8\"]\n\n[runner]\n{runner}\n")
 }
 
 pub fn text(bytes: &[u8]) -> String {
@@ -204,6 +226,10 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 pub fn started_ms(row: &serde_json::Value) -> i64 {
     let v = &row["started_at"];
     v.as_i64()
-        .or_else(|| v.as_str().and_then(|s| chanmon::model::Timestamp::parse(s).ok()).map(|t| t.millis()))
+        .or_else(|| {
+            v.as_str()
+                .and_then(|s| chanmon::model::Timestamp::parse(s).ok())
+                .map(|t| t.millis())
+        })
         .unwrap_or_else(|| panic!("row without started_at: {row}"))
 }
