@@ -22,7 +22,11 @@ fn main() {
     let code = match runtime.block_on(commands::dispatch(cli)) {
         Ok(code) => code,
         Err(failure) => {
-            eprintln!("chanmon: error: {:#}", failure.error);
+            // Config errors are already one `error: file:line:col: …` line per problem.
+            match failure.error.downcast_ref::<chanmon::config::ConfigError>() {
+                Some(e) => eprintln!("{e}"),
+                None => eprintln!("chanmon: error: {:#}", failure.error),
+            }
             failure.code
         }
     };

@@ -78,8 +78,10 @@ fn open_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
         format!("is not a chanmon database (SQLite says: {msg})")
     } else if msg.contains("malformed") || msg.contains("corrupt") {
         format!("is damaged (SQLite says: {msg}); restore it from a backup or move it aside")
-    } else {
+    } else if msg.starts_with("is ") {
         msg
+    } else {
+        format!("cannot be opened: {msg}")
     };
     StoreError::Open {
         path: path.display().to_string(),
@@ -120,37 +122,89 @@ pub fn open(path: &Path, create: bool) -> Result<Connection, StoreError> {
         });
     }
     if version > 0 {
-        // A non-empty chanmon database: a quick structural check catches truncation.
-        let check: String = conn
-            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
-            .map_err(|e| open_err(path, e))?;
-        if check != "ok" {
-            return Err(open_err(
-                path,
-                format!("database disk image is malformed ({check})"),
-            ));
+        check_not_truncated(&conn, path)?;
+    }
+    set_wal(&conn, path)?;
+    if version < SCHEMA_VERSION {
+        migrate(&mut conn, path)?;
+    }
+    Ok(conn)
+}
+
+/// A cheap truncation check (a full `quick_check` would take seconds on a big database): the
+/// file must hold every page the header says it has, unless pages still live in the WAL.
+fn check_not_truncated(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal_len = std::fs::metadata(std::path::PathBuf::from(wal)).map_or(0, |m| m.len());
+    if wal_len > 0 {
+        return Ok(());
+    }
+    let pages: i64 = conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .map_err(|e| open_err(path, e))?;
+    let size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .map_err(|e| open_err(path, e))?;
+    let len = std::fs::metadata(path).map_or(0, |m| m.len()) as i64;
+    if len < pages.saturating_mul(size) {
+        return Err(open_err(
+            path,
+            format!(
+                "database disk image is malformed: the file has {len} bytes but its header promises {pages} pages of {size} bytes (truncated?)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// WAL lets readers and one writer work at once. Switching needs a moment of exclusive access;
+/// two processes opening a new database together may collide, so retry briefly.
+fn set_wal(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let mut last = None;
+    for attempt in 0..50 {
+        match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)) {
+            Ok(_) => {
+                conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
+                    .map_err(|e| open_err(path, e))?;
+                return Ok(());
+            }
+            Err(e) => {
+                last = Some(e);
+                std::thread::sleep(Duration::from_millis(20 * (attempt + 1).min(10)));
+            }
         }
-    } else {
-        let tables: i64 = conn
+    }
+    Err(open_err(
+        path,
+        last.map_or_else(|| "cannot enable WAL".to_owned(), |e| e.to_string()),
+    ))
+}
+
+/// Applies the missing migrations under an IMMEDIATE transaction, re-reading the version
+/// inside it: two processes opening a new database at once migrate it exactly once.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| open_err(path, e))?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| open_err(path, e))?;
+    if version == 0 {
+        let tables: i64 = tx
             .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
             .map_err(|e| open_err(path, e))?;
         if tables > 0 {
             return Err(open_err(
                 path,
-                "not a database made by chanmon: it has tables but no chanmon schema version",
+                "is not a chanmon database: it has tables but no chanmon schema version",
             ));
         }
     }
-    conn.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-    )
-    .map_err(|e| open_err(path, e))?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction().map_err(|e| open_err(path, e))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
         tx.execute_batch(sql).map_err(|e| open_err(path, e))?;
         tx.pragma_update(None, "user_version", i as i64 + 1)
             .map_err(|e| open_err(path, e))?;
-        tx.commit().map_err(|e| open_err(path, e))?;
     }
-    Ok(conn)
+    tx.commit().map_err(|e| open_err(path, e))
 }

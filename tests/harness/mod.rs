@@ -85,9 +85,21 @@ impl Env {
 
     /// History rows (newest first) as JSON objects.
     pub fn history(&self, extra: &[&str]) -> Vec<serde_json::Value> {
+        if !self.db().exists() {
+            // The daemon has not created it yet: nothing recorded so far.
+            return Vec::new();
+        }
+        // Reads go through a config of their own, so a test may break the daemon's config.
+        let reader = self.path("reader.toml");
+        std::fs::write(&reader, "database = \"chanmon.db\"\n").expect("reader config");
         let mut args = vec!["history", "--format", "json", "--limit", "100000"];
         args.extend_from_slice(extra);
-        let out = self.run(&args);
+        let out = self
+            .command(&args)
+            .arg("--config")
+            .arg(&reader)
+            .output()
+            .expect("run chanmon");
         assert!(
             out.status.success(),
             "history failed: {}",
