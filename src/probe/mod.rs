@@ -289,9 +289,9 @@ async fn request(
         return;
     }
     if !(200..300).contains(&status) {
-        let body = read_capped(resp, ERROR_BODY_CAP)
+        let body = net::read_body_capped(resp, ERROR_BODY_CAP)
             .await
-            .map(|(b, _)| b)
+            .map(|b| b.bytes)
             .unwrap_or_default();
         reply.error = Some((
             verdict::kind_of_status(status),
@@ -308,11 +308,11 @@ async fn request(
     if is_sse {
         read_stream(resp, strategy, max, t0, reply).await;
     } else {
-        match read_capped(resp, max).await {
-            Ok((_, true)) => {
+        match net::read_body_capped(resp, max).await {
+            Ok(b) if b.truncated => {
                 reply.error = Some((Kind::Malformed, format!("the reply exceeds {max} bytes")))
             }
-            Ok((bytes, false)) => match serde_json::from_slice::<Value>(&bytes) {
+            Ok(b) => match serde_json::from_slice::<Value>(&b.bytes) {
                 Ok(v) => match strategy.parse_full(&v) {
                     Ok(pieces) => {
                         apply(pieces, reply, t0, false);
@@ -326,24 +326,6 @@ async fn request(
             Err(e) => reply.error = Some(net::classify_error(&e)),
         }
     }
-}
-
-async fn read_capped(
-    resp: reqwest::Response,
-    max: usize,
-) -> Result<(Vec<u8>, bool), reqwest::Error> {
-    let mut out = Vec::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
-        if out.len() + chunk.len() > max {
-            let room = max - out.len();
-            out.extend_from_slice(&chunk[..room]);
-            return Ok((out, true));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok((out, false))
 }
 
 async fn read_stream(

@@ -1,0 +1,132 @@
+//! The guarded resolver plugged into the HTTP client: the address that is checked is the
+//! address that is connected, so DNS rebinding cannot slip between a check and the connect.
+//! It fails closed: one denied address among the answers refuses the whole name.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use tokio::sync::OnceCell;
+
+use super::deny::check_ip;
+use super::url_check::check_name;
+use super::{Blocked, NetworkPolicy};
+
+/// Where names are resolved.
+#[derive(Debug, Clone)]
+pub enum Upstream {
+    /// /etc/resolv.conf and the hosts file.
+    System,
+    /// One nameserver (tests, special set-ups).
+    Nameserver(SocketAddr),
+}
+
+pub struct GuardedResolver {
+    policy: NetworkPolicy,
+    upstream: Upstream,
+    /// Built on first use (inside the runtime), then shared by every lookup.
+    inner: Arc<OnceCell<TokioResolver>>,
+}
+
+impl GuardedResolver {
+    pub fn new(policy: NetworkPolicy, upstream: Upstream) -> Self {
+        GuardedResolver {
+            policy,
+            upstream,
+            inner: Arc::new(OnceCell::new()),
+        }
+    }
+}
+
+fn build(upstream: &Upstream) -> Result<TokioResolver, String> {
+    let builder = match upstream {
+        Upstream::System => match TokioResolver::builder_tokio() {
+            Ok(b) => b,
+            // No usable /etc/resolv.conf (minimal containers): fall back to defaults.
+            Err(_) => TokioResolver::builder_with_config(
+                ResolverConfig::default(),
+                TokioRuntimeProvider::default(),
+            ),
+        },
+        Upstream::Nameserver(addr) => {
+            let mut ns = NameServerConfig::udp(addr.ip());
+            for c in &mut ns.connections {
+                c.port = addr.port();
+            }
+            let mut b = TokioResolver::builder_with_config(
+                ResolverConfig::from_name_servers(vec![ns]),
+                TokioRuntimeProvider::default(),
+            );
+            let opts: &mut ResolverOpts = b.options_mut();
+            opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
+            opts.attempts = 1;
+            opts.cache_size = 0;
+            b
+        }
+    };
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// A lookup failure (not a policy refusal): classified as `dns`.
+#[derive(Debug, thiserror::Error)]
+#[error("DNS lookup of {name} failed: {message}")]
+pub struct DnsError {
+    pub name: String,
+    pub message: String,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        let upstream = self.upstream.clone();
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            check_name(&host, &policy)
+                .map_err(|b| Box::new(b) as Box<dyn std::error::Error + Send + Sync>)?;
+            let resolver = inner
+                .get_or_try_init(|| async { build(&upstream) })
+                .await
+                .map_err(|message| {
+                    Box::new(DnsError {
+                        name: host.clone(),
+                        message,
+                    }) as Box<dyn std::error::Error + Send + Sync>
+                })?;
+            let ips: Vec<IpAddr> = resolver
+                .lookup_ip(host.as_str())
+                .await
+                .map_err(|e| {
+                    Box::new(DnsError {
+                        name: host.clone(),
+                        message: e.to_string(),
+                    }) as Box<dyn std::error::Error + Send + Sync>
+                })?
+                .iter()
+                .collect();
+            if ips.is_empty() {
+                return Err(Box::new(DnsError {
+                    name: host,
+                    message: "no addresses".into(),
+                })
+                    as Box<dyn std::error::Error + Send + Sync>);
+            }
+            for ip in &ips {
+                if let Err(Blocked(why)) = check_ip(*ip, &policy) {
+                    return Err(Box::new(Blocked(format!("{host} resolves to {why}")))
+                        as Box<dyn std::error::Error + Send + Sync>);
+                }
+            }
+            let addrs: Addrs = Box::new(
+                ips.into_iter()
+                    .map(|ip| SocketAddr::new(ip, 0))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            );
+            Ok(addrs)
+        })
+    }
+}
