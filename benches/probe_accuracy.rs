@@ -6,7 +6,6 @@
 //! time per probe over a larger run. Run: `cargo bench --bench probe_accuracy`.
 
 #[path = "../tests/support/mock.rs"]
-#[allow(dead_code)]
 mod mock;
 
 use std::path::Path;

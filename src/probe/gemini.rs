@@ -57,10 +57,10 @@ impl Gemini {
                     out.push(Piece::Text(t.to_owned()));
                 }
             }
-            if let Some(f) = c.get("finishReason").and_then(Value::as_str) {
-                if REFUSAL_FINISH.contains(&f) {
-                    out.push(Piece::Refused(format!("finishReason {f}")));
-                }
+            if let Some(f) = c.get("finishReason").and_then(Value::as_str)
+                && REFUSAL_FINISH.contains(&f)
+            {
+                out.push(Piece::Refused(format!("finishReason {f}")));
             }
         }
         out
