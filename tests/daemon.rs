@@ -162,6 +162,12 @@ fn sigterm_lets_running_probes_finish_and_records_them() {
     let rows = env.history_for("inflight");
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(s(&rows[0], "status"), "operational");
+    let log = d.log();
+    assert!(
+        log.contains("check finished") && log.contains("status changed"),
+        "{log}"
+    );
+    assert!(!log.contains(mock.key()), "the API key reached the log");
 }
 
 #[test]

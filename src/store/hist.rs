@@ -3,16 +3,23 @@
 //!
 //! Bucket 0 holds 0 ms; bucket i ≥ 1 holds [1.1^(i-1), 1.1^i) ms and reads back as the
 //! geometric midpoint 1.1^(i-0.5), so a percentile read from it is within 1.1^0.5 − 1 ≈ 4.9 %
-//! of the exact one. Stored sparse: (bucket u8, count u32 LE) pairs, a few bytes per hour.
-
-use std::collections::BTreeMap;
+//! of the exact one. Stored sparse: (bucket u8, count u32 LE) pairs, a few bytes per hour;
+//! merged dense in memory, because a 30-day window merges hundreds of them per series.
 
 const GROWTH: f64 = 1.1;
-const MAX_BUCKET: u8 = 255;
+const BUCKETS: usize = 256;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Histogram {
-    counts: BTreeMap<u8, u32>,
+    counts: Box<[u64; BUCKETS]>,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: Box::new([0; BUCKETS]),
+        }
+    }
 }
 
 pub fn bucket_of(ms: u32) -> u8 {
@@ -20,10 +27,10 @@ pub fn bucket_of(ms: u32) -> u8 {
         return 0;
     }
     let i = ((ms as f64).ln() / GROWTH.ln()).floor() as i64 + 1;
-    i.clamp(1, MAX_BUCKET as i64) as u8
+    i.clamp(1, BUCKETS as i64 - 1) as u8
 }
 
-fn value_of(bucket: u8) -> f64 {
+fn value_of(bucket: usize) -> f64 {
     if bucket == 0 {
         0.0
     } else {
@@ -33,17 +40,22 @@ fn value_of(bucket: u8) -> f64 {
 
 impl Histogram {
     pub fn add(&mut self, ms: u32) {
-        *self.counts.entry(bucket_of(ms)).or_default() += 1;
+        self.counts[bucket_of(ms) as usize] += 1;
     }
 
     pub fn merge(&mut self, other: &Histogram) {
-        for (b, c) in &other.counts {
-            *self.counts.entry(*b).or_default() += c;
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *a += b;
         }
     }
 
+    /// Adds a stored (encoded) histogram without decoding it into a value of its own.
+    pub fn merge_encoded(&mut self, bytes: &[u8]) {
+        add_pairs(&mut self.counts[..], bytes);
+    }
+
     pub fn count(&self) -> u64 {
-        self.counts.values().map(|&c| c as u64).sum()
+        self.counts.iter().sum()
     }
 
     /// Nearest-rank percentile (`q` in 0..=1), or `None` when empty.
@@ -54,46 +66,48 @@ impl Histogram {
         }
         let rank = ((q * n as f64).ceil() as u64).clamp(1, n);
         let mut seen = 0u64;
-        for (b, c) in &self.counts {
-            seen += *c as u64;
+        for (b, c) in self.counts.iter().enumerate() {
+            seen += c;
             if seen >= rank {
-                return Some(value_of(*b));
+                return Some(value_of(b));
             }
         }
         None
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        encode_pairs(&self.counts)
+        encode_pairs(&self.counts[..])
     }
 
     /// Decodes a stored histogram; damaged bytes decode to what can be read (never panic).
     pub fn decode(bytes: &[u8]) -> Histogram {
-        Histogram {
-            counts: decode_pairs(bytes),
-        }
+        let mut h = Histogram::default();
+        h.merge_encoded(bytes);
+        h
     }
 }
 
-/// Sparse (u8 key, u32 LE count) pairs: used for histograms and for per-kind counts.
-pub fn encode_pairs(m: &BTreeMap<u8, u32>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(m.len() * 5);
-    for (k, c) in m {
+/// Sparse (u8 key, u32 LE count) pairs of the non-zero entries of `counts`: used for
+/// histograms and for per-kind counts.
+pub fn encode_pairs(counts: &[u64]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, c) in counts.iter().enumerate().take(256) {
         if *c > 0 {
-            out.push(*k);
-            out.extend_from_slice(&c.to_le_bytes());
+            out.push(k as u8);
+            out.extend_from_slice(&(u32::try_from(*c).unwrap_or(u32::MAX)).to_le_bytes());
         }
     }
     out
 }
 
-pub fn decode_pairs(bytes: &[u8]) -> BTreeMap<u8, u32> {
-    let mut m = BTreeMap::new();
+/// Adds encoded pairs into `counts`; keys beyond its length are ignored.
+pub fn add_pairs(counts: &mut [u64], bytes: &[u8]) {
     for chunk in bytes.chunks_exact(5) {
         let c = u32::from_le_bytes([chunk[1], chunk[2], chunk[3], chunk[4]]);
-        *m.entry(chunk[0]).or_default() += c;
+        if let Some(slot) = counts.get_mut(chunk[0] as usize) {
+            *slot += c as u64;
+        }
     }
-    m
 }
 
 #[cfg(test)]

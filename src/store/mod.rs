@@ -30,7 +30,7 @@ pub use window::WindowStats;
 /// One rollup bucket: an hour, UTC.
 pub const BUCKET_MS: i64 = 3_600_000;
 /// Rows deleted per prune transaction: small, so a concurrent writer never waits long.
-const PRUNE_BATCH: i64 = 5_000;
+const PRUNE_BATCH: i64 = 2_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -595,6 +595,10 @@ impl Store {
                 };
                 tx.commit()?;
                 deleted += n as u64;
+                // Checkpoint here, off the writer's path: otherwise the daemon's next commit
+                // finds a WAL full of deletions and pays for the checkpoint itself.
+                self.conn
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
                 if bound.is_none() {
                     break;
                 }

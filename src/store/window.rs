@@ -5,24 +5,37 @@
 //! raw rows. Where the left edge lies before the last prune (`raw_from`), its raw rows are
 //! gone and the whole hour's rollup stands in for it.
 
-use std::collections::BTreeMap;
-
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::hist::{Histogram, decode_pairs, encode_pairs};
+use super::hist::{Histogram, add_pairs, encode_pairs};
 use super::{BUCKET_MS, StoreError};
 use crate::model::{Kind, Status};
 
 /// Aggregates of one bucket (or of a whole window).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rollup {
     pub by_status: [u64; 4],
-    pub by_kind: BTreeMap<u8, u32>,
+    /// Indexed by `Kind::code()`.
+    pub by_kind: [u64; 32],
     pub latency_sum: u64,
     pub latency_n: u64,
     pub ttft_sum: u64,
     pub ttft_n: u64,
     pub latency_hist: Histogram,
+}
+
+impl Default for Rollup {
+    fn default() -> Self {
+        Rollup {
+            by_status: [0; 4],
+            by_kind: [0; 32],
+            latency_sum: 0,
+            latency_n: 0,
+            ttft_sum: 0,
+            ttft_n: 0,
+            latency_hist: Histogram::default(),
+        }
+    }
 }
 
 impl Rollup {
@@ -34,7 +47,7 @@ impl Rollup {
         ttft_ms: Option<u32>,
     ) {
         self.by_status[status.code() as usize] += 1;
-        *self.by_kind.entry(kind.code()).or_default() += 1;
+        self.by_kind[kind.code() as usize] += 1;
         // Latency statistics describe answers: only operational and degraded checks count.
         if status.is_up() {
             if let Some(l) = latency_ms {
@@ -53,8 +66,8 @@ impl Rollup {
         for i in 0..4 {
             self.by_status[i] += o.by_status[i];
         }
-        for (k, c) in &o.by_kind {
-            *self.by_kind.entry(*k).or_default() += c;
+        for (a, b) in self.by_kind.iter_mut().zip(o.by_kind) {
+            *a += b;
         }
         self.latency_sum += o.latency_sum;
         self.latency_n += o.latency_n;
@@ -80,7 +93,7 @@ impl WindowStats {
     }
 
     pub fn count_kind(&self, k: Kind) -> u64 {
-        self.rollup.by_kind.get(&k.code()).copied().unwrap_or(0) as u64
+        self.rollup.by_kind[k.code() as usize]
     }
 
     /// (operational + degraded) / all, or `None` with no checks.
@@ -143,17 +156,21 @@ pub fn merge_rollup(
 
 const ROLLUP_COLS: &str = "n_operational, n_degraded, n_failed, n_error, kinds, latency_sum, latency_n, ttft_sum, ttft_n, hist";
 
-fn rollup_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rollup> {
+/// Adds a stored rollup row to `acc` (decoding straight into it: a window reads hundreds).
+fn add_row(acc: &mut Rollup, r: &rusqlite::Row<'_>) -> rusqlite::Result<()> {
     let n = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
-    Ok(Rollup {
-        by_status: [n(0)?, n(1)?, n(2)?, n(3)?],
-        by_kind: decode_pairs(&r.get::<_, Vec<u8>>(4)?),
-        latency_sum: n(5)?,
-        latency_n: n(6)?,
-        ttft_sum: n(7)?,
-        ttft_n: n(8)?,
-        latency_hist: Histogram::decode(&r.get::<_, Vec<u8>>(9)?),
-    })
+    for (i, slot) in acc.by_status.iter_mut().enumerate() {
+        *slot += n(i)?;
+    }
+    let kinds = r.get_ref(4)?.as_blob().unwrap_or(&[]);
+    add_pairs(&mut acc.by_kind, kinds);
+    acc.latency_sum += n(5)?;
+    acc.latency_n += n(6)?;
+    acc.ttft_sum += n(7)?;
+    acc.ttft_n += n(8)?;
+    acc.latency_hist
+        .merge_encoded(r.get_ref(9)?.as_blob().unwrap_or(&[]));
+    Ok(())
 }
 
 fn load_bucket(conn: &Connection, series: i64, bucket: i64) -> Result<Option<Rollup>, StoreError> {
@@ -161,7 +178,11 @@ fn load_bucket(conn: &Connection, series: i64, bucket: i64) -> Result<Option<Rol
         "SELECT {ROLLUP_COLS} FROM rollups WHERE series = ?1 AND bucket = ?2"
     ))?;
     Ok(st
-        .query_row(params![series, bucket], rollup_from_row)
+        .query_row(params![series, bucket], |r| {
+            let mut acc = Rollup::default();
+            add_row(&mut acc, r)?;
+            Ok(acc)
+        })
         .optional()?)
 }
 
@@ -170,9 +191,9 @@ fn buckets(conn: &Connection, series: i64, lo: i64, hi: i64) -> Result<Rollup, S
         "SELECT {ROLLUP_COLS} FROM rollups WHERE series = ?1 AND bucket >= ?2 AND bucket < ?3"
     ))?;
     let mut total = Rollup::default();
-    let rows = st.query_map(params![series, lo, hi], rollup_from_row)?;
-    for r in rows {
-        total.merge(&r?);
+    let mut rows = st.query(params![series, lo, hi])?;
+    while let Some(r) = rows.next()? {
+        add_row(&mut total, r)?;
     }
     Ok(total)
 }
