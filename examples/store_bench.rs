@@ -49,7 +49,7 @@ fn result(rng: &mut fastrand::Rng, monitor: &MonitorId, model: &str, at: i64) ->
             Kind::Timeout => 200,
             _ => 200,
         }),
-        ttft_ms: answered.then(|| latency / 3),
+        ttft_ms: answered.then_some(latency / 3),
         latency_ms: answered.then_some(latency),
         ping_ms: Some(rng.u32(20..80)),
         message: match kind {

@@ -307,6 +307,7 @@ impl Daemon {
                 joined = workers.join_next() => {
                     if joined.is_none() { break; }
                 }
+                Some(done) = done_rx.recv() => log_changes(&mut last_status, done),
                 _ = &mut grace, if !abandoned => {
                     tracing::warn!(
                         in_flight = metrics.in_flight.load(Relaxed),
@@ -318,6 +319,9 @@ impl Daemon {
                 _ = term.recv() => second_signal(),
                 _ = int.recv() => second_signal(),
             }
+        }
+        while let Ok(done) = done_rx.try_recv() {
+            log_changes(&mut last_status, done);
         }
         // 3. Flush every finished result.
         drop(ctx);

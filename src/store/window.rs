@@ -12,7 +12,7 @@ use super::{BUCKET_MS, StoreError};
 use crate::model::{Kind, Status};
 
 /// Aggregates of one bucket (or of a whole window).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rollup {
     pub by_status: [u64; 4],
     /// Indexed by `Kind::code()`.
@@ -22,20 +22,6 @@ pub struct Rollup {
     pub ttft_sum: u64,
     pub ttft_n: u64,
     pub latency_hist: Histogram,
-}
-
-impl Default for Rollup {
-    fn default() -> Self {
-        Rollup {
-            by_status: [0; 4],
-            by_kind: [0; 32],
-            latency_sum: 0,
-            latency_n: 0,
-            ttft_sum: 0,
-            ttft_n: 0,
-            latency_hist: Histogram::default(),
-        }
-    }
 }
 
 impl Rollup {
