@@ -4,13 +4,13 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::{EXIT_CONFIG, EXIT_RUNTIME, OrExit, Outcome, format_of, load_config, print};
+use super::{EXIT_RUNTIME, OrExit, Outcome, format_of, load_config_for_reading, print};
 use crate::cli::HistoryArgs;
 use crate::report;
 use crate::store::{HistoryQuery, Store};
 
 pub fn history(config_path: &Path, args: HistoryArgs, color: bool) -> Outcome {
-    let config = load_config(config_path, EXIT_CONFIG)?;
+    let config = load_config_for_reading(config_path)?;
     let store = Store::open_existing(&config.database).or_exit(EXIT_RUNTIME)?;
     let q = HistoryQuery {
         monitor: args.id,

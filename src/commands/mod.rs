@@ -90,6 +90,12 @@ pub(crate) fn load_config(path: &Path, code: i32) -> Result<Config, Failure> {
     Ok(loaded.config)
 }
 
+/// Loads the config for a command that only reads the database: its warnings (about keys
+/// and endpoints) concern probing, not reading, and would only be noise here.
+pub(crate) fn load_config_for_reading(path: &Path) -> Result<Config, Failure> {
+    Ok(config::load(path).or_exit(EXIT_CONFIG)?.config)
+}
+
 /// Loads (or, with `create`, creates once) the master key and says where a new one went.
 pub(crate) fn master_key(config: &Config, create: bool) -> anyhow::Result<Option<MasterKey>> {
     let env = std::env::var(MASTER_KEY_ENV).ok();

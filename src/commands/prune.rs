@@ -5,13 +5,13 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::{EXIT_CONFIG, EXIT_RUNTIME, OrExit, Outcome, load_config, print};
+use super::{EXIT_RUNTIME, OrExit, Outcome, load_config_for_reading, print};
 use crate::cli::PruneArgs;
 use crate::model::Timestamp;
 use crate::store::Store;
 
 pub fn prune(config_path: &Path, args: PruneArgs) -> Outcome {
-    let config = load_config(config_path, EXIT_CONFIG)?;
+    let config = load_config_for_reading(config_path)?;
     let mut store = Store::open_existing(&config.database).or_exit(EXIT_RUNTIME)?;
     let db = config.database.display().to_string();
     let older_than = args.older_than.unwrap_or(config.retention.history);

@@ -4,7 +4,9 @@ use std::path::Path;
 
 use anyhow::{Context, anyhow};
 
-use super::{EXIT_CONFIG, EXIT_RUNTIME, OrExit, Outcome, format_of, load_config, print};
+use super::{
+    EXIT_CONFIG, EXIT_RUNTIME, OrExit, Outcome, format_of, load_config_for_reading, print,
+};
 use crate::cli::{OutputFormat, StatusArgs};
 use crate::model::Timestamp;
 use crate::report;
@@ -20,7 +22,7 @@ pub fn status(config_path: &Path, args: StatusArgs, color: bool) -> Outcome {
         ))
         .or_exit(EXIT_CONFIG);
     }
-    let config = load_config(config_path, EXIT_CONFIG)?;
+    let config = load_config_for_reading(config_path)?;
     let store = Store::open_existing(&config.database).or_exit(EXIT_RUNTIME)?;
     let now = Timestamp::now();
     let ctx = || format!("reading {}", config.database.display());

@@ -127,7 +127,13 @@ fn age(now: Timestamp, then: Timestamp) -> String {
 }
 
 fn window_label(d: Duration) -> String {
-    humantime::format_duration(d).to_string().replace(' ', "")
+    let s = d.as_secs();
+    match s {
+        86_400 => "24h".to_owned(),
+        s if s > 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s > 0 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        _ => humantime::format_duration(d).to_string().replace(' ', ""),
+    }
 }
 
 #[derive(Serialize)]
