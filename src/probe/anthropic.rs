@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::provider::{Piece, Strategy, error_in, parse_json};
+use super::provider::{Piece, Strategy, error_in, event_type, parse_json};
 
 pub struct Anthropic;
 
@@ -58,11 +58,7 @@ impl Strategy for Anthropic {
 
     fn parse_event(&self, event: Option<&str>, data: &str) -> Result<Vec<Piece>, String> {
         let v = parse_json(data)?;
-        let ty = v
-            .get("type")
-            .and_then(Value::as_str)
-            .or(event)
-            .unwrap_or("");
+        let ty = event_type(&v, event);
         Ok(match ty {
             "content_block_delta" => match v.pointer("/delta/type").and_then(Value::as_str) {
                 Some("text_delta") => vec![Piece::Text(

@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::provider::{Piece, Strategy, error_in, is_reasoning_model, parse_json};
+use super::provider::{Piece, Strategy, error_in, event_type, is_reasoning_model, parse_json};
 use crate::model::Kind;
 
 pub struct OpenAiResponses;
@@ -88,11 +88,7 @@ impl Strategy for OpenAiResponses {
 
     fn parse_event(&self, event: Option<&str>, data: &str) -> Result<Vec<Piece>, String> {
         let v = parse_json(data)?;
-        let ty = v
-            .get("type")
-            .and_then(Value::as_str)
-            .or(event)
-            .unwrap_or("");
+        let ty = event_type(&v, event);
         Ok(match ty {
             "response.output_text.delta" => {
                 vec![Piece::Text(

@@ -131,6 +131,14 @@ pub fn text_of(v: &Value) -> Option<String> {
     }
 }
 
+/// An event's type: the JSON `type` field, else the SSE `event:` name.
+pub fn event_type<'a>(v: &'a Value, event: Option<&'a str>) -> &'a str {
+    v.get("type")
+        .and_then(Value::as_str)
+        .or(event)
+        .unwrap_or("")
+}
+
 pub fn parse_json(data: &str) -> Result<Value, String> {
     serde_json::from_str(data).map_err(|e| format!("invalid JSON in the reply ({e})"))
 }

@@ -415,21 +415,14 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<WindowStats, StoreError> {
-        let series = self.series_matching(Some(monitor), Some(model))?;
-        match series.first() {
-            Some((pk, _, _)) => window::stats(
-                &self.conn,
-                *pk,
-                from.millis(),
-                to.millis(),
-                self.raw_from()?,
-            ),
+        match self.series_of(monitor, model)? {
+            Some(pk) => window::stats(&self.conn, pk, from.millis(), to.millis(), self.raw_from()?),
             None => Ok(WindowStats::default()),
         }
     }
 
     /// Every row of one model over [from, to), scanned raw: the reference the windows must
-    /// equal while raw rows exist (tests and `--exact` checks).
+    /// equal while raw rows exist (used by the tests).
     pub fn raw_stats(
         &self,
         monitor: &MonitorId,
@@ -437,11 +430,17 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<WindowStats, StoreError> {
-        let series = self.series_matching(Some(monitor), Some(model))?;
-        match series.first() {
-            Some((pk, _, _)) => window::raw(&self.conn, *pk, from.millis(), to.millis()),
+        match self.series_of(monitor, model)? {
+            Some(pk) => window::raw(&self.conn, pk, from.millis(), to.millis()),
             None => Ok(WindowStats::default()),
         }
+    }
+
+    fn series_of(&self, monitor: &MonitorId, model: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .series_matching(Some(monitor), Some(model))?
+            .first()
+            .map(|(pk, _, _)| *pk))
     }
 
     /// Raw rows are complete from this time on (everything older may have been pruned).
