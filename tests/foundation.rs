@@ -312,3 +312,34 @@ fn man_and_completions_are_available() {
         assert!(text(&out.stdout).len() > 100);
     }
 }
+
+#[test]
+fn status_reports_windows_timelines_and_never_checked_models() {
+    let mock = MockUpstream::start();
+    let env = Env::new(&two_monitors(&mock));
+    env.run(&["check", "alpha"]);
+    env.run(&["check", "alpha"]);
+    let out = env.run(&["status", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let alpha = rows.iter().find(|r| s(r, "monitor") == "alpha").unwrap();
+    assert_eq!(alpha["windows"][0]["checks"], 2);
+    assert_eq!(alpha["windows"][0]["availability"], 1.0);
+    assert!(alpha["windows"][0]["p95_latency_ms"].as_f64().is_some());
+    assert_eq!(alpha["latest"]["status"], "operational");
+    // beta was synced but never checked.
+    let beta = rows.iter().find(|r| s(r, "monitor") == "beta").unwrap();
+    assert!(beta["latest"].is_null());
+    let table = text(&env.run(&["status"]).stdout);
+    assert!(
+        table.contains("never checked") && table.contains("100.00%"),
+        "{table}"
+    );
+    // One monitor: a timeline of its results, plain letters off a terminal.
+    let one = text(&env.run(&["status", "alpha", "--window", "1h"]).stdout);
+    assert!(
+        one.contains("UP 1h") && one.contains("alpha good  oo"),
+        "{one}"
+    );
+    assert_eq!(env.run(&["status", "nosuch"]).status.code(), Some(1));
+}
