@@ -290,3 +290,41 @@ fn network_failures_and_policy_are_errors_not_outages_of_the_wrong_kind() {
         "no key-less request was sent"
     );
 }
+
+#[test]
+fn errors_inside_a_200_stream_are_errors_of_their_kind() {
+    let mock = MockUpstream::start();
+    let mut c = preamble("");
+    for (id, provider) in [
+        ("oc", "openai"),
+        ("or", "openai-responses"),
+        ("an", "anthropic"),
+        ("ge", "gemini"),
+    ] {
+        c.push_str(&monitor(
+            id,
+            provider,
+            &mock.origin(),
+            mock.key(),
+            &["stream-error"],
+            "timeout = \"5s\"",
+        ));
+    }
+    let env = Env::new(&c);
+    let out = env.run(&["check", "--all", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let kind = |id: &str| {
+        rows.iter()
+            .find(|r| s(r, "monitor") == id)
+            .map(|r| (s(r, "status").to_owned(), s(r, "kind").to_owned()))
+    };
+    assert_eq!(kind("oc"), Some(("error".into(), "server_error".into())));
+    assert_eq!(kind("or"), Some(("error".into(), "server_error".into())));
+    assert_eq!(kind("an"), Some(("error".into(), "overloaded".into())));
+    assert_eq!(kind("ge"), Some(("error".into(), "overloaded".into())));
+    for r in &rows {
+        assert_eq!(r["http_status"], 200, "the stream itself was a 200: {r}");
+        assert!(!s(r, "message").is_empty());
+    }
+}
