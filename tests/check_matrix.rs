@@ -185,7 +185,9 @@ fn request_shapes_are_the_providers_own() {
         &mock.origin(),
         mock.key(),
         &["models/gemini-x"],
-        extra,
+        // Gemini takes sampling settings inside generationConfig (the real API refuses a
+        // top-level `temperature`); the probe deep-merges them with its own output cap.
+        "headers = { x-client = \"chanmon-test\" }\nbody = { generationConfig = { temperature = 0 } }",
     ));
     let env = Env::new(&c);
     let out = env.run(&["check", "--all"]);
@@ -233,6 +235,12 @@ fn request_shapes_are_the_providers_own() {
 
     let ge = find("/v1beta/models/");
     assert_eq!(header(ge, "x-goog-api-key"), Some(mock.key()));
+    let gb = ge.body.as_ref().unwrap();
+    assert_eq!(gb["generationConfig"]["temperature"], 0);
+    assert!(
+        gb["generationConfig"]["maxOutputTokens"].as_u64().is_some(),
+        "{gb}"
+    );
     assert!(
         ge.path.contains("gemini-x:streamGenerateContent"),
         "{}",

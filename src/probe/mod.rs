@@ -295,7 +295,7 @@ async fn request(
             .map(|b| b.bytes)
             .unwrap_or_default();
         reply.error = Some((
-            verdict::kind_of_status(status),
+            verdict::kind_of_reply(status, &body),
             verdict::error_message(status, &body),
         ));
         return;

@@ -19,6 +19,22 @@ pub fn kind_of_status(status: u16) -> Kind {
     }
 }
 
+/// The kind of an error reply: by status, except where a provider reports a bad key with
+/// another status (Gemini answers an invalid key with 400 `API_KEY_INVALID`).
+pub fn kind_of_reply(status: u16, body: &[u8]) -> Kind {
+    let kind = kind_of_status(status);
+    if kind == Kind::ClientError {
+        let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+        if text.contains("API_KEY_INVALID")
+            || text.contains("API key not valid")
+            || text.contains("API_KEY_SERVICE_BLOCKED")
+        {
+            return Kind::Auth;
+        }
+    }
+    kind
+}
+
 /// The upstream's own words from an error body: the `error` object's type and message when
 /// the body is one of the providers' JSON shapes, else the start of the body.
 pub fn error_message(status: u16, body: &[u8]) -> String {
@@ -62,6 +78,16 @@ mod tests {
         for (s, k) in table {
             assert_eq!(kind_of_status(s), k, "{s}");
         }
+    }
+
+    #[test]
+    fn gemini_invalid_keys_are_auth_errors() {
+        let body = br#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}"#;
+        assert_eq!(kind_of_reply(400, body), Kind::Auth);
+        assert_eq!(
+            kind_of_reply(400, br#"{"error":{"message":"bad field"}}"#),
+            Kind::ClientError
+        );
     }
 
     #[test]

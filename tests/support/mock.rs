@@ -1,190 +1,317 @@
-//! A mock LLM upstream on loopback that speaks the providers' real wire formats: OpenAI Chat
-//! Completions and Responses, Anthropic Messages and Gemini generateContent, streaming (SSE)
-//! and not, with their real error bodies.
+//! A mock LLM upstream speaking the real wire formats of OpenAI (Chat Completions and
+//! Responses), Anthropic (Messages) and Gemini (generateContent / streamGenerateContent),
+//! streaming and not, on loopback.
 //!
-//! The model name picks the behaviour, so one mock serves every case:
-//! any ordinary name answers the challenge (`A + B` in the prompt) correctly;
-//! `delay-T-L` sends the first token at T ms and ends at L ms; `wrong`, `echo`, `empty`,
-//! `canned`, `essay`, `thinking`, `thinking-only`, `malformed`, `stall`, `huge`, `refuse`,
-//! `safety`, `stream-error`, `redirect`, `leak` and `status-NNN` do what they say.
+//! chanmon's integration tests start it, point a monitor at [`MockUpstream::origin`] and read
+//! back what chanmon sent ([`MockUpstream::requests`]). The behaviour of a reply is chosen by
+//! the *model name* (see [`Behaviour`]), so one server covers every case: a correct answer,
+//! slow first tokens, wrong/echo/empty/canned answers, thinking blocks, malformed bodies, a
+//! stalled stream, an oversized body, refusals, each provider's real error bodies, a redirect
+//! to a metadata address and an error message that leaks the key.
 //!
-//! It validates what it receives (method, path, auth header, required body fields) and records
-//! every request, so tests can pin request shapes. It runs on its own thread and runtime so
-//! synchronous tests can use it; dropping it stops the server.
-#![allow(dead_code)]
+//! The formats were written from the providers' public documentation and captured traffic,
+//! independently of chanmon's client code: a test passes only when both sides agree with the
+//! real API. Requests are validated the way the real services do it (auth header, required
+//! fields), so a wrongly shaped request fails the test instead of passing silently.
+//!
+//! The server runs on its own thread with its own tokio runtime, because chanmon's
+//! integration tests are plain synchronous `#[test]`s that spawn the real binary. Dropping the
+//! [`MockUpstream`] drops that runtime, which also ends stalled streams.
+
+// Each integration test uses a different part of this module, and the example binary only a
+// sliver of it; unused items are expected in any one of those crates. Rejections are a whole
+// `Response` (at most one per request), so boxing them would only add noise.
+#![allow(dead_code, clippy::result_large_err)]
+
+#[path = "mock_anthropic.rs"]
+mod anthropic;
+#[path = "mock_gemini.rs"]
+mod gemini;
+#[path = "mock_openai.rs"]
+mod openai;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, Method, Request, Response};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use axum::serve::ListenerExt;
+use regex::Regex;
 use serde_json::{Value, json};
+use tokio::sync::oneshot;
 
-#[derive(Clone, Debug)]
+/// The largest request body the mock reads; chanmon's probes are a few hundred bytes.
+const MAX_REQUEST_BODY: usize = 4 * 1024 * 1024;
+/// Size of the `huge` reply: larger than any sane response cap.
+const HUGE_REPLY_BYTES: usize = 5 * 1024 * 1024;
+/// Where the `redirect` model points: the cloud metadata address an SSRF would aim for.
+pub const REDIRECT_TARGET: &str = "http://169.254.169.254/latest/meta-data/";
+/// What the `canned` model answers whatever the question.
+pub const CANNED_REPLY: &str = "Hello! How can I help you today?";
+/// The visible text of the `refuse` / `safety` models where the protocol carries text.
+pub const REFUSAL_TEXT: &str = "I'm sorry, but I can't help with that request.";
+
+/// How to start a [`MockUpstream`].
+#[derive(Debug, Clone)]
 pub struct MockOptions {
+    /// The only API key the mock accepts (every provider).
     pub key: String,
+    /// Loopback port to bind; 0 picks a free one.
     pub port: u16,
 }
 
 impl Default for MockOptions {
     fn default() -> Self {
         MockOptions {
-            key: "test-key".into(),
+            key: "test-key".to_owned(),
             port: 0,
         }
     }
 }
 
-#[derive(Clone, Debug)]
+/// One request as the mock received it, before any validation.
+#[derive(Debug, Clone)]
 pub struct RecordedRequest {
     pub method: String,
+    /// The raw (still percent-encoded) path.
     pub path: String,
     pub query: Option<String>,
-    /// Lower-case names.
+    /// Header names are lower-case, in arrival order; repeated headers appear repeatedly.
     pub headers: Vec<(String, String)>,
+    /// The body parsed as JSON; `None` when empty or not JSON.
     pub body: Option<Value>,
+    /// `"openai-chat"`, `"openai-responses"`, `"anthropic"` or `"gemini"` when the path
+    /// belongs to one of them.
     pub provider: Option<&'static str>,
+    /// The model from the body (OpenAI, Anthropic) or the decoded path segment (Gemini).
     pub model: Option<String>,
     pub at: Instant,
 }
 
-#[derive(Default)]
-struct State {
-    key: String,
-    requests: Mutex<Vec<RecordedRequest>>,
-    /// model → (in flight now, most ever at once)
-    in_flight: Mutex<HashMap<String, (usize, usize)>>,
+impl RecordedRequest {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the body asked for a streamed reply (`"stream": true`), or the path did (Gemini).
+    pub fn wants_stream(&self) -> bool {
+        self.path.ends_with(":streamGenerateContent")
+            || self
+                .body
+                .as_ref()
+                .and_then(|b| b.get("stream"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+    }
 }
 
+/// A running mock upstream; dropping it stops the server and every open stream.
 pub struct MockUpstream {
     addr: SocketAddr,
-    state: Arc<State>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl MockUpstream {
+    /// Key `test-key`, a free loopback port.
     pub fn start() -> MockUpstream {
         MockUpstream::start_with(MockOptions::default())
     }
 
+    /// Panics when the port cannot be bound: this is test support, and a test cannot go on
+    /// without its upstream.
     pub fn start_with(opts: MockOptions) -> MockUpstream {
-        let state = Arc::new(State {
-            key: opts.key.clone(),
-            ..State::default()
+        let shared = Arc::new(Shared {
+            key: opts.key,
+            log: Mutex::new(Vec::new()),
+            flights: Mutex::new(HashMap::new()),
         });
-        let listener = std::net::TcpListener::bind(("127.0.0.1", opts.port)).expect("bind mock");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let st = state.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("mock runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let app = axum::Router::new().fallback(move |req: Request<Body>| {
-                    let st = st.clone();
-                    async move { Ok::<_, Infallible>(handle(st, req).await) }
-                });
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
-            rt.shutdown_timeout(Duration::from_millis(100));
-        });
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let server_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("mock-upstream".to_owned())
+            .spawn(move || serve_until_stopped(opts.port, server_shared, addr_tx, stop_rx))
+            .expect("spawning the mock upstream thread");
+        let addr = match addr_rx.recv() {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(e)) => panic!("mock upstream could not bind 127.0.0.1:{}: {e}", opts.port),
+            Err(_) => panic!("mock upstream thread died before binding"),
+        };
         MockUpstream {
             addr,
-            state,
-            stop: Some(stop),
+            shared,
+            stop: Some(stop_tx),
             thread: Some(thread),
         }
     }
 
+    /// `http://127.0.0.1:PORT`, no trailing slash.
     pub fn origin(&self) -> String {
         format!("http://{}", self.addr)
     }
 
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     pub fn key(&self) -> &str {
-        &self.state.key
+        &self.shared.key
     }
 
+    /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.state.requests.lock().unwrap().clone()
+        self.shared.log().clone()
     }
 
+    /// The requests that named `model`.
     pub fn requests_for(&self, model: &str) -> Vec<RecordedRequest> {
-        self.requests()
-            .into_iter()
+        self.shared
+            .log()
+            .iter()
             .filter(|r| r.model.as_deref() == Some(model))
+            .cloned()
             .collect()
     }
 
+    /// The highest number of requests for `model` that were in flight at once, counted from
+    /// arrival to the end of the response body (a stalled stream stays in flight until the
+    /// client hangs up).
     pub fn max_in_flight(&self, model: &str) -> usize {
-        self.state
-            .in_flight
-            .lock()
-            .unwrap()
-            .get(model)
-            .map_or(0, |v| v.1)
+        self.shared.flights().get(model).map_or(0, |f| f.max)
     }
 
+    /// How many requests for `model` are in flight right now.
+    pub fn in_flight(&self, model: &str) -> usize {
+        self.shared.flights().get(model).map_or(0, |f| f.now)
+    }
+
+    /// Forgets recorded requests and concurrency peaks (requests still in flight stay counted).
     pub fn reset(&self) {
-        self.state.requests.lock().unwrap().clear();
-        self.state.in_flight.lock().unwrap().clear();
+        self.shared.log().clear();
+        for flight in self.shared.flights().values_mut() {
+            flight.max = flight.now;
+        }
     }
 }
 
 impl Drop for MockUpstream {
     fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
-        // Streams that stall forever would hold graceful shutdown: do not wait for the thread.
-        drop(self.thread.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
-/// Decrements the model's in-flight count when the response body is done or dropped.
-struct Flight {
-    state: Arc<State>,
-    model: String,
+fn serve_until_stopped(
+    port: u16,
+    shared: Arc<Shared>,
+    addr_tx: std::sync::mpsc::Sender<std::io::Result<SocketAddr>>,
+    stop_rx: oneshot::Receiver<()>,
+) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = addr_tx.send(Err(e));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = addr_tx.send(Err(e));
+                return;
+            }
+        };
+        let _ = addr_tx.send(listener.local_addr());
+        // Without TCP_NODELAY, Nagle plus delayed ACKs hold small SSE chunks back by tens of
+        // milliseconds, which would wreck time-to-first-token measurements.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let app = Router::new().fallback(handle).with_state(shared);
+        tokio::select! {
+            _ = axum::serve(listener, app) => {}
+            _ = stop_rx => {}
+        }
+    });
+    // Dropping the runtime here cancels every connection task, stalled streams included.
+    drop(runtime);
 }
 
-impl Flight {
-    fn new(state: Arc<State>, model: &str) -> Flight {
-        let mut m = state.in_flight.lock().unwrap();
-        let e = m.entry(model.to_owned()).or_default();
-        e.0 += 1;
-        e.1 = e.1.max(e.0);
-        drop(m);
-        Flight {
-            state,
+struct Shared {
+    key: String,
+    log: Mutex<Vec<RecordedRequest>>,
+    flights: Mutex<HashMap<String, Flight>>,
+}
+
+#[derive(Default)]
+struct Flight {
+    now: usize,
+    max: usize,
+}
+
+impl Shared {
+    // A panicking test thread may poison these; the data is still fine to read.
+    fn log(&self) -> MutexGuard<'_, Vec<RecordedRequest>> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn flights(&self) -> MutexGuard<'_, HashMap<String, Flight>> {
+        self.flights.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn enter(self: &Arc<Self>, model: &str) -> InFlight {
+        let mut flights = self.flights();
+        let flight = flights.entry(model.to_owned()).or_default();
+        flight.now += 1;
+        flight.max = flight.max.max(flight.now);
+        InFlight {
+            shared: Arc::clone(self),
             model: model.to_owned(),
         }
     }
 }
 
-impl Drop for Flight {
+/// Counts one request as in flight until dropped; it travels inside the response body so the
+/// count lasts until the last byte is sent or the client goes away.
+struct InFlight {
+    shared: Arc<Shared>,
+    model: String,
+}
+
+impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Some(e) = self.state.in_flight.lock().unwrap().get_mut(&self.model) {
-            e.0 = e.0.saturating_sub(1);
+        if let Some(flight) = self.shared.flights().get_mut(&self.model) {
+            flight.now = flight.now.saturating_sub(1);
         }
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// Which wire format a path speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Provider {
-    Chat,
-    Responses,
+    OpenAiChat,
+    OpenAiResponses,
     Anthropic,
     Gemini,
 }
@@ -192,910 +319,724 @@ enum Provider {
 impl Provider {
     fn name(self) -> &'static str {
         match self {
-            Provider::Chat => "openai",
-            Provider::Responses => "openai-responses",
+            Provider::OpenAiChat => "openai-chat",
+            Provider::OpenAiResponses => "openai-responses",
             Provider::Anthropic => "anthropic",
             Provider::Gemini => "gemini",
         }
     }
 }
 
-/// A body sent as timed pieces: (offset from the request's arrival, bytes); `stall` keeps the
-/// body open forever after the last piece.
-struct Timed {
-    pieces: Vec<(Duration, Bytes)>,
-    stall: bool,
+/// What the path says: the provider, and for Gemini the model and whether it streams.
+struct Route {
+    provider: Provider,
+    /// Gemini only: the decoded model segment (or why it could not be decoded).
+    path_model: Option<Result<String, String>>,
+    /// Gemini only: `:streamGenerateContent`.
+    path_stream: bool,
 }
 
-fn respond(
-    status: u16,
-    ctype: &str,
-    body: Timed,
-    flight: Flight,
-    extra: &[(&str, String)],
-) -> Response<Body> {
-    let start = tokio::time::Instant::now();
-    let pieces = body.pieces;
-    let stall = body.stall;
-    let stream = futures_util::stream::unfold(
-        (pieces.into_iter(), flight, stall),
-        move |(mut it, flight, stall)| async move {
-            match it.next() {
-                Some((at, bytes)) => {
-                    tokio::time::sleep_until(start + at).await;
-                    Some((Ok::<Bytes, Infallible>(bytes), (it, flight, stall)))
-                }
-                None if stall => {
-                    std::future::pending::<()>().await;
-                    None
-                }
-                None => {
-                    drop(flight);
-                    None
-                }
-            }
+fn route(path: &str) -> Option<Route> {
+    let simple = |provider| {
+        Some(Route {
+            provider,
+            path_model: None,
+            path_stream: false,
+        })
+    };
+    match path {
+        "/v1/chat/completions" => return simple(Provider::OpenAiChat),
+        "/v1/responses" => return simple(Provider::OpenAiResponses),
+        "/v1/messages" => return simple(Provider::Anthropic),
+        _ => {}
+    }
+    let rest = path.strip_prefix("/v1beta/models/")?;
+    let (raw_model, method) = rest.rsplit_once(':')?;
+    let path_stream = match method {
+        "generateContent" => false,
+        "streamGenerateContent" => true,
+        _ => return None,
+    };
+    // A raw `/` means the client did not path-escape the model name.
+    if raw_model.is_empty() || raw_model.contains('/') {
+        return None;
+    }
+    Some(Route {
+        provider: Provider::Gemini,
+        path_model: Some(percent_decode(raw_model)),
+        path_stream,
+    })
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("bad percent escape in {s:?}"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("model segment {s:?} is not UTF-8"))
+}
+
+/// Whether the query string carries an API key (`key=`), which chanmon must never do.
+fn query_has_key(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair.split('=').next() == Some("key"))
+    })
+}
+
+/// The reply a model name asks for (the model name is the variant in kebab-case, e.g.
+/// `thinking-only`). Anything unrecognised answers correctly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Behaviour {
+    /// "The answer is N." (or "OK" when the prompt holds no `A + B`).
+    Correct,
+    /// `delay-T-L`: first content token at T ms after arrival, reply complete at L ms; a
+    /// non-streamed reply arrives whole at L.
+    Delay { first: Duration, total: Duration },
+    /// A wrong number.
+    Wrong,
+    /// The prompt itself.
+    Echo,
+    /// No visible text.
+    Empty,
+    /// "Hello! How can I help you today?"
+    Canned,
+    /// About 2 000 characters that do contain the right number.
+    Essay,
+    /// Reasoning first (each provider's own way), then the correct answer.
+    Thinking,
+    /// Reasoning only, stopped by the output cap.
+    ThinkingOnly,
+    /// 200 with half a JSON body, or an SSE event whose JSON is cut in half.
+    Malformed,
+    /// Headers (and for streams the first non-content event), then nothing, ever.
+    Stall,
+    /// 200 with a body over 5 MiB.
+    Huge,
+    /// The provider's refusal signal (Gemini: a blocked prompt, no candidates).
+    Refuse,
+    /// Gemini: `finishReason: SAFETY`; elsewhere like `Refuse`.
+    Safety,
+    /// `status-NNN` (400..=599): that status with the provider's real error body.
+    Status(u16),
+    /// A first delta, then the provider's in-stream error; outside a stream a 529/503.
+    StreamError,
+    /// 302 to the cloud metadata address.
+    Redirect,
+    /// A 400 whose message quotes the received key verbatim and URL-encoded.
+    Leak,
+}
+
+impl Behaviour {
+    pub fn from_model(model: &str) -> Behaviour {
+        match model {
+            "wrong" => Behaviour::Wrong,
+            "echo" => Behaviour::Echo,
+            "empty" => Behaviour::Empty,
+            "canned" => Behaviour::Canned,
+            "essay" => Behaviour::Essay,
+            "thinking" => Behaviour::Thinking,
+            "thinking-only" => Behaviour::ThinkingOnly,
+            "malformed" => Behaviour::Malformed,
+            "stall" => Behaviour::Stall,
+            "huge" => Behaviour::Huge,
+            "refuse" => Behaviour::Refuse,
+            "safety" => Behaviour::Safety,
+            "stream-error" => Behaviour::StreamError,
+            "redirect" => Behaviour::Redirect,
+            "leak" => Behaviour::Leak,
+            _ => Behaviour::parametrised(model).unwrap_or(Behaviour::Correct),
+        }
+    }
+
+    fn parametrised(model: &str) -> Option<Behaviour> {
+        if let Some(code) = model.strip_prefix("status-") {
+            let code: u16 = code.parse().ok()?;
+            return (400..=599)
+                .contains(&code)
+                .then_some(Behaviour::Status(code));
+        }
+        let (first, total) = model.strip_prefix("delay-")?.split_once('-')?;
+        let first: u64 = first.parse().ok()?;
+        let total: u64 = total.parse().ok()?;
+        Some(Behaviour::Delay {
+            first: Duration::from_millis(first),
+            total: Duration::from_millis(total.max(first)),
+        })
+    }
+}
+
+static SUM: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(-?\d+)\s*\+\s*(-?\d+)").expect("literal regex"));
+
+/// The challenge contract: the prompt holds one `A + B`; the answer is the sum.
+pub fn challenge_answer(prompt: &str) -> Option<i128> {
+    let caps = SUM.captures(prompt)?;
+    let a: i128 = caps[1].parse().ok()?;
+    let b: i128 = caps[2].parse().ok()?;
+    a.checked_add(b)
+}
+
+/// Why a reply ended, in provider-neutral terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finish {
+    Stop,
+    /// Output cap reached (the thinking-only case).
+    Length,
+    Refusal,
+    /// Gemini: candidate stopped for SAFETY; elsewhere a refusal.
+    Safety,
+}
+
+/// A provider-neutral reply, rendered by each provider module into its wire format.
+#[derive(Debug, Clone)]
+struct Reply {
+    thinking: Option<String>,
+    /// Visible text in stream-sized pieces; empty for no visible text.
+    pieces: Vec<String>,
+    /// The refusal text, for protocols that carry one.
+    refusal: Option<String>,
+    finish: Finish,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        self.pieces.concat()
+    }
+
+    fn answer(text: String) -> Reply {
+        Reply {
+            thinking: None,
+            pieces: split_words(&text),
+            refusal: None,
+            finish: Finish::Stop,
+        }
+    }
+}
+
+/// Splits text into word-sized stream pieces that concatenate back to it exactly.
+fn split_words(text: &str) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut current = String::new();
+    for ch in text.chars() {
+        if ch == ' ' && !current.is_empty() {
+            pieces.push(std::mem::take(&mut current));
+        }
+        current.push(ch);
+    }
+    if !current.is_empty() {
+        pieces.push(current);
+    }
+    pieces
+}
+
+fn build_reply(behaviour: &Behaviour, prompt: &str) -> Reply {
+    let sum = challenge_answer(prompt);
+    let correct = match sum {
+        Some(n) => format!("The answer is {n}."),
+        None => "OK".to_owned(),
+    };
+    let reasoning = match sum {
+        Some(n) => format!(
+            "The user wants a single number. Adding the two operands gives {n}, so I will reply with {n}."
+        ),
+        None => "There is no arithmetic in the prompt; a short acknowledgement will do.".to_owned(),
+    };
+    match behaviour {
+        Behaviour::Wrong => Reply::answer(match sum {
+            Some(n) => format!("The answer is {}.", n + 1),
+            None => "The answer is 7.".to_owned(),
+        }),
+        Behaviour::Echo => Reply::answer(prompt.to_owned()),
+        Behaviour::Empty => Reply::answer(String::new()),
+        Behaviour::Canned => Reply::answer(CANNED_REPLY.to_owned()),
+        Behaviour::Essay => Reply::answer(essay(sum)),
+        Behaviour::Thinking => Reply {
+            thinking: Some(reasoning),
+            ..Reply::answer(correct)
         },
+        Behaviour::ThinkingOnly => Reply {
+            thinking: Some(reasoning),
+            pieces: Vec::new(),
+            refusal: None,
+            finish: Finish::Length,
+        },
+        Behaviour::Refuse | Behaviour::Safety => Reply {
+            thinking: None,
+            pieces: Vec::new(),
+            refusal: Some(REFUSAL_TEXT.to_owned()),
+            finish: if *behaviour == Behaviour::Safety {
+                Finish::Safety
+            } else {
+                Finish::Refusal
+            },
+        },
+        Behaviour::Huge => Reply {
+            pieces: huge_pieces(),
+            ..Reply::answer(String::new())
+        },
+        _ => Reply::answer(correct),
+    }
+}
+
+/// About 2 000 characters of filler that does contain the right number.
+fn essay(sum: Option<i128>) -> String {
+    let number = sum.map_or_else(|| "nothing".to_owned(), |n| n.to_string());
+    let mut text = format!(
+        "What a wonderful question! Before giving the result, which is {number}, let us take a \
+         long walk through the history of arithmetic. "
     );
-    let mut b = Response::builder()
-        .status(status)
-        .header("content-type", ctype);
-    for (k, v) in extra {
-        b = b.header(*k, v.as_str());
+    let filler = "Addition is among the oldest operations people have written down, from tally \
+                  marks on bone to clay tablets, abacus beads and the positional notation that \
+                  makes carrying digits routine. ";
+    while text.len() < 2000 {
+        text.push_str(filler);
     }
-    b.body(Body::from_stream(stream)).expect("response")
+    let mut cut = 2000;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text
 }
 
-fn now_body(v: Vec<u8>) -> Timed {
-    Timed {
-        pieces: vec![(Duration::ZERO, Bytes::from(v))],
-        stall: false,
+fn huge_pieces() -> Vec<String> {
+    let block = "lorem ipsum dolor sit amet ".repeat(8192 / 27 + 1);
+    let count = HUGE_REPLY_BYTES / block.len() + 1;
+    vec![block; count]
+}
+
+/// Everything a provider module needs to render one reply.
+struct Ctx {
+    model: String,
+    /// A fresh id per reply, shaped per provider by the provider module.
+    id: String,
+    created: u64,
+    prompt: String,
+    prompt_tokens: u64,
+    /// OpenAI chat: `stream_options.include_usage`.
+    include_usage: bool,
+    /// The key the client sent, for the `leak` model.
+    received_key: String,
+    /// Gemini streamGenerateContent without `alt=sse` answers a JSON array.
+    gemini_json_array: bool,
+}
+
+fn token_estimate(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4).max(1)
+}
+
+fn random_id(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    (0..len)
+        .map(|_| char::from(ALPHABET[fastrand::usize(..ALPHABET.len())]))
+        .collect()
+}
+
+/// One server-sent event before framing; the framing differs per provider.
+#[derive(Debug, Clone)]
+enum Ev {
+    Json {
+        /// The SSE `event:` name where the protocol uses one (Anthropic, Responses).
+        name: Option<&'static str>,
+        data: Value,
+    },
+    /// A literal `data:` payload such as OpenAI's `[DONE]`.
+    Raw(&'static str),
+}
+
+/// A streamed reply in phases, so that timing knobs can act between them.
+#[derive(Debug, Default)]
+struct StreamPlan {
+    /// Sent at once: role/start events and any reasoning.
+    head: Vec<Ev>,
+    /// The first visible content event (empty when the reply has none).
+    first: Vec<Ev>,
+    /// The remaining content events.
+    rest: Vec<Ev>,
+    /// Finish, usage and end-of-stream events.
+    tail: Vec<Ev>,
+}
+
+impl StreamPlan {
+    fn len_before_rest(&self) -> usize {
+        self.head.len() + self.first.len()
     }
 }
 
-fn json_now(status: u16, v: &Value, flight: Flight) -> Response<Body> {
-    respond(
-        status,
-        "application/json",
-        now_body(v.to_string().into_bytes()),
-        flight,
-        &[],
-    )
+/// What a provider module renders; the core decides timing and failure modes.
+trait Wire {
+    fn provider(&self) -> Provider;
+    /// Auth and required-field checks, in the provider's own error shapes.
+    fn validate(
+        &self,
+        headers: &HeaderMap,
+        body: Option<&Value>,
+        key: &str,
+    ) -> Result<(), Response>;
+    /// The user-message text where the challenge lives.
+    fn prompt(&self, body: &Value) -> String;
+    fn full(&self, reply: &Reply, ctx: &Ctx) -> Value;
+    fn plan(&self, reply: &Reply, ctx: &Ctx) -> StreamPlan;
+    /// The provider's in-stream error event, `seq` being the next sequence number.
+    fn stream_error(&self, ctx: &Ctx, seq: usize) -> Ev;
+    /// The provider's real error response for `status`.
+    fn error(&self, status: u16, ctx: &Ctx) -> Response;
+    /// An error response carrying `message` in the provider's shape (the `leak` model).
+    fn error_with_message(&self, status: u16, message: &str) -> Response;
+    fn frame(&self, ev: &Ev) -> String;
+    fn received_key(&self, headers: &HeaderMap) -> String;
 }
 
-async fn handle(state: Arc<State>, req: Request<Body>) -> Response<Body> {
+fn wire(provider: Provider) -> &'static dyn Wire {
+    match provider {
+        Provider::OpenAiChat => &openai::Chat,
+        Provider::OpenAiResponses => &openai::Responses,
+        Provider::Anthropic => &anthropic::Anthropic,
+        Provider::Gemini => &gemini::Gemini,
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Builds a response; `content_type` and the body are the caller's.
+fn respond(status: u16, content_type: &str, body: impl Into<Body>) -> Response {
+    let mut resp = Response::new(body.into());
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+fn json_response(status: u16, body: &Value) -> Response {
+    respond(status, "application/json", body.to_string())
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let at = Instant::now();
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, 16 << 20)
-        .await
-        .unwrap_or_default();
-    let json: Option<Value> = serde_json::from_slice(&bytes).ok();
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().map(str::to_owned);
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_ascii_lowercase(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-
-    let (provider, gemini_model, gemini_stream) = route(&parts.method, &path);
-    let model = match provider {
-        Some(Provider::Gemini) => gemini_model.clone(),
-        Some(_) => json
+    let body_bytes = axum::body::to_bytes(body, MAX_REQUEST_BODY)
+        .await
+        .unwrap_or_default();
+    let json_body: Option<Value> = serde_json::from_slice(&body_bytes).ok();
+    let route = route(&path);
+    let model = match &route {
+        Some(Route {
+            path_model: Some(m),
+            ..
+        }) => m.as_ref().ok().cloned(),
+        Some(_) => json_body
             .as_ref()
-            .and_then(|j| j.get("model"))
+            .and_then(|b| b.get("model"))
             .and_then(Value::as_str)
             .map(str::to_owned),
         None => None,
     };
-    state.requests.lock().unwrap().push(RecordedRequest {
+    shared.log().push(RecordedRequest {
         method: parts.method.to_string(),
         path: path.clone(),
         query: query.clone(),
-        headers,
-        body: json.clone(),
-        provider: provider.map(Provider::name),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: json_body.clone(),
+        provider: route.as_ref().map(|r| r.provider.name()),
         model: model.clone(),
-        at: Instant::now(),
+        at,
     });
-    let flight = Flight::new(state.clone(), model.as_deref().unwrap_or(""));
 
-    if parts.method == Method::HEAD || (parts.method == Method::GET && path == "/") {
-        return respond(200, "text/plain", now_body(Vec::new()), flight, &[]);
-    }
-    let Some(p) = provider else {
-        return json_now(
+    let Some(route) = route else {
+        if path == "/" && (parts.method == Method::GET || parts.method == Method::HEAD) {
+            return respond(200, "text/plain; charset=utf-8", "chanmon mock upstream\n");
+        }
+        return json_response(
             404,
-            &json!({"error": {"message": format!("no route for {} {path}", parts.method), "type": "invalid_request_error"}}),
-            flight,
+            &json!({"error": {
+                "message": format!("Invalid URL ({} {})", parts.method, path),
+                "type": "invalid_request_error", "param": null, "code": null}}),
         );
     };
-    if let Some(err) = check_auth(p, &parts.headers, query.as_deref(), &state.key) {
-        return json_now(err.0, &err.1, flight);
-    }
-    let Some(body) = json else {
-        return json_now(
-            400,
-            &error_body(p, 400, "request body is not valid JSON"),
-            flight,
+    let wire = wire(route.provider);
+    let guard = model.as_deref().map(|m| shared.enter(m));
+
+    if parts.method != Method::POST {
+        return wire.error_with_message(
+            405,
+            &format!("Method {} not allowed for {path}", parts.method),
         );
+    }
+    if query_has_key(query.as_deref()) {
+        return wire.error_with_message(
+            400,
+            "mock upstream: an API key was sent in the URL (key= query parameter); send it in a header",
+        );
+    }
+    if let Some(Err(why)) = &route.path_model {
+        return wire.error_with_message(400, why);
+    }
+    if let Err(resp) = wire.validate(&parts.headers, json_body.as_ref(), &shared.key) {
+        return resp;
+    }
+    let Some(body) = json_body else {
+        // validate() rejects non-JSON bodies; this only keeps the types honest.
+        return wire.error_with_message(400, "body is not JSON");
     };
-    if let Some(missing) = missing_field(p, &body) {
-        return json_now(
-            400,
-            &error_body(p, 400, &format!("missing required field: {missing}")),
-            flight,
-        );
-    }
     let model = model.unwrap_or_default();
-    let stream = match p {
-        Provider::Gemini => gemini_stream,
+    let stream = match route.provider {
+        Provider::Gemini => route.path_stream,
         _ => body.get("stream").and_then(Value::as_bool).unwrap_or(false),
     };
-    let include_usage = body
-        .pointer("/stream_options/include_usage")
-        .and_then(Value::as_bool)
-        == Some(true);
-    let prompt = prompt_text(p, &body);
-    let key_sent = sent_key(p, &parts.headers);
-    behave(p, &model, stream, include_usage, &prompt, &key_sent, flight)
-}
-
-fn route(method: &Method, path: &str) -> (Option<Provider>, Option<String>, bool) {
-    if method != Method::POST {
-        return (None, None, false);
-    }
-    match path {
-        "/v1/chat/completions" => (Some(Provider::Chat), None, false),
-        "/v1/responses" => (Some(Provider::Responses), None, false),
-        "/v1/messages" => (Some(Provider::Anthropic), None, false),
-        _ => {
-            let Some(seg) = path.strip_prefix("/v1beta/models/") else {
-                return (None, None, false);
-            };
-            let Some((model, method)) = seg.rsplit_once(':') else {
-                return (None, None, false);
-            };
-            let model = percent_decode(model);
-            match method {
-                "generateContent" => (Some(Provider::Gemini), Some(model), false),
-                "streamGenerateContent" => (Some(Provider::Gemini), Some(model), true),
-                _ => (None, None, false),
-            }
-        }
-    }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn sent_key(p: Provider, h: &HeaderMap) -> String {
-    match p {
-        Provider::Chat | Provider::Responses => header(h, "authorization")
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or(""),
-        Provider::Anthropic => header(h, "x-api-key").unwrap_or(""),
-        Provider::Gemini => header(h, "x-goog-api-key").unwrap_or(""),
-    }
-    .to_owned()
-}
-
-fn check_auth(p: Provider, h: &HeaderMap, query: Option<&str>, key: &str) -> Option<(u16, Value)> {
-    if p == Provider::Gemini && query.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("key=")))
-    {
-        return Some((
-            400,
-            error_body(p, 400, "API keys in the URL are refused by this mock"),
-        ));
-    }
-    if p == Provider::Anthropic && header(h, "anthropic-version").is_none() {
-        return Some((
-            400,
-            error_body(p, 400, "anthropic-version: header is required"),
-        ));
-    }
-    if sent_key(p, h) != key {
-        return Some((401, error_body(p, 401, "")));
-    }
-    None
-}
-
-fn missing_field(p: Provider, b: &Value) -> Option<&'static str> {
-    let has_array = |k: &str| {
-        b.get(k)
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty())
+    let prompt = wire.prompt(&body);
+    let ctx = Ctx {
+        id: random_id(24),
+        created: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        prompt_tokens: token_estimate(&prompt) + 8,
+        include_usage: body
+            .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        received_key: wire.received_key(&parts.headers),
+        gemini_json_array: route.path_stream
+            && !query
+                .as_deref()
+                .is_some_and(|q| q.split('&').any(|p| p == "alt=sse")),
+        prompt,
+        model: model.clone(),
     };
-    match p {
-        Provider::Chat => {
-            if b.get("model").and_then(Value::as_str).is_none() {
-                Some("model")
-            } else if !has_array("messages") {
-                Some("messages")
-            } else {
-                None
-            }
-        }
-        Provider::Responses => {
-            if b.get("model").and_then(Value::as_str).is_none() {
-                Some("model")
-            } else if b.get("input").is_none() {
-                Some("input")
-            } else {
-                None
-            }
-        }
-        Provider::Anthropic => {
-            if b.get("model").and_then(Value::as_str).is_none() {
-                Some("model")
-            } else if !has_array("messages") {
-                Some("messages")
-            } else if b.get("max_tokens").and_then(Value::as_u64).is_none() {
-                Some("max_tokens")
-            } else {
-                None
-            }
-        }
-        Provider::Gemini => (!has_array("contents")).then_some("contents"),
-    }
+    let behaviour = Behaviour::from_model(&model);
+    let resp = respond_to(wire, &behaviour, stream, &ctx, at);
+    attach_guard(resp, guard)
 }
 
-fn collect_text(v: &Value, out: &mut String) {
-    match v {
-        Value::String(s) => {
-            out.push_str(s);
-            out.push('\n');
+/// Moves the in-flight guard into the body so it is released only when the body ends.
+fn attach_guard(resp: Response, guard: Option<InFlight>) -> Response {
+    let Some(guard) = guard else { return resp };
+    let (parts, body) = resp.into_parts();
+    let stream = futures_util::stream::unfold(
+        (body.into_data_stream(), Some(guard)),
+        |(mut data, guard)| async move {
+            use futures_util::StreamExt;
+            let next = data.next().await?;
+            Some((next, (data, guard)))
+        },
+    );
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
+fn respond_to(wire: &dyn Wire, b: &Behaviour, stream: bool, ctx: &Ctx, at: Instant) -> Response {
+    match b {
+        Behaviour::Status(code) => return wire.error(*code, ctx),
+        Behaviour::Redirect => {
+            let mut resp = respond(302, "text/html; charset=utf-8", "");
+            resp.headers_mut()
+                .insert(header::LOCATION, HeaderValue::from_static(REDIRECT_TARGET));
+            return resp;
         }
-        Value::Array(a) => a.iter().for_each(|x| collect_text(x, out)),
-        Value::Object(o) => {
-            for k in ["content", "text", "parts"] {
-                if let Some(x) = o.get(k) {
-                    collect_text(x, out);
-                }
-            }
+        Behaviour::Leak => {
+            let key = &ctx.received_key;
+            let message = format!(
+                "upstream said: invalid key {key} for channel default \
+                 (POST https://relay.example/v1/proxy?key={})",
+                url_encode(key)
+            );
+            return wire.error_with_message(400, &message);
+        }
+        Behaviour::StreamError if !stream => {
+            // Outside a stream the same condition is an ordinary overloaded response.
+            let code = if wire.provider() == Provider::Anthropic {
+                529
+            } else {
+                503
+            };
+            return wire.error(code, ctx);
         }
         _ => {}
     }
-}
-
-fn prompt_text(p: Provider, b: &Value) -> String {
-    let mut out = String::new();
-    let field = match p {
-        Provider::Chat | Provider::Anthropic => "messages",
-        Provider::Responses => "input",
-        Provider::Gemini => "contents",
-    };
-    if let Some(v) = b.get(field) {
-        collect_text(v, &mut out);
+    let reply = build_reply(b, &ctx.prompt);
+    if stream && !(wire.provider() == Provider::Gemini && ctx.gemini_json_array) {
+        return stream_response(wire, b, &reply, ctx, at);
     }
-    out.trim().to_owned()
-}
-
-fn correct_answer(prompt: &str) -> Option<u64> {
-    let re = regex::Regex::new(r"(\d+) \+ (\d+)").expect("regex");
-    let c = re.captures(prompt)?;
-    Some(c[1].parse::<u64>().ok()? + c[2].parse::<u64>().ok()?)
-}
-
-fn error_body(p: Provider, status: u16, msg: &str) -> Value {
-    let (oa_type, oa_code, an_type, g_status, default_msg) = match status {
-        400 => (
-            "invalid_request_error",
-            "invalid_request",
-            "invalid_request_error",
-            "INVALID_ARGUMENT",
-            "Invalid request",
-        ),
-        401 => (
-            "invalid_request_error",
-            "invalid_api_key",
-            "authentication_error",
-            "UNAUTHENTICATED",
-            "Incorrect API key provided.",
-        ),
-        403 => (
-            "invalid_request_error",
-            "unsupported_country_region_territory",
-            "permission_error",
-            "PERMISSION_DENIED",
-            "Permission denied",
-        ),
-        404 => (
-            "invalid_request_error",
-            "model_not_found",
-            "not_found_error",
-            "NOT_FOUND",
-            "The model does not exist or you do not have access to it.",
-        ),
-        429 => (
-            "requests",
-            "rate_limit_exceeded",
-            "rate_limit_error",
-            "RESOURCE_EXHAUSTED",
-            "Rate limit reached for requests",
-        ),
-        503 => (
-            "server_error",
-            "service_unavailable",
-            "api_error",
-            "UNAVAILABLE",
-            "The server is overloaded or not ready yet.",
-        ),
-        529 => (
-            "server_error",
-            "overloaded",
-            "overloaded_error",
-            "UNAVAILABLE",
-            "Overloaded",
-        ),
-        _ => (
-            "server_error",
-            "server_error",
-            "api_error",
-            "INTERNAL",
-            "The server had an error while processing your request.",
-        ),
-    };
-    let m = if msg.is_empty() { default_msg } else { msg };
-    match p {
-        Provider::Chat | Provider::Responses => {
-            json!({"error": {"message": m, "type": oa_type, "param": null, "code": oa_code}})
-        }
-        Provider::Anthropic => {
-            json!({"type": "error", "error": {"type": an_type, "message": m}, "request_id": "req_mock"})
-        }
-        Provider::Gemini => json!({"error": {"code": status, "message": m, "status": g_status}}),
-    }
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Shape {
-    Normal,
-    Thinking,
-    ThinkingOnly,
-    Refuse,
-    Safety,
-}
-
-fn behave(
-    p: Provider,
-    model: &str,
-    stream: bool,
-    usage: bool,
-    prompt: &str,
-    key: &str,
-    flight: Flight,
-) -> Response<Body> {
-    let answer = correct_answer(prompt);
-    let right = match answer {
-        Some(a) => format!("The answer is {a}."),
-        None => "OK".to_owned(),
-    };
-    let ms = Duration::from_millis;
-    let (mut first, mut last) = (ms(5), ms(10));
-    let name = model.strip_prefix("models/").unwrap_or(model);
-    let mut shape = Shape::Normal;
-    let text = match name {
-        "wrong" => format!("The answer is {}.", answer.unwrap_or(0) + 1),
-        "echo" => prompt.to_owned(),
-        "empty" => String::new(),
-        "canned" => "Hello! How can I help you today?".to_owned(),
-        "essay" => {
-            let mut s = String::from("Let me explain addition in depth. ");
-            while s.len() < 1000 {
-                s.push_str(
-                    "Numbers combine when we add them, and the process has a long history. ",
-                );
-            }
-            s.push_str(&right);
-            while s.len() < 2000 {
-                s.push_str(" Addition is commutative and associative, which is worth remembering.");
-            }
-            s
-        }
-        "thinking" => {
-            shape = Shape::Thinking;
-            right.clone()
-        }
-        "thinking-only" => {
-            shape = Shape::ThinkingOnly;
-            String::new()
-        }
-        "refuse" => {
-            shape = Shape::Refuse;
-            String::new()
-        }
-        "safety" => {
-            shape = Shape::Safety;
-            String::new()
-        }
-        "malformed" => {
-            return if stream {
-                respond(
-                    200,
-                    "text/event-stream",
-                    now_body(b"data: {not json\n\n".to_vec()),
-                    flight,
-                    &[],
-                )
-            } else {
-                respond(
-                    200,
-                    "application/json",
-                    now_body(br#"{"choices": ["#.to_vec()),
-                    flight,
-                    &[],
-                )
-            };
-        }
-        "huge" => {
-            let big = json!({"padding": "x".repeat(5 << 20)});
-            return json_now(200, &big, flight);
-        }
-        "redirect" => {
-            return respond(
-                302,
-                "text/plain",
-                now_body(Vec::new()),
-                flight,
-                &[(
-                    "location",
-                    "http://169.254.169.254/latest/meta-data/".to_owned(),
-                )],
-            );
-        }
-        "leak" => {
-            return json_now(
-                400,
-                &error_body(p, 400, &format!("Invalid API key provided: {key}")),
-                flight,
-            );
-        }
-        "stall" => {
-            let head = if stream {
-                stream_head(p, model)
-            } else {
-                Vec::new()
-            };
-            let mut pieces: Vec<(Duration, Bytes)> = head
-                .into_iter()
-                .map(|e| (Duration::ZERO, Bytes::from(e)))
-                .collect();
-            if !stream {
-                pieces.push((Duration::ZERO, Bytes::from_static(b"{")));
-            }
-            let ctype = if stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            };
-            return respond(
-                200,
-                ctype,
-                Timed {
-                    pieces,
-                    stall: true,
-                },
-                flight,
-                &[],
-            );
-        }
-        "stream-error" => {
-            if !stream {
-                return json_now(500, &error_body(p, 500, ""), flight);
-            }
-            let mut events = stream_head(p, model);
-            events.extend(content_events(p, model, "The"));
-            events.push(stream_error(p));
-            let pieces = events
-                .into_iter()
-                .map(|e| (ms(5), Bytes::from(e)))
-                .collect();
-            return respond(
-                200,
-                "text/event-stream",
-                Timed {
-                    pieces,
-                    stall: false,
-                },
-                flight,
-                &[],
-            );
-        }
-        other => {
-            if let Some(code) = other
-                .strip_prefix("status-")
-                .and_then(|c| c.parse::<u16>().ok())
-            {
-                return json_now(code, &error_body(p, code, ""), flight);
-            }
-            if let Some(rest) = other.strip_prefix("delay-") {
-                let mut it = rest.split('-').filter_map(|v| v.parse::<u64>().ok());
-                if let (Some(t), Some(l)) = (it.next(), it.next()) {
-                    first = ms(t);
-                    last = ms(l.max(t));
-                }
-            }
-            right.clone()
-        }
-    };
-    if !stream {
-        let body = full_body(p, model, &text, shape);
-        return respond(
-            200,
-            "application/json",
-            Timed {
-                pieces: vec![(last, Bytes::from(body.to_string()))],
-                stall: false,
-            },
-            flight,
-            &[],
-        );
-    }
-    // Stream: head now, reasoning next, the first content at `first`, the rest and the end at `last`.
-    let mut pieces: Vec<(Duration, Bytes)> = stream_head(p, model)
-        .into_iter()
-        .map(|e| (Duration::ZERO, Bytes::from(e)))
-        .collect();
-    if matches!(shape, Shape::Thinking | Shape::ThinkingOnly) {
-        pieces.extend(
-            thinking_events(p, model)
-                .into_iter()
-                .map(|e| (ms(1), Bytes::from(e))),
-        );
-    }
-    let chunks = split3(&text);
-    for (i, c) in chunks.iter().enumerate() {
-        let at = if i == 0 { first } else { last };
-        if i == 0 && p == Provider::Anthropic {
-            let start = json!({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}});
-            pieces.push((at, Bytes::from(sse(Some("content_block_start"), &start))));
-        }
-        pieces.extend(
-            content_events(p, model, c)
-                .into_iter()
-                .map(|e| (at, Bytes::from(e))),
-        );
-    }
-    pieces.extend(
-        stream_tail(p, model, shape, usage)
+    let body = if wire.provider() == Provider::Gemini && stream {
+        // streamGenerateContent without alt=sse: the whole stream as one JSON array.
+        let plan = wire.plan(&reply, ctx);
+        let items: Vec<String> = [plan.head, plan.first, plan.rest, plan.tail]
             .into_iter()
-            .map(|e| (last, Bytes::from(e))),
-    );
-    respond(
-        200,
-        "text/event-stream",
-        Timed {
-            pieces,
-            stall: false,
-        },
-        flight,
-        &[],
-    )
+            .flatten()
+            .filter_map(|ev| match ev {
+                Ev::Json { data, .. } => Some(data.to_string()),
+                Ev::Raw(_) => None,
+            })
+            .collect();
+        format!("[{}]", items.join(",\r\n"))
+    } else {
+        wire.full(&reply, ctx).to_string()
+    };
+    let content_type = if wire.provider() == Provider::Gemini {
+        "application/json; charset=UTF-8"
+    } else {
+        "application/json"
+    };
+    let steps = match b {
+        Behaviour::Delay { total, .. } => vec![Step::Until(at + *total), Step::Send(body)],
+        Behaviour::Malformed => vec![Step::Send(body[..body.len() / 2].to_owned())],
+        Behaviour::Stall => vec![
+            Step::Send(body[..body.len().min(16)].to_owned()),
+            Step::Hang,
+        ],
+        _ => vec![Step::Send(body)],
+    };
+    scripted(200, content_type, steps)
 }
 
-/// Splits an answer into up to three deltas (char boundaries respected).
-fn split3(text: &str) -> Vec<String> {
-    if text.is_empty() {
-        return Vec::new();
+fn stream_response(
+    wire: &dyn Wire,
+    b: &Behaviour,
+    reply: &Reply,
+    ctx: &Ctx,
+    at: Instant,
+) -> Response {
+    let plan = wire.plan(reply, ctx);
+    let frame_all = |evs: &[Ev]| evs.iter().map(|e| wire.frame(e)).collect::<String>();
+    let steps = match b {
+        Behaviour::Delay { first, total } => vec![
+            Step::Send(frame_all(&plan.head)),
+            Step::Until(at + *first),
+            Step::Send(frame_all(&plan.first)),
+            Step::Until(at + *total),
+            Step::Send(frame_all(&plan.rest) + &frame_all(&plan.tail)),
+        ],
+        Behaviour::Stall => vec![
+            Step::Send(frame_all(&plan.head[..1.min(plan.head.len())])),
+            Step::Hang,
+        ],
+        Behaviour::StreamError => vec![
+            Step::Send(frame_all(&plan.head) + &frame_all(&plan.first)),
+            Step::Send(wire.frame(&wire.stream_error(ctx, plan.len_before_rest()))),
+        ],
+        Behaviour::Malformed => {
+            let broken: String = plan.first.iter().map(|e| corrupt(&wire.frame(e))).collect();
+            vec![Step::Send(
+                frame_all(&plan.head) + &broken + &frame_all(&plan.rest) + &frame_all(&plan.tail),
+            )]
+        }
+        // One write per event, as a real server flushes them.
+        _ => [plan.head, plan.first, plan.rest, plan.tail]
+            .iter()
+            .flatten()
+            .map(|e| Step::Send(wire.frame(e)))
+            .collect(),
+    };
+    let content_type = if wire.provider() == Provider::Gemini {
+        "text/event-stream"
+    } else {
+        "text/event-stream; charset=utf-8"
+    };
+    let mut resp = scripted(200, content_type, steps);
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// Cuts the JSON of every `data:` line of one framed event in half.
+fn corrupt(framed: &str) -> String {
+    let mut out = String::new();
+    for line in framed.split_inclusive('\n') {
+        match line.strip_prefix("data: ") {
+            Some(line) => {
+                let data = line.trim_end();
+                let ending = &line[data.len()..];
+                let mut cut = data.len() / 2;
+                while !data.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                out.push_str("data: ");
+                out.push_str(&data[..cut]);
+                out.push_str(ending);
+            }
+            None => out.push_str(line),
+        }
     }
-    let chars: Vec<char> = text.chars().collect();
-    let n = chars.len();
-    let cuts = [0, n / 3, 2 * n / 3, n];
-    cuts.windows(2)
-        .map(|w| chars[w[0]..w[1]].iter().collect::<String>())
-        .filter(|s| !s.is_empty())
+    out
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
         .collect()
 }
 
-fn sse(event: Option<&str>, data: &Value) -> String {
-    match event {
-        Some(e) => format!("event: {e}\ndata: {data}\n\n"),
-        None => format!("data: {data}\n\n"),
+/// One step of a scripted body: the way the mock pauses between chunks or stalls forever.
+enum Step {
+    Send(String),
+    Until(Instant),
+    Hang,
+}
+
+fn scripted(status: u16, content_type: &str, steps: Vec<Step>) -> Response {
+    let stream = futures_util::stream::unfold(steps.into_iter(), |mut steps| async move {
+        loop {
+            match steps.next()? {
+                Step::Send(text) if text.is_empty() => {}
+                Step::Send(text) => return Some((Ok::<_, Infallible>(Bytes::from(text)), steps)),
+                Step::Until(when) => sleep_precisely(when).await,
+                Step::Hang => std::future::pending::<()>().await,
+            }
+        }
+    });
+    respond(status, content_type, Body::from_stream(stream))
+}
+
+/// Sleeps until `deadline` to well under a millisecond. tokio's timer rounds up to the next
+/// millisecond tick, which would bias the latencies the benchmarks compare against by 1-2 ms;
+/// so the timer covers all but the last 2 ms and a yielding wait covers the rest.
+async fn sleep_precisely(deadline: Instant) {
+    if let Some(coarse) = deadline.checked_sub(Duration::from_millis(2)) {
+        tokio::time::sleep_until(coarse.into()).await;
+    }
+    while Instant::now() < deadline {
+        tokio::task::yield_now().await;
     }
 }
 
-fn gemini_sse(data: &Value) -> String {
-    format!("data: {data}\r\n\r\n")
-}
-
-fn created() -> u64 {
-    1_764_000_000
-}
-
-fn chat_chunk(model: &str, delta: Value, finish: Value) -> Value {
-    json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": created(), "model": model,
-        "system_fingerprint": "fp_mock", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
-}
-
-fn resp_event(ty: &str, seq: &mut u32, mut v: Value) -> String {
-    v["type"] = json!(ty);
-    v["sequence_number"] = json!(*seq);
-    *seq += 1;
-    sse(Some(ty), &v)
-}
-
-fn response_object(model: &str, status: &str, output: Value) -> Value {
-    json!({"id": "resp_mock", "object": "response", "created_at": created(), "status": status, "model": model,
-        "output": output, "usage": {"input_tokens": 20, "output_tokens": 6, "total_tokens": 26}})
-}
-
-fn stream_head(p: Provider, model: &str) -> Vec<String> {
-    match p {
-        Provider::Chat => vec![sse(
-            None,
-            &chat_chunk(
-                model,
-                json!({"role": "assistant", "content": "", "refusal": null}),
-                Value::Null,
-            ),
-        )],
-        Provider::Responses => {
-            let mut seq = 0;
-            vec![
-                resp_event(
-                    "response.created",
-                    &mut seq,
-                    json!({"response": response_object(model, "in_progress", json!([]))}),
-                ),
-                resp_event(
-                    "response.in_progress",
-                    &mut seq,
-                    json!({"response": response_object(model, "in_progress", json!([]))}),
-                ),
-                resp_event(
-                    "response.output_item.added",
-                    &mut seq,
-                    json!({"output_index": 0, "item": {"id": "msg_mock", "type": "message", "status": "in_progress", "role": "assistant", "content": []}}),
-                ),
-                resp_event(
-                    "response.content_part.added",
-                    &mut seq,
-                    json!({"item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}),
-                ),
-            ]
-        }
-        Provider::Anthropic => vec![
-            sse(
-                Some("message_start"),
-                &json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 20, "output_tokens": 1}}}),
-            ),
-            sse(Some("ping"), &json!({"type": "ping"})),
-        ],
-        Provider::Gemini => Vec::new(),
+/// `****` for short keys, else the first three and last four characters, as OpenAI masks it.
+fn mask_key(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() <= 12 {
+        return "*".repeat(chars.len());
     }
-}
-
-fn thinking_events(p: Provider, model: &str) -> Vec<String> {
-    match p {
-        Provider::Chat => vec![sse(
-            None,
-            &chat_chunk(
-                model,
-                json!({"reasoning_content": "Let me add the two numbers."}),
-                Value::Null,
-            ),
-        )],
-        Provider::Responses => vec![sse(
-            Some("response.reasoning_summary_text.delta"),
-            &json!({"type": "response.reasoning_summary_text.delta", "sequence_number": 90, "item_id": "rs_mock", "output_index": 0, "summary_index": 0, "delta": "Adding."}),
-        )],
-        Provider::Anthropic => vec![
-            sse(
-                Some("content_block_start"),
-                &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
-            ),
-            sse(
-                Some("content_block_delta"),
-                &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Let me add the two numbers."}}),
-            ),
-            sse(
-                Some("content_block_delta"),
-                &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "EqQBCgIYAhIM"}}),
-            ),
-            sse(
-                Some("content_block_stop"),
-                &json!({"type": "content_block_stop", "index": 0}),
-            ),
-        ],
-        Provider::Gemini => vec![gemini_sse(
-            &json!({"candidates": [{"content": {"parts": [{"text": "Let me add the two numbers.", "thought": true}], "role": "model"}, "index": 0}], "modelVersion": model}),
-        )],
-    }
-}
-
-fn content_events(p: Provider, model: &str, text: &str) -> Vec<String> {
-    match p {
-        Provider::Chat => vec![sse(
-            None,
-            &chat_chunk(model, json!({"content": text}), Value::Null),
-        )],
-        Provider::Responses => vec![sse(
-            Some("response.output_text.delta"),
-            &json!({"type": "response.output_text.delta", "sequence_number": 50, "item_id": "msg_mock", "output_index": 0, "content_index": 0, "delta": text}),
-        )],
-        Provider::Anthropic => vec![
-            // Each delta is its own well-formed event; the text block starts once, before the first.
-            sse(
-                Some("content_block_delta"),
-                &json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": text}}),
-            ),
-        ],
-        Provider::Gemini => vec![gemini_sse(
-            &json!({"candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}], "usageMetadata": {"promptTokenCount": 20, "candidatesTokenCount": 2, "totalTokenCount": 22}, "modelVersion": model}),
-        )],
-    }
-}
-
-fn stream_tail(p: Provider, model: &str, shape: Shape, usage: bool) -> Vec<String> {
-    match p {
-        Provider::Chat => {
-            let mut v = Vec::new();
-            if shape == Shape::Refuse || shape == Shape::Safety {
-                v.push(sse(
-                    None,
-                    &chat_chunk(
-                        model,
-                        json!({"refusal": "I'm sorry, I can't help with that."}),
-                        Value::Null,
-                    ),
-                ));
-            }
-            v.push(sse(None, &chat_chunk(model, json!({}), json!("stop"))));
-            if usage {
-                v.push(sse(None, &json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": created(), "model": model, "choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 6, "total_tokens": 26}})));
-            }
-            v.push("data: [DONE]\n\n".to_owned());
-            v
-        }
-        Provider::Responses => {
-            let mut seq = 100;
-            let mut v = Vec::new();
-            if shape == Shape::Refuse || shape == Shape::Safety {
-                v.push(resp_event("response.refusal.delta", &mut seq, json!({"item_id": "msg_mock", "output_index": 0, "content_index": 0, "delta": "I can't help with that."})));
-            }
-            v.push(resp_event(
-                "response.output_text.done",
-                &mut seq,
-                json!({"item_id": "msg_mock", "output_index": 0, "content_index": 0, "text": ""}),
-            ));
-            v.push(resp_event(
-                "response.completed",
-                &mut seq,
-                json!({"response": response_object(model, "completed", json!([]))}),
-            ));
-            v
-        }
-        Provider::Anthropic => {
-            let stop = if shape == Shape::Refuse || shape == Shape::Safety {
-                "refusal"
-            } else {
-                "end_turn"
-            };
-            vec![
-                sse(
-                    Some("content_block_stop"),
-                    &json!({"type": "content_block_stop", "index": 1}),
-                ),
-                sse(
-                    Some("message_delta"),
-                    &json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": 6}}),
-                ),
-                sse(Some("message_stop"), &json!({"type": "message_stop"})),
-            ]
-        }
-        Provider::Gemini => match shape {
-            Shape::Refuse => vec![gemini_sse(
-                &json!({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 20, "totalTokenCount": 20}, "modelVersion": model}),
-            )],
-            Shape::Safety => vec![gemini_sse(
-                &json!({"candidates": [{"finishReason": "SAFETY", "index": 0, "safetyRatings": [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"}]}], "modelVersion": model}),
-            )],
-            _ => vec![gemini_sse(
-                &json!({"candidates": [{"content": {"parts": [{"text": ""}], "role": "model"}, "finishReason": "STOP", "index": 0}], "usageMetadata": {"promptTokenCount": 20, "candidatesTokenCount": 6, "totalTokenCount": 26}, "modelVersion": model}),
-            )],
-        },
-    }
-}
-
-fn stream_error(p: Provider) -> String {
-    match p {
-        Provider::Chat => sse(
-            None,
-            &json!({"error": {"message": "The server had an error while processing your request.", "type": "server_error", "param": null, "code": null}}),
-        ),
-        Provider::Responses => sse(
-            Some("error"),
-            &json!({"type": "error", "sequence_number": 99, "code": "server_error", "message": "The server had an error", "param": null}),
-        ),
-        Provider::Anthropic => sse(
-            Some("error"),
-            &json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
-        ),
-        Provider::Gemini => gemini_sse(
-            &json!({"error": {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}}),
-        ),
-    }
-}
-
-fn full_body(p: Provider, model: &str, text: &str, shape: Shape) -> Value {
-    let refused = matches!(shape, Shape::Refuse | Shape::Safety);
-    match p {
-        Provider::Chat => {
-            let mut message = json!({"role": "assistant", "content": if refused { Value::Null } else { json!(text) }, "refusal": if refused { json!("I'm sorry, I can't help with that.") } else { Value::Null }});
-            if matches!(shape, Shape::Thinking | Shape::ThinkingOnly) {
-                message["reasoning_content"] = json!("Let me add the two numbers.");
-            }
-            json!({"id": "chatcmpl-mock", "object": "chat.completion", "created": created(), "model": model,
-                "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 20, "completion_tokens": 6, "total_tokens": 26}, "system_fingerprint": "fp_mock"})
-        }
-        Provider::Responses => {
-            let mut output = Vec::new();
-            if matches!(shape, Shape::Thinking | Shape::ThinkingOnly) {
-                output.push(json!({"id": "rs_mock", "type": "reasoning", "summary": [{"type": "summary_text", "text": "Adding."}]}));
-            }
-            if refused {
-                output.push(json!({"id": "msg_mock", "type": "message", "status": "completed", "role": "assistant", "content": [{"type": "refusal", "refusal": "I can't help with that."}]}));
-            } else if shape != Shape::ThinkingOnly {
-                output.push(json!({"id": "msg_mock", "type": "message", "status": "completed", "role": "assistant", "content": [{"type": "output_text", "text": text, "annotations": []}]}));
-            }
-            response_object(model, "completed", Value::Array(output))
-        }
-        Provider::Anthropic => {
-            let mut content = Vec::new();
-            if matches!(shape, Shape::Thinking | Shape::ThinkingOnly) {
-                content.push(json!({"type": "thinking", "thinking": "Let me add the two numbers.", "signature": "EqQBCgIYAhIM"}));
-            }
-            if !refused && shape != Shape::ThinkingOnly {
-                content.push(json!({"type": "text", "text": text}));
-            }
-            json!({"id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": content,
-                "stop_reason": if refused { "refusal" } else { "end_turn" }, "stop_sequence": null,
-                "usage": {"input_tokens": 20, "output_tokens": 6}})
-        }
-        Provider::Gemini => match shape {
-            Shape::Refuse => {
-                json!({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 20, "totalTokenCount": 20}, "modelVersion": model})
-            }
-            Shape::Safety => {
-                json!({"candidates": [{"finishReason": "SAFETY", "index": 0}], "modelVersion": model})
-            }
-            _ => {
-                let mut parts = Vec::new();
-                if matches!(shape, Shape::Thinking | Shape::ThinkingOnly) {
-                    parts.push(json!({"text": "Let me add the two numbers.", "thought": true}));
-                }
-                if shape != Shape::ThinkingOnly {
-                    parts.push(json!({"text": text}));
-                }
-                json!({"candidates": [{"content": {"parts": parts, "role": "model"}, "finishReason": "STOP", "index": 0}],
-                    "usageMetadata": {"promptTokenCount": 20, "candidatesTokenCount": 6, "totalTokenCount": 26}, "modelVersion": model})
-            }
-        },
-    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 7))
 }

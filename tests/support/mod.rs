@@ -1,1 +1,11 @@
+//! Support code shared by chanmon's integration tests (`mod support;` in each test file).
+//!
+//! The centrepiece is [`mock::MockUpstream`], a loopback server speaking the real OpenAI,
+//! Anthropic and Gemini wire formats; `examples/mock_upstream.rs` serves the same module by hand.
+
+// Every test crate compiles this module but uses only part of it.
+#![allow(dead_code, unused_imports)]
+
 pub mod mock;
+
+pub use mock::{Behaviour, MockOptions, MockUpstream, RecordedRequest, challenge_answer};
