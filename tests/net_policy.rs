@@ -264,3 +264,22 @@ async fn transport_failures_are_classified() {
         .unwrap();
     assert_eq!(classify_error(&err).0, Kind::Timeout);
 }
+
+#[tokio::test]
+async fn a_configured_proxy_on_the_lan_is_reachable_and_used() {
+    let (proxy_addr, proxy_hits) = canary(OK).await;
+    let (ns, _) = dns_server(vec![Some(vec![Ipv4Addr::LOCALHOST])]);
+    let mut p = policy();
+    p.proxy = Some(
+        format!("http://proxy.test:{}", proxy_addr.port())
+            .parse()
+            .unwrap(),
+    );
+    let client = HttpClient::with_nameserver(&p, ns).unwrap();
+    let resp = get(&client, "http://api.example.com/").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(proxy_hits.load(Ordering::SeqCst), 1);
+    // Targets are still checked before anything is sent.
+    let err = get(&client, "http://10.0.0.1/").await.err().unwrap();
+    assert_eq!(err.0, Kind::Blocked);
+}

@@ -85,8 +85,20 @@ impl Resolve for GuardedResolver {
         let inner = self.inner.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            check_name(&host, &policy)
-                .map_err(|b| Box::new(b) as Box<dyn std::error::Error + Send + Sync>)?;
+            // The configured proxy is trusted (often on the LAN); targets behind it are still
+            // checked by the URL check, and the proxy resolves them itself.
+            let is_proxy = policy
+                .proxy
+                .as_ref()
+                .and_then(|p| p.host_str())
+                .is_some_and(|p| {
+                    p.trim_end_matches('.')
+                        .eq_ignore_ascii_case(host.trim_end_matches('.'))
+                });
+            if !is_proxy {
+                check_name(&host, &policy)
+                    .map_err(|b| Box::new(b) as Box<dyn std::error::Error + Send + Sync>)?;
+            }
             let resolver = inner
                 .get_or_try_init(|| async { build(&upstream) })
                 .await
@@ -114,7 +126,7 @@ impl Resolve for GuardedResolver {
                 })
                     as Box<dyn std::error::Error + Send + Sync>);
             }
-            for ip in &ips {
+            for ip in ips.iter().filter(|_| !is_proxy) {
                 if let Err(Blocked(why)) = check_ip(*ip, &policy) {
                     return Err(Box::new(Blocked(format!("{host} resolves to {why}")))
                         as Box<dyn std::error::Error + Send + Sync>);
