@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chanmon::config::parse;
 use chanmon::model::{CheckResult, Kind, MonitorId, Timestamp};
 use chanmon::secret::MasterKey;
-use chanmon::store::{HistoryQuery, Store};
+use chanmon::store::{self, HistoryQuery, OpenMode};
 
 const MINUTE: i64 = 60_000;
 
@@ -95,7 +95,11 @@ fn main() {
     let cfg = parse(&text, &cfg_path, &|_| None)
         .expect("bench config")
         .config;
-    let db = cfg.database.clone();
+    let database = cfg.database.clone();
+    let db = database
+        .sqlite_path()
+        .expect("a SQLite bench")
+        .to_path_buf();
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(PathBuf::from(format!("{}{suffix}", db.display())));
     }
@@ -103,10 +107,13 @@ fn main() {
     // Build: one run per minute per monitor, both models, oldest first, in batches.
     let now = Timestamp::now().millis() / MINUTE * MINUTE;
     let start = now - days * 1440 * MINUTE;
-    let mut store = Store::open(&db).expect("open");
-    store
-        .sync_monitors(&cfg.monitors, &MasterKey::from_bytes([9; 32]))
-        .expect("sync");
+    let mut store = store::open(&database, OpenMode::Create).expect("open");
+    chanmon::keys::sync(
+        store.as_mut(),
+        &cfg.monitors,
+        &MasterKey::from_bytes([9; 32]),
+    )
+    .expect("sync");
     let ids: Vec<MonitorId> = cfg.monitors.iter().map(|m| m.id.clone()).collect();
     let mut rng = fastrand::Rng::with_seed(1);
     let t = Instant::now();
@@ -143,7 +150,7 @@ fn main() {
         bytes as f64 / rows as f64
     );
 
-    let store = Store::open_existing(&db).expect("reopen");
+    let store = store::open(&database, OpenMode::Existing).expect("reopen");
     let windows = [
         Duration::from_secs(86_400),
         Duration::from_secs(7 * 86_400),
@@ -205,10 +212,10 @@ fn main() {
     // Prune the oldest half while another connection inserts every 10 ms.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let s2 = stop.clone();
-    let db2 = db.clone();
+    let db2 = database.clone();
     let writer_ids = ids.clone();
     let writer = std::thread::spawn(move || {
-        let mut w = Store::open(&db2).expect("writer");
+        let mut w = store::open(&db2, OpenMode::Create).expect("writer");
         let mut rng = fastrand::Rng::with_seed(2);
         let mut worst = Duration::ZERO;
         let mut n = 0u64;
@@ -224,9 +231,9 @@ fn main() {
         }
         (worst, n)
     });
-    let mut p = Store::open_existing(&db).expect("pruner");
+    let mut p = store::open(&database, OpenMode::Existing).expect("pruner");
     let t = Instant::now();
-    let report = p
+    let deleted = p
         .prune(nowt, Duration::from_secs((days as u64 / 2) * 86_400), false)
         .expect("prune");
     let prune = t.elapsed();
@@ -235,7 +242,7 @@ fn main() {
     println!(
         "| prune of the oldest {} days ({} rows) | {:.1} s; longest wait of {} concurrent inserts: {:.1} ms |",
         days / 2,
-        report.history_rows,
+        deleted,
         prune.as_secs_f64(),
         n,
         ms(worst)

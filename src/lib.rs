@@ -6,9 +6,11 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod keys;
 pub mod logging;
 pub mod model;
 pub mod net;
+pub mod pipeline;
 pub mod probe;
 pub mod redact;
 pub mod report;

@@ -275,6 +275,30 @@ pub struct CheckResult {
     pub message: String,
 }
 
+impl CheckResult {
+    /// A result with no answer: `kind`'s status, no timings, `message` tidied (callers redact).
+    pub fn error(
+        monitor: MonitorId,
+        model: String,
+        started_at: Timestamp,
+        kind: Kind,
+        message: String,
+    ) -> CheckResult {
+        CheckResult {
+            monitor,
+            model,
+            started_at,
+            status: kind.status(),
+            kind,
+            http_status: None,
+            ttft_ms: None,
+            latency_ms: None,
+            ping_ms: None,
+            message: tidy_message(&message),
+        }
+    }
+}
+
 /// Longest message stored or printed.
 pub const MAX_MESSAGE_CHARS: usize = 500;
 

@@ -22,7 +22,10 @@ fn example_validates_without_any_environment() {
         Err(e) => panic!("monitors.example.toml does not validate:\n{e}"),
     };
     let c = &loaded.config;
-    assert_eq!(c.database, path.parent().unwrap().join("chanmon.db"));
+    assert_eq!(
+        c.database,
+        chanmon::store::Database::Sqlite(path.parent().unwrap().join("chanmon.db"))
+    );
     assert_eq!(
         c.master_key_file,
         path.parent().unwrap().join("chanmon.key")

@@ -123,18 +123,10 @@ fn a_full_queue_drops_work_and_the_daemon_stays_responsive() {
         log.contains("monitor=m"),
         "drop warnings name the monitor:\n{log}"
     );
-    let summary = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("daemon stopped"))
-        .expect("summary line");
-    let dropped: u64 = summary
-        .split("dropped: ")
-        .nth(1)
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
+    let dropped = d
+        .final_counter("dropped")
         .expect("dropped counter in the summary");
-    assert!(dropped > 0, "{summary}");
+    assert!(dropped > 0, "{log}");
     // With one worker, never more than one request at a time in total.
     let reqs = mock.requests();
     assert!(!reqs.is_empty());

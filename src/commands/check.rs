@@ -2,45 +2,30 @@
 //! (warning), 2 failed/error (critical), 3 unknown id or config error (unknown).
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use futures_util::StreamExt;
 
-use super::{OrExit, Outcome, format_of, load_config, master_key, print};
+use super::{OrExit, Outcome, format_of, load_config, print};
 use crate::cli::CheckArgs;
+use crate::config::Config;
+use crate::keys;
 use crate::model::{CheckResult, Status};
 use crate::report;
-use crate::runner::lock::{ProbeLock, probe_lock_dir};
-use crate::runner::{Clients, Target, prepare, probe_isolated};
-use crate::store::Store;
+use crate::runner::{Prober, WhenBusy};
+use crate::store::{self, OpenMode};
 
 const EXIT_UNKNOWN: i32 = 3;
 
-pub async fn check(config_path: &Path, args: CheckArgs, color: bool) -> Outcome {
+pub(super) async fn check(config_path: &Path, args: CheckArgs, color: bool) -> Outcome {
     let config = load_config(config_path, EXIT_UNKNOWN)?;
-    let known: Vec<&str> = config.monitors.iter().map(|m| m.id.as_str()).collect();
-    for id in &args.ids {
-        if !known.contains(&id.as_str()) {
-            return Err(anyhow!(
-                "unknown monitor id `{id}` in {}; known ids: {}",
-                config_path.display(),
-                if known.is_empty() {
-                    "(none)".to_owned()
-                } else {
-                    known.join(", ")
-                }
-            ))
-            .or_exit(EXIT_UNKNOWN);
-        }
-    }
-    let key = master_key(&config, true)
+    check_ids(&config, &args)?;
+    let key = keys::master_key(&config, true)
         .or_exit(EXIT_UNKNOWN)?
         .context("no master key")
         .or_exit(EXIT_UNKNOWN)?;
-    let mut store = Store::open(&config.database).or_exit(EXIT_UNKNOWN)?;
-    let monitors = store
-        .sync_monitors(&config.monitors, &key)
+    let mut db = store::open(&config.database, OpenMode::Create).or_exit(EXIT_UNKNOWN)?;
+    let monitors = keys::sync(db.as_mut(), &config.monitors, &key)
         .context("syncing the config into the database")
         .or_exit(EXIT_UNKNOWN)?;
     let selected = monitors
@@ -53,30 +38,28 @@ pub async fn check(config_path: &Path, args: CheckArgs, color: bool) -> Outcome 
             }
         })
         .collect();
-    let targets = prepare(selected, &mut Clients::default());
-    let locks = probe_lock_dir(&config.database);
-    let concurrency = config.runner.workers.max(1);
-    let model_concurrency = config.runner.model_concurrency;
-    let mut results: Vec<(usize, anyhow::Result<Vec<CheckResult>>)> =
+    let prober = Prober::new(
+        store::probe_locks(&config.database),
+        config.runner.model_concurrency,
+    );
+    let targets = prober.prepare(selected);
+    let mut results: Vec<(usize, Result<_, _>)> =
         futures_util::stream::iter(targets.into_iter().enumerate())
             .map(|(i, t)| {
-                let locks = locks.clone();
-                async move { (i, probe_locked(t, &locks, model_concurrency).await) }
+                let prober = &prober;
+                async move { (i, prober.probe(t, WhenBusy::Wait).await) }
             })
-            .buffer_unordered(concurrency)
+            .buffer_unordered(config.runner.workers.max(1))
             .collect()
             .await;
     results.sort_by_key(|(i, _)| *i);
     let mut all: Vec<CheckResult> = Vec::new();
     for (_, r) in results {
-        all.extend(
-            r.map_err(|e| e.context("probe lock"))
-                .or_exit(EXIT_UNKNOWN)?,
-        );
+        let r = r.context("probe lock").or_exit(EXIT_UNKNOWN)?;
+        all.extend(r.unwrap_or_default());
     }
     if !args.no_record {
-        store
-            .insert_results(&all)
+        db.insert_results(&all)
             .context("recording the results")
             .or_exit(EXIT_UNKNOWN)?;
     }
@@ -89,25 +72,22 @@ pub async fn check(config_path: &Path, args: CheckArgs, color: bool) -> Outcome 
     Ok(worst.exit_code())
 }
 
-/// Probes one monitor while holding its cross-process probe lock, waiting for the daemon's
-/// probe of the same monitor to finish first.
-async fn probe_locked(
-    target: Arc<Target>,
-    locks: &Path,
-    model_concurrency: usize,
-) -> anyhow::Result<Vec<CheckResult>> {
-    let id = target.monitor.config.id.to_string();
-    let guard = match ProbeLock::try_acquire(locks, &id)? {
-        Some(g) => g,
-        None => {
-            tracing::info!(monitor = %id, "waiting for the running probe of this monitor to finish");
-            let dir = locks.to_owned();
-            tokio::task::spawn_blocking(move || ProbeLock::acquire(&dir, &id))
-                .await
-                .context("waiting for the probe lock")??
+/// Every id asked for is in the config.
+fn check_ids(config: &Config, args: &CheckArgs) -> Result<(), super::Failure> {
+    let known: Vec<&str> = config.monitors.iter().map(|m| m.id.as_str()).collect();
+    for id in &args.ids {
+        if !known.contains(&id.as_str()) {
+            return Err(anyhow!(
+                "unknown monitor id `{id}` in {}; known ids: {}",
+                config.path.display(),
+                if known.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ))
+            .or_exit(EXIT_UNKNOWN);
         }
-    };
-    let results = probe_isolated(target, model_concurrency).await;
-    drop(guard);
-    Ok(results)
+    }
+    Ok(())
 }

@@ -7,11 +7,11 @@ use anyhow::Context;
 use super::{EXIT_RUNTIME, OrExit, Outcome, format_of, load_config_for_reading, print};
 use crate::cli::HistoryArgs;
 use crate::report;
-use crate::store::{HistoryQuery, Store};
+use crate::store::{self, HistoryQuery, OpenMode};
 
-pub fn history(config_path: &Path, args: HistoryArgs, color: bool) -> Outcome {
+pub(super) fn history(config_path: &Path, args: HistoryArgs, color: bool) -> Outcome {
     let config = load_config_for_reading(config_path)?;
-    let store = Store::open_existing(&config.database).or_exit(EXIT_RUNTIME)?;
+    let store = store::open(&config.database, OpenMode::Existing).or_exit(EXIT_RUNTIME)?;
     let q = HistoryQuery {
         monitor: args.id,
         model: args.model,
@@ -23,7 +23,7 @@ pub fn history(config_path: &Path, args: HistoryArgs, color: bool) -> Outcome {
     };
     let rows = store
         .history(&q)
-        .with_context(|| format!("reading history from {}", config.database.display()))
+        .with_context(|| format!("reading history from {}", config.database))
         .or_exit(EXIT_RUNTIME)?;
     print(&report::render_results(
         &rows,

@@ -16,7 +16,6 @@ use anyhow::Context;
 use crate::cli::{Cli, ColorChoice, Command, OutputFormat};
 use crate::config::{self, Config};
 use crate::report::Format;
-use crate::secret::{KeyOrigin, MASTER_KEY_ENV, MasterKey};
 
 /// A command failed: what to print and the exit code.
 #[derive(Debug)]
@@ -94,26 +93,6 @@ pub(crate) fn load_config(path: &Path, code: i32) -> Result<Config, Failure> {
 /// and endpoints) concern probing, not reading, and would only be noise here.
 pub(crate) fn load_config_for_reading(path: &Path) -> Result<Config, Failure> {
     Ok(config::load(path).or_exit(EXIT_CONFIG)?.config)
-}
-
-/// Loads (or, with `create`, creates once) the master key and says where a new one went.
-pub(crate) fn master_key(config: &Config, create: bool) -> anyhow::Result<Option<MasterKey>> {
-    let env = std::env::var(MASTER_KEY_ENV).ok();
-    let loaded = MasterKey::load(env.as_deref(), &config.master_key_file, create)
-        .context("loading the master key")?;
-    Ok(loaded.map(|(key, origin)| {
-        if let KeyOrigin::Created(path) = &origin {
-            tracing::warn!(
-                "created a new master key at {} (mode 0600); back it up: stored API keys cannot be decrypted without it. Set {MASTER_KEY_ENV} to use your own.",
-                path.display()
-            );
-            eprintln!(
-                "chanmon: created a new master key file {} (mode 0600); keep it with the database",
-                path.display()
-            );
-        }
-        key
-    }))
 }
 
 pub(crate) fn format_of(f: OutputFormat) -> Format {

@@ -8,12 +8,12 @@ use anyhow::Context;
 use super::{EXIT_RUNTIME, OrExit, Outcome, load_config_for_reading, print};
 use crate::cli::PruneArgs;
 use crate::model::Timestamp;
-use crate::store::Store;
+use crate::store::{self, OpenMode};
 
-pub fn prune(config_path: &Path, args: PruneArgs) -> Outcome {
+pub(super) fn prune(config_path: &Path, args: PruneArgs) -> Outcome {
     let config = load_config_for_reading(config_path)?;
-    let mut store = Store::open_existing(&config.database).or_exit(EXIT_RUNTIME)?;
-    let db = config.database.display().to_string();
+    let mut store = store::open(&config.database, OpenMode::Existing).or_exit(EXIT_RUNTIME)?;
+    let db = config.database.to_string();
     let older_than = args.older_than.unwrap_or(config.retention.history);
     let now = Timestamp::now();
     if args.rebuild_rollups && !args.dry_run {
@@ -25,7 +25,7 @@ pub fn prune(config_path: &Path, args: PruneArgs) -> Outcome {
             print(&format!("rebuilt {n} hourly rollups from raw rows"));
         }
     }
-    let report = store
+    let deleted = store
         .prune(now, older_than, args.dry_run)
         .with_context(|| format!("pruning {db}"))
         .or_exit(EXIT_RUNTIME)?;
@@ -47,7 +47,7 @@ pub fn prune(config_path: &Path, args: PruneArgs) -> Outcome {
         };
         print(&format!(
             "{verb} {} history rows older than {} and {rollups} hourly rollups older than {}{}",
-            report.history_rows,
+            deleted,
             humantime::format_duration(older_than),
             humantime::format_duration(config.retention.rollups),
             if args.vacuum && !args.dry_run {

@@ -10,12 +10,12 @@ use super::{
 use crate::cli::{OutputFormat, StatusArgs};
 use crate::model::Timestamp;
 use crate::report;
-use crate::store::Store;
+use crate::store::{self, OpenMode};
 
 /// Results shown in a single monitor's timeline.
 const TIMELINE: usize = 60;
 
-pub fn status(config_path: &Path, args: StatusArgs, color: bool) -> Outcome {
+pub(super) fn status(config_path: &Path, args: StatusArgs, color: bool) -> Outcome {
     if args.format == OutputFormat::Csv {
         return Err(anyhow!(
             "`status` prints table or json; use `history --format csv` for rows"
@@ -23,9 +23,9 @@ pub fn status(config_path: &Path, args: StatusArgs, color: bool) -> Outcome {
         .or_exit(EXIT_CONFIG);
     }
     let config = load_config_for_reading(config_path)?;
-    let store = Store::open_existing(&config.database).or_exit(EXIT_RUNTIME)?;
+    let store = store::open(&config.database, OpenMode::Existing).or_exit(EXIT_RUNTIME)?;
     let now = Timestamp::now();
-    let ctx = || format!("reading {}", config.database.display());
+    let ctx = || format!("reading {}", config.database);
     let rows = store
         .status(args.id.as_ref(), now, &args.windows)
         .with_context(ctx)
@@ -33,11 +33,7 @@ pub fn status(config_path: &Path, args: StatusArgs, color: bool) -> Outcome {
     if let Some(id) = &args.id
         && rows.is_empty()
     {
-        return Err(anyhow!(
-            "monitor `{id}` is not in {}",
-            config.database.display()
-        ))
-        .or_exit(EXIT_RUNTIME);
+        return Err(anyhow!("monitor `{id}` is not in {}", config.database)).or_exit(EXIT_RUNTIME);
     }
     let timelines = match &args.id {
         Some(id) => {

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use super::{EXIT_CONFIG, Outcome, print};
 use crate::config::{self, ApiMode, Config, Provider};
-use crate::store::Store;
+use crate::store::{self, Database, OpenMode};
 
-pub fn validate(config_path: &Path) -> Outcome {
+pub(super) fn validate(config_path: &Path) -> Outcome {
     let loaded = match config::load(config_path) {
         Ok(l) => l,
         Err(e) => {
@@ -42,16 +42,17 @@ pub fn validate(config_path: &Path) -> Outcome {
 
 /// Monitors the last sync marked `key_unavailable`, when a database exists (read only).
 fn stored_key_problems(config: &Config) -> Vec<(String, String)> {
-    if !config.database.exists() {
+    let Database::Sqlite(path) = &config.database;
+    if !path.exists() {
         return Vec::new();
     }
-    match Store::open_existing(&config.database).and_then(|s| s.monitors()) {
+    match store::open(&config.database, OpenMode::Existing).and_then(|s| s.monitors()) {
         Ok(ms) => ms
             .into_iter()
             .filter_map(|m| m.key_unavailable.map(|why| (m.id.to_string(), why)))
             .collect(),
         Err(e) => {
-            eprintln!("warning: cannot read {}: {e}", config.database.display());
+            eprintln!("warning: cannot read {}: {e}", config.database);
             Vec::new()
         }
     }
@@ -66,7 +67,7 @@ fn summary(config: &Config, key_problems: &[(String, String)]) -> String {
         "{}: OK — {} monitor(s) ({enabled} enabled), {models} model(s); database {}",
         config.path.display(),
         config.monitors.len(),
-        config.database.display()
+        config.database
     );
     let rows: Vec<[String; 6]> = config
         .monitors

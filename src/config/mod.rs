@@ -19,6 +19,7 @@ use url::Url;
 use crate::model::MonitorId;
 use crate::net::NetworkPolicy;
 use crate::secret::Secret;
+use crate::store::Database;
 
 mod diag;
 mod fields;
@@ -43,9 +44,9 @@ pub const DEFAULT_CONFIG: &str = "monitors.toml";
 pub struct Config {
     /// The file this came from (as given, for messages).
     pub path: PathBuf,
-    /// SQLite database; relative paths are resolved against the config's directory.
-    /// Default: `chanmon.db` beside the config.
-    pub database: PathBuf,
+    /// Where the data lives: a SQLite file (relative paths are resolved against the config's
+    /// directory). Default: `chanmon.db` beside the config.
+    pub database: Database,
     /// Master key file, used when `CHANMON_MASTER_KEY` is not set. Default: `chanmon.key`
     /// beside the database. Created (0600) on first use when missing.
     pub master_key_file: PathBuf,

@@ -15,6 +15,7 @@ use super::network::NetworkOverride;
 use super::shared::{DEFAULT_KEYS, Shared};
 use super::{Config, ConfigError, Loaded, RetentionConfig, RunnerConfig};
 use crate::net::NetworkPolicy;
+use crate::store::Database;
 
 const TOP_KEYS: &[&str] = &[
     "database",
@@ -163,7 +164,9 @@ fn report_syntax(text: &str, errors: &[toml::de::Error], d: &mut Diags<'_>) {
 }
 
 /// `database` and `master_key_file`, relative paths taken from the config's directory.
-fn read_paths(top: &Section<'_, '_>, path: &Path, d: &mut Diags<'_>) -> (PathBuf, PathBuf) {
+/// A `postgres://` URL is recognised and refused with a clear message: that backend does not
+/// exist yet, and it must not be taken for a file name.
+fn read_paths(top: &Section<'_, '_>, path: &Path, d: &mut Diags<'_>) -> (Database, PathBuf) {
     let base = path.parent().unwrap_or(Path::new(""));
     let mut read = |key: &str| {
         top.string(d, key).and_then(|p| {
@@ -173,6 +176,16 @@ fn read_paths(top: &Section<'_, '_>, path: &Path, d: &mut Diags<'_>) -> (PathBuf
                     format!(
                         "{} is empty; leave it out to use the default",
                         top.name(key)
+                    ),
+                );
+                None
+            } else if key == "database" && is_url(&p.v) {
+                d.error(
+                    &p.span,
+                    format!(
+                        "{}: \"{}…\" is a URL; this chanmon stores its data in SQLite only, so give a file path such as \"chanmon.db\"",
+                        top.name(key),
+                        p.v.split(':').next().unwrap_or_default()
                     ),
                 );
                 None
@@ -188,7 +201,17 @@ fn read_paths(top: &Section<'_, '_>, path: &Path, d: &mut Diags<'_>) -> (PathBuf
             .unwrap_or(Path::new(""))
             .join("chanmon.key")
     });
-    (database, key_file)
+    (Database::Sqlite(database), key_file)
+}
+
+/// `scheme://…`: a database URL, not a path (a Windows-style `C:\\…` has no `//`).
+fn is_url(s: &str) -> bool {
+    s.trim().split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+')
+    })
 }
 
 fn read_runner(s: &Section<'_, '_>, d: &mut Diags<'_>) -> RunnerConfig {

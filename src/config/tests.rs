@@ -68,7 +68,10 @@ fn minimal_monitor_gets_every_default() {
     let l = ok(MON);
     let c = &l.config;
     assert!(l.warnings.is_empty(), "{:?}", l.warnings);
-    assert_eq!(c.database, Path::new("/etc/chanmon/chanmon.db"));
+    assert_eq!(
+        c.database,
+        Database::Sqlite("/etc/chanmon/chanmon.db".into())
+    );
     assert_eq!(c.master_key_file, Path::new("/etc/chanmon/chanmon.key"));
     assert!(c.enabled);
     assert_eq!(c.runner, RunnerConfig::default());
@@ -95,7 +98,10 @@ fn minimal_monitor_gets_every_default() {
 #[test]
 fn paths_resolve_against_the_config_directory() {
     let c = ok(&format!("database = \"data/x.db\"\n{MON}")).config;
-    assert_eq!(c.database, Path::new("/etc/chanmon/data/x.db"));
+    assert_eq!(
+        c.database,
+        Database::Sqlite("/etc/chanmon/data/x.db".into())
+    );
     assert_eq!(
         c.master_key_file,
         Path::new("/etc/chanmon/data/chanmon.key")
@@ -104,10 +110,10 @@ fn paths_resolve_against_the_config_directory() {
         "database = \"/var/lib/x.db\"\nmaster_key_file = \"k\"\n{MON}"
     ))
     .config;
-    assert_eq!(c.database, Path::new("/var/lib/x.db"));
+    assert_eq!(c.database, Database::Sqlite("/var/lib/x.db".into()));
     assert_eq!(c.master_key_file, Path::new("/etc/chanmon/k"));
     let bare = parse(MON, Path::new("monitors.toml"), &env).unwrap().config;
-    assert_eq!(bare.database, Path::new("chanmon.db"));
+    assert_eq!(bare.database, Database::Sqlite("chanmon.db".into()));
     assert_eq!(bare.master_key_file, Path::new("chanmon.key"));
     assert_error(&format!("database = \"\"\n{MON}"), 1, "empty");
 }
@@ -828,7 +834,10 @@ fn load_reports_unreadable_files_without_position() {
     let good = dir.path().join("monitors.toml");
     std::fs::write(&good, MON).unwrap();
     let l = load(&good).unwrap();
-    assert_eq!(l.config.database, dir.path().join("chanmon.db"));
+    assert_eq!(
+        l.config.database,
+        Database::Sqlite(dir.path().join("chanmon.db"))
+    );
 }
 
 #[test]

@@ -1,11 +1,13 @@
-//! The daemon's counters, kept in one place (lock-free atomics) for the logs today and an
-//! HTTP `/metrics` endpoint later.
+//! The daemon's counters, kept in one place (lock-free atomics). [`Metrics::snapshot`] exports
+//! them as plain values (for tests, and `/metrics` later); [`Metrics::log`] writes them as
+//! structured log fields (`dropped=3`, or JSON keys with `--log-format json`), never as prose.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
 
-use crate::model::Status;
+use crate::model::{CheckResult, Kind, Status};
+use crate::pipeline::bus::Bus;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -45,8 +47,45 @@ pub struct Snapshot {
 }
 
 impl Metrics {
-    pub fn finished(&self, status: Status) {
-        self.finished[status.code() as usize].fetch_add(1, Relaxed);
+    /// A probe started, within one tick of its due time or later.
+    pub fn started(&self, on_time: bool) {
+        self.checks_started.fetch_add(1, Relaxed);
+        if on_time {
+            self.started_on_time.fetch_add(1, Relaxed);
+        } else {
+            self.started_late.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// One model's result came back from a probe.
+    pub fn finished(&self, r: &CheckResult) {
+        self.finished[r.status.code() as usize].fetch_add(1, Relaxed);
+        if r.kind == Kind::Internal {
+            self.panics.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Logs every counter as a structured field, with the bus's published and lagged events.
+    pub fn log(&self, message: &str, bus: &Bus) {
+        let s = self.snapshot();
+        tracing::info!(
+            checks_started = s.checks_started,
+            finished_operational = s.finished_operational,
+            finished_degraded = s.finished_degraded,
+            finished_failed = s.finished_failed,
+            finished_error = s.finished_error,
+            dropped = s.dropped,
+            skipped_busy = s.skipped_busy,
+            started_on_time = s.started_on_time,
+            started_late = s.started_late,
+            panics = s.panics,
+            write_failures = s.write_failures,
+            in_flight = s.in_flight,
+            queue_depth = s.queue_depth,
+            bus_published = bus.published(),
+            bus_lagged = bus.lagged(),
+            "{message}"
+        );
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -76,9 +115,19 @@ mod tests {
     #[test]
     fn finished_counts_by_status() {
         let m = Metrics::default();
-        m.finished(Status::Degraded);
-        m.finished(Status::Degraded);
-        m.finished(Status::Error);
+        let r = |kind: Kind| {
+            CheckResult::error(
+                crate::model::MonitorId::parse("m").unwrap(),
+                "a".into(),
+                crate::model::Timestamp(0),
+                kind,
+                String::new(),
+            )
+        };
+        let slow = r(Kind::Slow);
+        m.finished(&slow);
+        m.finished(&slow);
+        m.finished(&r(Kind::Internal));
         let s = m.snapshot();
         assert_eq!(
             (
@@ -88,5 +137,6 @@ mod tests {
             ),
             (2, 1, 0)
         );
+        assert_eq!(s.panics, 1);
     }
 }

@@ -58,12 +58,9 @@ impl<T: Scheduled + Clone> Schedule<T> {
         }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     pub fn in_flight(&self) -> usize {
@@ -147,8 +144,9 @@ impl<T: Scheduled + Clone> Schedule<T> {
         }
     }
 
-    /// When the next monitor is due (for tests and the idle log line).
-    pub fn next_due(&self) -> Option<Instant> {
+    /// When the next monitor is due.
+    #[cfg(test)]
+    fn next_due(&self) -> Option<Instant> {
         self.entries
             .values()
             .filter(|e| !e.in_flight)

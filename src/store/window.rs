@@ -1,14 +1,13 @@
-//! Rollups and windows: hourly aggregates, and statistics over any [from, to) that equal a
-//! scan of the raw rows while those exist.
+//! Rollups and windows: hourly aggregates, and the plan that answers statistics over any
+//! [from, to) so that they equal a scan of the raw rows while those exist.
 //!
-//! A window is answered as full hours from `rollups` plus the partial hours at its edges from
-//! raw rows. Where the left edge lies before the last prune (`raw_from`), its raw rows are
-//! gone and the whole hour's rollup stands in for it.
+//! A window is answered as full hours from rollups plus the partial hours at its edges from
+//! raw rows. Where an edge lies before the last prune (`raw_from`), its raw rows are gone and
+//! the whole hour's rollup stands in for it. [`plan`] decides which is which; a backend only
+//! fetches the parts. Pure code: no SQL here.
 
-use rusqlite::{Connection, OptionalExtension, params};
-
-use super::hist::{Histogram, add_pairs, encode_pairs};
-use super::{BUCKET_MS, StoreError};
+use super::BUCKET_MS;
+use super::hist::Histogram;
 use crate::model::{Kind, Status};
 
 /// Aggregates of one bucket (or of a whole window).
@@ -48,7 +47,7 @@ impl Rollup {
         }
     }
 
-    fn merge(&mut self, o: &Rollup) {
+    pub fn merge(&mut self, o: &Rollup) {
         for i in 0..4 {
             self.by_status[i] += o.by_status[i];
         }
@@ -105,145 +104,107 @@ impl WindowStats {
     }
 }
 
-/// Adds `d` to the stored rollup of (series, bucket).
-pub fn merge_rollup(
-    conn: &Connection,
-    series: i64,
-    bucket: i64,
-    d: &Rollup,
-) -> Result<(), StoreError> {
-    let mut cur = load_bucket(conn, series, bucket)?.unwrap_or_default();
-    cur.merge(d);
-    let mut st = conn.prepare_cached(
-        "INSERT INTO rollups (series, bucket, n_operational, n_degraded, n_failed, n_error, kinds,
-             latency_sum, latency_n, ttft_sum, ttft_n, hist)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-         ON CONFLICT (series, bucket) DO UPDATE SET n_operational = excluded.n_operational,
-             n_degraded = excluded.n_degraded, n_failed = excluded.n_failed, n_error = excluded.n_error,
-             kinds = excluded.kinds, latency_sum = excluded.latency_sum, latency_n = excluded.latency_n,
-             ttft_sum = excluded.ttft_sum, ttft_n = excluded.ttft_n, hist = excluded.hist",
-    )?;
-    st.execute(params![
-        series,
-        bucket,
-        cur.by_status[0] as i64,
-        cur.by_status[1] as i64,
-        cur.by_status[2] as i64,
-        cur.by_status[3] as i64,
-        encode_pairs(&cur.by_kind),
-        cur.latency_sum as i64,
-        cur.latency_n as i64,
-        cur.ttft_sum as i64,
-        cur.ttft_n as i64,
-        cur.latency_hist.encode(),
-    ])?;
-    Ok(())
+/// One part of a window, to be fetched by a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Raw rows with `from <= started_at < to` (milliseconds).
+    Raw { from: i64, to: i64 },
+    /// Rollup buckets `lo <= bucket < hi` (hour numbers).
+    Buckets { lo: i64, hi: i64 },
 }
 
-const ROLLUP_COLS: &str = "n_operational, n_degraded, n_failed, n_error, kinds, latency_sum, latency_n, ttft_sum, ttft_n, hist";
-
-/// Adds a stored rollup row to `acc` (decoding straight into it: a window reads hundreds).
-fn add_row(acc: &mut Rollup, r: &rusqlite::Row<'_>) -> rusqlite::Result<()> {
-    let n = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
-    for (i, slot) in acc.by_status.iter_mut().enumerate() {
-        *slot += n(i)?;
-    }
-    let kinds = r.get_ref(4)?.as_blob().unwrap_or(&[]);
-    add_pairs(&mut acc.by_kind, kinds);
-    acc.latency_sum += n(5)?;
-    acc.latency_n += n(6)?;
-    acc.ttft_sum += n(7)?;
-    acc.ttft_n += n(8)?;
-    acc.latency_hist
-        .merge_encoded(r.get_ref(9)?.as_blob().unwrap_or(&[]));
-    Ok(())
-}
-
-fn load_bucket(conn: &Connection, series: i64, bucket: i64) -> Result<Option<Rollup>, StoreError> {
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT {ROLLUP_COLS} FROM rollups WHERE series = ?1 AND bucket = ?2"
-    ))?;
-    Ok(st
-        .query_row(params![series, bucket], |r| {
-            let mut acc = Rollup::default();
-            add_row(&mut acc, r)?;
-            Ok(acc)
-        })
-        .optional()?)
-}
-
-fn buckets(conn: &Connection, series: i64, lo: i64, hi: i64) -> Result<Rollup, StoreError> {
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT {ROLLUP_COLS} FROM rollups WHERE series = ?1 AND bucket >= ?2 AND bucket < ?3"
-    ))?;
-    let mut total = Rollup::default();
-    let mut rows = st.query(params![series, lo, hi])?;
-    while let Some(r) = rows.next()? {
-        add_row(&mut total, r)?;
-    }
-    Ok(total)
-}
-
-fn raw_rollup(conn: &Connection, series: i64, from: i64, to: i64) -> Result<Rollup, StoreError> {
-    let mut st = conn.prepare_cached(
-        "SELECT status, kind, latency_ms, ttft_ms FROM history
-         WHERE series = ?1 AND started_at >= ?2 AND started_at < ?3",
-    )?;
-    let mut total = Rollup::default();
-    let mut rows = st.query(params![series, from, to])?;
-    while let Some(r) = rows.next()? {
-        let status = Status::from_code(r.get(0)?).unwrap_or(Status::Error);
-        let kind = Kind::from_code(r.get(1)?).unwrap_or(Kind::Internal);
-        total.add(status, kind, r.get(2)?, r.get(3)?);
-    }
-    Ok(total)
-}
-
-/// A raw scan of [from, to).
-pub fn raw(conn: &Connection, series: i64, from: i64, to: i64) -> Result<WindowStats, StoreError> {
-    Ok(WindowStats {
-        rollup: raw_rollup(conn, series, from, to)?,
-    })
-}
-
-/// [from, to) from rollups (full hours) and raw rows (partial hours), see the module header.
-pub fn stats(
-    conn: &Connection,
-    series: i64,
-    from: i64,
-    to: i64,
-    raw_from: i64,
-) -> Result<WindowStats, StoreError> {
+/// The parts that make up [from, to): full hours from rollups, partial hours from raw rows
+/// when all of them still exist (`from >= raw_from`), else that hour's whole rollup.
+pub fn plan(from: i64, to: i64, raw_from: i64) -> Vec<Part> {
+    let mut parts = Vec::with_capacity(3);
     if from >= to {
-        return Ok(WindowStats::default());
+        return parts;
     }
     let first_full = from.div_euclid(BUCKET_MS) + i64::from(from.rem_euclid(BUCKET_MS) != 0);
     let end_full = to.div_euclid(BUCKET_MS);
-    let mut total = Rollup::default();
     if first_full >= end_full {
-        total.merge(&edge(conn, series, from, to, raw_from)?);
+        edge(&mut parts, from, to, raw_from);
     } else {
-        total.merge(&edge(conn, series, from, first_full * BUCKET_MS, raw_from)?);
-        total.merge(&buckets(conn, series, first_full, end_full)?);
-        total.merge(&edge(conn, series, end_full * BUCKET_MS, to, raw_from)?);
+        edge(&mut parts, from, first_full * BUCKET_MS, raw_from);
+        parts.push(Part::Buckets {
+            lo: first_full,
+            hi: end_full,
+        });
+        edge(&mut parts, end_full * BUCKET_MS, to, raw_from);
     }
-    Ok(WindowStats { rollup: total })
+    parts
 }
 
 /// A part of one hour: raw rows when they are all still there, else that hour's rollup.
-fn edge(
-    conn: &Connection,
-    series: i64,
-    from: i64,
-    to: i64,
-    raw_from: i64,
-) -> Result<Rollup, StoreError> {
+fn edge(parts: &mut Vec<Part>, from: i64, to: i64, raw_from: i64) {
     if from >= to {
-        return Ok(Rollup::default());
+        return;
     }
     if from >= raw_from {
-        return raw_rollup(conn, series, from, to);
+        parts.push(Part::Raw { from, to });
+    } else {
+        let bucket = from.div_euclid(BUCKET_MS);
+        parts.push(Part::Buckets {
+            lo: bucket,
+            hi: bucket + 1,
+        });
     }
-    let bucket = from.div_euclid(BUCKET_MS);
-    Ok(load_bucket(conn, series, bucket)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = BUCKET_MS;
+
+    #[test]
+    fn full_hours_come_from_rollups_and_edges_from_raw_rows() {
+        assert_eq!(
+            plan(H / 2, 3 * H + 10, i64::MIN),
+            vec![
+                Part::Raw { from: H / 2, to: H },
+                Part::Buckets { lo: 1, hi: 3 },
+                Part::Raw {
+                    from: 3 * H,
+                    to: 3 * H + 10
+                },
+            ]
+        );
+        assert_eq!(
+            plan(H, 3 * H, i64::MIN),
+            vec![Part::Buckets { lo: 1, hi: 3 }]
+        );
+    }
+
+    #[test]
+    fn a_window_inside_one_hour_is_raw() {
+        assert_eq!(
+            plan(H + 5, H + 50, i64::MIN),
+            vec![Part::Raw {
+                from: H + 5,
+                to: H + 50
+            }]
+        );
+        assert!(plan(10, 10, i64::MIN).is_empty());
+        assert!(plan(10, 5, i64::MIN).is_empty());
+    }
+
+    #[test]
+    fn an_edge_before_the_prune_watermark_uses_its_whole_hour() {
+        assert_eq!(
+            plan(H / 2, 2 * H, H),
+            vec![
+                Part::Buckets { lo: 0, hi: 1 },
+                Part::Buckets { lo: 1, hi: 2 },
+            ]
+        );
+        // The right edge is after the watermark: raw.
+        assert_eq!(
+            plan(H / 2, 2 * H + 7, H)[2],
+            Part::Raw {
+                from: 2 * H,
+                to: 2 * H + 7
+            }
+        );
+    }
 }

@@ -138,6 +138,17 @@ impl Daemon {
         assert!(st.success(), "kill -{sig} failed");
     }
 
+    /// A counter from the daemon's final `daemon stopped` line, where every counter is a
+    /// structured `name=value` field.
+    pub fn final_counter(&self, name: &str) -> Option<u64> {
+        let log = self.log();
+        let line = log.lines().rev().find(|l| l.contains("daemon stopped"))?;
+        let key = format!("{name}=");
+        line.split_whitespace()
+            .find_map(|field| field.strip_prefix(&key))
+            .and_then(|v| v.parse().ok())
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

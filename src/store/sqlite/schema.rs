@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::StoreError;
+use crate::store::StoreError;
 
 const MIGRATIONS: &[&str] = &[
     // 1: monitors, series, raw history, hourly rollups, meta.
@@ -66,6 +66,33 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (series, bucket)
     ) WITHOUT ROWID;
     CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    ",
+    // 2: the status tracker, one row per series, written with the results (pipeline::tracker).
+    // Seeded from history: the newest row's status, since the first row of its current run.
+    "
+    CREATE TABLE tracker (
+        series INTEGER PRIMARY KEY REFERENCES series(pk),
+        status INTEGER NOT NULL,         -- model::Status::code of the newest result
+        kind INTEGER NOT NULL,           -- model::Kind::code of the newest result
+        since INTEGER NOT NULL,          -- started_at of the first result of this status run
+        last_at INTEGER NOT NULL,        -- started_at of the newest result applied
+        consecutive INTEGER NOT NULL     -- results in a row with this status
+    );
+    INSERT INTO tracker (series, status, kind, since, last_at, consecutive)
+    SELECT series, status, kind,
+           (SELECT min(started_at) FROM history r
+             WHERE r.series = n.series AND r.started_at > n.changed_at),
+           started_at,
+           (SELECT count(*) FROM history r
+             WHERE r.series = n.series AND r.started_at > n.changed_at)
+    FROM (
+        SELECT h.series, h.status, h.kind, h.started_at,
+               coalesce((SELECT max(o.started_at) FROM history o
+                          WHERE o.series = h.series AND o.status <> h.status),
+                        -9223372036854775808) AS changed_at
+        FROM history h
+        WHERE h.started_at = (SELECT max(started_at) FROM history x WHERE x.series = h.series)
+    ) AS n;
     ",
 ];
 

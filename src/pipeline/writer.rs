@@ -1,18 +1,25 @@
-//! The daemon's single SQLite writer: a thread that owns the write connection and batches
+//! The daemon's single database writer: a thread that owns the write connection and batches
 //! results into one transaction per batch. Everything that writes in the daemon goes through
 //! it (results and config re-syncs), so there is never a second writer in this process.
+//!
+//! After each commit it publishes the batch's results and status changes on the bus and logs
+//! the changes: an observer only ever sees what is durably stored.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::thread;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::bus::{Bus, Event};
+use super::tracker::StatusChange;
 use crate::config::{Monitor, MonitorConfig};
+use crate::keys;
 use crate::model::CheckResult;
 use crate::runner::metrics::Metrics;
 use crate::secret::MasterKey;
-use crate::store::{Store, StoreError};
+use crate::store::{Storage, StoreError};
 
 /// Rows held in memory while the database refuses writes; beyond this the oldest are dropped
 /// (and counted) rather than exhausting memory.
@@ -20,16 +27,15 @@ const MAX_PENDING: usize = 200_000;
 /// Rows per transaction.
 const BATCH: usize = 2_000;
 
+type SyncReply = oneshot::Sender<Result<Vec<Monitor>, StoreError>>;
+
 enum Msg {
     Results(Vec<CheckResult>),
-    Sync(
-        Vec<MonitorConfig>,
-        oneshot::Sender<Result<Vec<Monitor>, StoreError>>,
-    ),
+    Sync(Vec<MonitorConfig>, SyncReply),
 }
 
-/// Handle to the writer thread. Dropping every handle and calling [`Writer::finish`] flushes
-/// what is queued and stops the thread.
+/// The writer thread. Dropping every handle and calling [`Writer::finish`] flushes what is
+/// queued and stops the thread.
 pub struct Writer {
     tx: mpsc::UnboundedSender<Msg>,
     thread: Option<thread::JoinHandle<()>>,
@@ -40,12 +46,37 @@ pub struct WriterHandle {
     tx: mpsc::UnboundedSender<Msg>,
 }
 
+/// What the writer thread owns.
+struct State {
+    store: Box<dyn Storage>,
+    key: MasterKey,
+    metrics: Arc<Metrics>,
+    bus: Arc<Bus>,
+    /// Results received and not yet committed, oldest first.
+    pending: Vec<CheckResult>,
+    /// Consecutive failed commits, for the back-off.
+    failures: u32,
+}
+
 impl Writer {
-    pub fn start(store: Store, key: MasterKey, metrics: Arc<Metrics>) -> std::io::Result<Writer> {
+    pub fn start(
+        store: Box<dyn Storage>,
+        key: MasterKey,
+        metrics: Arc<Metrics>,
+        bus: Arc<Bus>,
+    ) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let state = State {
+            store,
+            key,
+            metrics,
+            bus,
+            pending: Vec::new(),
+            failures: 0,
+        };
         let thread = thread::Builder::new()
             .name("chanmon-writer".into())
-            .spawn(move || writer_loop(store, key, rx, metrics))?;
+            .spawn(move || writer_loop(state, rx))?;
         Ok(Writer {
             tx,
             thread: Some(thread),
@@ -97,17 +128,10 @@ pub enum SyncError {
     Store(StoreError),
 }
 
-fn writer_loop(
-    mut store: Store,
-    key: MasterKey,
-    mut rx: mpsc::UnboundedReceiver<Msg>,
-    metrics: Arc<Metrics>,
-) {
-    let mut pending: Vec<CheckResult> = Vec::new();
-    let mut failures = 0u32;
+fn writer_loop(mut st: State, mut rx: mpsc::UnboundedReceiver<Msg>) {
     loop {
         // Block for the first message unless rows are waiting for a retry.
-        let first = if pending.is_empty() {
+        let first = if st.pending.is_empty() {
             match rx.blocking_recv() {
                 Some(m) => Some(m),
                 None => break,
@@ -122,63 +146,81 @@ fn writer_loop(
         let mut next = first;
         while let Some(msg) = next.take() {
             match msg {
-                Msg::Results(r) => pending.extend(r),
+                Msg::Results(r) => st.pending.extend(r),
                 Msg::Sync(monitors, reply) => {
-                    flush(&mut store, &mut pending, &mut failures, &metrics);
-                    let _ = reply.send(store.sync_monitors(&monitors, &key));
+                    st.flush();
+                    let _ = reply.send(keys::sync(st.store.as_mut(), &monitors, &st.key));
                 }
             }
-            if pending.len() >= BATCH {
+            if st.pending.len() >= BATCH {
                 break;
             }
             next = rx.try_recv().ok();
         }
-        flush(&mut store, &mut pending, &mut failures, &metrics);
-        if !pending.is_empty() {
+        st.flush();
+        if !st.pending.is_empty() {
             // The database refused the batch (locked, disk full): back off, keep the rows.
-            let wait = Duration::from_millis(100u64 << failures.min(6));
+            let wait = Duration::from_millis(100u64 << st.failures.min(6));
             thread::sleep(wait);
         }
     }
     // Shutdown: a last few attempts for what is left.
     for _ in 0..5 {
-        flush(&mut store, &mut pending, &mut failures, &metrics);
-        if pending.is_empty() {
+        st.flush();
+        if st.pending.is_empty() {
             break;
         }
         thread::sleep(Duration::from_millis(200));
     }
-    if !pending.is_empty() {
-        metrics
+    if !st.pending.is_empty() {
+        st.metrics
             .write_failures
-            .fetch_add(pending.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(st.pending.len() as u64, Relaxed);
         tracing::error!(
-            rows = pending.len(),
+            rows = st.pending.len(),
             "results could not be written at shutdown"
         );
     }
 }
 
-fn flush(store: &mut Store, pending: &mut Vec<CheckResult>, failures: &mut u32, metrics: &Metrics) {
-    while !pending.is_empty() {
-        let n = pending.len().min(BATCH);
-        match store.insert_results(&pending[..n]) {
-            Ok(()) => {
-                pending.drain(..n);
-                *failures = 0;
-            }
-            Err(e) => {
-                *failures += 1;
-                tracing::error!(error = %e, rows = pending.len(), attempt = *failures, "writing results failed; will retry");
-                if pending.len() > MAX_PENDING {
-                    let excess = pending.len() - MAX_PENDING;
-                    pending.drain(..excess);
-                    metrics
-                        .write_failures
-                        .fetch_add(excess as u64, std::sync::atomic::Ordering::Relaxed);
+impl State {
+    /// Commits pending rows batch by batch; stops at the first failure (rows kept for a retry).
+    fn flush(&mut self) {
+        while !self.pending.is_empty() {
+            let n = self.pending.len().min(BATCH);
+            match self.store.insert_results(&self.pending[..n]) {
+                Ok(changes) => {
+                    let batch: Vec<CheckResult> = self.pending.drain(..n).collect();
+                    self.failures = 0;
+                    self.publish(batch, changes);
                 }
-                return;
+                Err(e) => {
+                    self.failures += 1;
+                    tracing::error!(error = %e, rows = self.pending.len(), attempt = self.failures, "writing results failed; will retry");
+                    if self.pending.len() > MAX_PENDING {
+                        let excess = self.pending.len() - MAX_PENDING;
+                        self.pending.drain(..excess);
+                        self.metrics
+                            .write_failures
+                            .fetch_add(excess as u64, Relaxed);
+                    }
+                    return;
+                }
             }
+        }
+    }
+
+    fn publish(&self, batch: Vec<CheckResult>, changes: Vec<StatusChange>) {
+        for r in batch {
+            self.bus.publish(Event::Result(Arc::new(r)));
+        }
+        for c in changes {
+            let from = c.from.map_or("unknown", |s| s.status.as_str());
+            tracing::info!(
+                monitor = %c.monitor, model = %c.model, from, to = %c.to.status,
+                kind = %c.to.kind, "status changed"
+            );
+            self.bus.publish(Event::Change(Arc::new(c)));
         }
     }
 }

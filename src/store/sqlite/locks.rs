@@ -8,53 +8,38 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, thiserror::Error)]
-pub enum LockError {
-    #[error(
-        "another chanmon daemon{holder} already runs on {db}; stop it first (lock file {lock})"
-    )]
-    Held {
-        db: String,
-        lock: String,
-        holder: String,
-    },
-    #[error("cannot lock {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-}
+use crate::model::MonitorId;
+use crate::store::{ProbeGuard, ProbeLocks, StoreError};
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LockError + '_ {
-    move |source| LockError::Io {
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |e| StoreError::Lock {
         path: path.display().to_string(),
-        source,
+        message: e.to_string(),
     }
 }
 
 /// Held for the daemon's whole life; records the holder's pid.
 #[derive(Debug)]
-pub struct DaemonLock {
+pub(crate) struct DaemonLock {
     _file: File,
-    pub path: PathBuf,
 }
 
 /// `<database>.lock`.
-pub fn daemon_lock_path(db: &Path) -> PathBuf {
+fn daemon_lock_path(db: &Path) -> PathBuf {
     let mut s = db.as_os_str().to_owned();
     s.push(".lock");
     PathBuf::from(s)
 }
 
 /// `<database>.locks/`, one file per monitor.
-pub fn probe_lock_dir(db: &Path) -> PathBuf {
+fn probe_lock_dir(db: &Path) -> PathBuf {
     let mut s = db.as_os_str().to_owned();
     s.push(".locks");
     PathBuf::from(s)
 }
 
 impl DaemonLock {
-    pub fn acquire(db: &Path) -> Result<DaemonLock, LockError> {
+    pub(crate) fn acquire(db: &Path) -> Result<DaemonLock, StoreError> {
         let path = daemon_lock_path(db);
         // No truncate before the lock is ours: the file holds the current holder's pid.
         let mut file = OpenOptions::new()
@@ -75,7 +60,7 @@ impl DaemonLock {
                 } else {
                     format!(" (pid {pid})")
                 };
-                return Err(LockError::Held {
+                return Err(StoreError::DaemonRunning {
                     db: db.display().to_string(),
                     lock: path.display().to_string(),
                     holder,
@@ -87,44 +72,49 @@ impl DaemonLock {
         file.rewind().map_err(io_err(&path))?;
         writeln!(file, "{}", std::process::id()).map_err(io_err(&path))?;
         file.flush().map_err(io_err(&path))?;
-        Ok(DaemonLock { _file: file, path })
+        Ok(DaemonLock { _file: file })
     }
 }
 
-/// Held while one monitor is being probed.
-#[derive(Debug)]
-pub struct ProbeLock {
-    _file: File,
+/// One lock file per monitor in `<database>.locks/`.
+pub(crate) struct FileProbeLocks {
+    dir: PathBuf,
 }
 
-fn open_probe_lock(dir: &Path, id: &str) -> Result<(File, PathBuf), LockError> {
-    fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let path = dir.join(format!("{id}.lock"));
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io_err(&path))?;
-    Ok((file, path))
+impl FileProbeLocks {
+    pub(crate) fn new(db: &Path) -> FileProbeLocks {
+        FileProbeLocks {
+            dir: probe_lock_dir(db),
+        }
+    }
+
+    fn open(&self, id: &MonitorId) -> Result<(File, PathBuf), StoreError> {
+        fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
+        let path = self.dir.join(format!("{id}.lock"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        Ok((file, path))
+    }
 }
 
-impl ProbeLock {
-    /// `None` when another process (or task) is probing this monitor now.
-    pub fn try_acquire(dir: &Path, id: &str) -> Result<Option<ProbeLock>, LockError> {
-        let (file, path) = open_probe_lock(dir, id)?;
+impl ProbeLocks for FileProbeLocks {
+    fn try_lock(&self, id: &MonitorId) -> Result<Option<ProbeGuard>, StoreError> {
+        let (file, path) = self.open(id)?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(ProbeLock { _file: file })),
+            Ok(()) => Ok(Some(ProbeGuard::new(file))),
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(e)) => Err(io_err(&path)(e)),
         }
     }
 
-    /// Waits until the monitor is free (blocking: call from a blocking thread).
-    pub fn acquire(dir: &Path, id: &str) -> Result<ProbeLock, LockError> {
-        let (file, path) = open_probe_lock(dir, id)?;
+    fn lock(&self, id: &MonitorId) -> Result<ProbeGuard, StoreError> {
+        let (file, path) = self.open(id)?;
         file.lock().map_err(io_err(&path))?;
-        Ok(ProbeLock { _file: file })
+        Ok(ProbeGuard::new(file))
     }
 }
 
@@ -149,11 +139,13 @@ mod tests {
     #[test]
     fn probe_lock_is_exclusive() {
         let dir = tempfile::tempdir().unwrap();
-        let a = ProbeLock::try_acquire(dir.path(), "m1").unwrap();
+        let locks = FileProbeLocks::new(&dir.path().join("c.db"));
+        let id = |s: &str| MonitorId::parse(s).unwrap();
+        let a = locks.try_lock(&id("m1")).unwrap();
         assert!(a.is_some());
-        assert!(ProbeLock::try_acquire(dir.path(), "m1").unwrap().is_none());
-        assert!(ProbeLock::try_acquire(dir.path(), "m2").unwrap().is_some());
+        assert!(locks.try_lock(&id("m1")).unwrap().is_none());
+        assert!(locks.try_lock(&id("m2")).unwrap().is_some());
         drop(a);
-        assert!(ProbeLock::try_acquire(dir.path(), "m1").unwrap().is_some());
+        assert!(locks.try_lock(&id("m1")).unwrap().is_some());
     }
 }

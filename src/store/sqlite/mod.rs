@@ -1,0 +1,381 @@
+//! The SQLite backend: the embedded default, and the only code that writes SQL for it.
+//!
+//! WAL, `synchronous=NORMAL`, a busy timeout, migrations by `PRAGMA user_version`. One writer
+//! per process (the daemon's writer thread); readers open their own connections. Every write
+//! is a short `BEGIN IMMEDIATE` transaction, so `prune`, `check` and the daemon can share the
+//! file without "database is locked" failures.
+//!
+//! Layout: `history` rows are keyed by (series, started_at) where a series is one model of one
+//! monitor; `rollups` hold hourly aggregates and `tracker` the status tracker's state, both
+//! written in the same transaction as their rows, so windows can be answered from rollups plus
+//! the raw rows at the edges (see `store::window`) and a restart remembers every status.
+
+pub(super) mod locks;
+mod rollups;
+mod schema;
+mod write;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::model::{CheckResult, Kind, MonitorId, Status, Timestamp};
+use crate::pipeline::tracker::StatusChange;
+use crate::store::{
+    HistoryQuery, MonitorRow, StatusRow, Storage, StoreError, StoredMonitor, StoredSecrets,
+    SyncReport, TrackedSeries, WindowStats,
+};
+
+pub use schema::SCHEMA_VERSION;
+
+/// Errors from the driver cross the boundary as text.
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+/// A connection to a SQLite database.
+pub(crate) struct SqliteStore {
+    conn: Connection,
+    /// (monitor id, model) → series pk; only committed rows are cached.
+    series: HashMap<(String, String), i64>,
+}
+
+impl SqliteStore {
+    /// Opens and migrates the database; `create` allows a missing file to be created.
+    pub(crate) fn open(path: &Path, create: bool) -> Result<SqliteStore, StoreError> {
+        Ok(SqliteStore {
+            conn: schema::open(path, create)?,
+            series: HashMap::new(),
+        })
+    }
+
+    /// Series (pk, monitor id, model) matching optional filters, ordered by monitor and model.
+    fn series_matching(
+        &self,
+        monitor: Option<&MonitorId>,
+        model: Option<&str>,
+    ) -> Result<Vec<(i64, MonitorId, String)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT s.pk, m.id, s.model FROM series s JOIN monitors m ON m.pk = s.monitor
+             WHERE (?1 IS NULL OR m.id = ?1) AND (?2 IS NULL OR s.model = ?2)
+             ORDER BY m.id, s.pk",
+        )?;
+        let rows = st.query_map(params![monitor.map(|m| m.as_str()), model], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (pk, id, model) = row?;
+            if let Ok(id) = MonitorId::parse(&id) {
+                out.push((pk, id, model));
+            }
+        }
+        Ok(out)
+    }
+
+    fn series_of(&self, monitor: &MonitorId, model: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .series_matching(Some(monitor), Some(model))?
+            .first()
+            .map(|(pk, _, _)| *pk))
+    }
+
+    /// Raw rows are complete from this time on (everything older may have been pruned).
+    fn raw_from(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'raw_from'", [], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .unwrap_or(i64::MIN))
+    }
+
+    /// The rows of one `status` monitor: its models (configured, else those with history).
+    fn status_rows(
+        &self,
+        m: StoredMonitor,
+        now: Timestamp,
+        windows: &[Duration],
+        raw_from: i64,
+    ) -> Result<Vec<StatusRow>, StoreError> {
+        let series = self.series_matching(Some(&m.id), None)?;
+        let mut models = m.models.clone();
+        if !m.enabled || models.is_empty() {
+            for (_, _, model) in &series {
+                if !models.contains(model) {
+                    models.push(model.clone());
+                }
+            }
+        }
+        let mut latest_st = self.conn.prepare_cached(
+            "SELECT started_at, status, kind, http, ttft_ms, latency_ms, ping_ms, message
+             FROM history WHERE series = ?1 ORDER BY started_at DESC LIMIT 1",
+        )?;
+        let mut out = Vec::with_capacity(models.len());
+        for model in models {
+            let pk = series.iter().find(|(_, _, s)| *s == model).map(|s| s.0);
+            let (latest, tracked) = match pk {
+                Some(pk) => (
+                    latest_st
+                        .query_row(params![pk], |r| row_to_result(r, &m.id, &model))
+                        .optional()?,
+                    write::load_state(&self.conn, pk)?,
+                ),
+                None => (None, None),
+            };
+            let mut ws = Vec::with_capacity(windows.len());
+            for w in windows {
+                let from = now.saturating_sub(*w).millis();
+                let stats = match pk {
+                    Some(pk) => rollups::stats(&self.conn, pk, from, now.millis(), raw_from)?,
+                    None => WindowStats::default(),
+                };
+                ws.push((*w, stats));
+            }
+            out.push(StatusRow {
+                monitor: m.id.clone(),
+                name: m.name.clone(),
+                model,
+                enabled: m.enabled,
+                key_unavailable: m.key_unavailable.clone(),
+                latest,
+                tracked,
+                windows: ws,
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl Storage for SqliteStore {
+    fn stored_secrets(&self) -> Result<HashMap<String, StoredSecrets>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, sealed_key, sealed_headers FROM monitors")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                StoredSecrets {
+                    sealed_key: r.get(1)?,
+                    sealed_headers: r.get(2)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn sync_monitors(&mut self, rows: &[MonitorRow]) -> Result<SyncReport, StoreError> {
+        write::sync_monitors(&mut self.conn, rows)
+    }
+
+    fn monitors(&self) -> Result<Vec<StoredMonitor>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, name, provider, enabled, models, key_error FROM monitors ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, bool>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, name, provider, enabled, models, key_error) = row?;
+            // Ids in the database were validated when written; skip anything foreign.
+            let Ok(id) = MonitorId::parse(&id) else {
+                continue;
+            };
+            out.push(StoredMonitor {
+                id,
+                name,
+                provider,
+                enabled,
+                models: serde_json::from_str(&models).unwrap_or_default(),
+                key_unavailable: key_error,
+            });
+        }
+        Ok(out)
+    }
+
+    fn insert_results(&mut self, results: &[CheckResult]) -> Result<Vec<StatusChange>, StoreError> {
+        write::insert_results(&mut self.conn, &mut self.series, results)
+    }
+
+    fn history(&self, q: &HistoryQuery) -> Result<Vec<CheckResult>, StoreError> {
+        let series = self.series_matching(q.monitor.as_ref(), q.model.as_deref())?;
+        let lo = q.since.map_or(i64::MIN, |t| t.millis());
+        let hi = match (q.until, q.before) {
+            (Some(a), Some(b)) => a.millis().min(b.millis()),
+            (Some(a), None) => a.millis(),
+            (None, Some(b)) => b.millis(),
+            (None, None) => i64::MAX,
+        };
+        let limit = q.limit.max(1) as i64;
+        let status = q.status.map(|s| s.code() as i64);
+        let mut st = self.conn.prepare_cached(
+            "SELECT started_at, status, kind, http, ttft_ms, latency_ms, ping_ms, message
+             FROM history
+             WHERE series = ?1 AND started_at >= ?2 AND started_at < ?3
+               AND (?4 IS NULL OR status = ?4)
+             ORDER BY started_at DESC LIMIT ?5",
+        )?;
+        let mut out = Vec::new();
+        for (pk, monitor, model) in series {
+            let rows = st.query_map(params![pk, lo, hi, status, limit], |r| {
+                row_to_result(r, &monitor, &model)
+            })?;
+            for row in rows {
+                out.push(row?);
+            }
+        }
+        out.sort_by(|a, b| {
+            b.started_at
+                .cmp(&a.started_at)
+                .then_with(|| a.monitor.cmp(&b.monitor))
+                .then_with(|| a.model.cmp(&b.model))
+        });
+        out.truncate(q.limit.max(1));
+        Ok(out)
+    }
+
+    fn status(
+        &self,
+        monitor: Option<&MonitorId>,
+        now: Timestamp,
+        windows: &[Duration],
+    ) -> Result<Vec<StatusRow>, StoreError> {
+        let raw_from = self.raw_from()?;
+        let mut out = Vec::new();
+        for m in self.monitors()? {
+            if monitor.is_none_or(|id| &m.id == id) {
+                out.extend(self.status_rows(m, now, windows, raw_from)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn tracker(&self) -> Result<Vec<TrackedSeries>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT m.id, s.model, t.status, t.kind, t.since, t.last_at, t.consecutive
+             FROM tracker t JOIN series s ON s.pk = t.series JOIN monitors m ON m.pk = s.monitor
+             ORDER BY m.id, s.pk",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                write::state_from_row(r, 2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, model, state) = row?;
+            if let Ok(monitor) = MonitorId::parse(&id) {
+                out.push(TrackedSeries {
+                    monitor,
+                    model,
+                    state,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn window_stats(
+        &self,
+        monitor: &MonitorId,
+        model: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<WindowStats, StoreError> {
+        match self.series_of(monitor, model)? {
+            Some(pk) => {
+                rollups::stats(&self.conn, pk, from.millis(), to.millis(), self.raw_from()?)
+            }
+            None => Ok(WindowStats::default()),
+        }
+    }
+
+    fn raw_stats(
+        &self,
+        monitor: &MonitorId,
+        model: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<WindowStats, StoreError> {
+        match self.series_of(monitor, model)? {
+            Some(pk) => rollups::raw(&self.conn, pk, from.millis(), to.millis()),
+            None => Ok(WindowStats::default()),
+        }
+    }
+
+    fn prune(
+        &mut self,
+        now: Timestamp,
+        history: Duration,
+        dry_run: bool,
+    ) -> Result<u64, StoreError> {
+        write::prune(
+            &mut self.conn,
+            now.saturating_sub(history).millis(),
+            dry_run,
+        )
+    }
+
+    fn prune_rollups(
+        &mut self,
+        now: Timestamp,
+        retention: Duration,
+        dry_run: bool,
+    ) -> Result<u64, StoreError> {
+        let bucket = now
+            .saturating_sub(retention)
+            .millis()
+            .div_euclid(crate::store::BUCKET_MS);
+        write::prune_rollups(&self.conn, bucket, dry_run)
+    }
+
+    fn rebuild_rollups(&mut self) -> Result<u64, StoreError> {
+        let raw_from = self.raw_from()?;
+        write::rebuild_rollups(&mut self.conn, raw_from)
+    }
+
+    fn vacuum(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")?;
+        Ok(())
+    }
+}
+
+fn row_to_result(
+    r: &rusqlite::Row<'_>,
+    monitor: &MonitorId,
+    model: &str,
+) -> rusqlite::Result<CheckResult> {
+    let status = Status::from_code(r.get(1)?).unwrap_or(Status::Error);
+    Ok(CheckResult {
+        monitor: monitor.clone(),
+        model: model.to_owned(),
+        started_at: Timestamp(r.get(0)?),
+        status,
+        kind: Kind::from_code(r.get(2)?).unwrap_or(Kind::Internal),
+        http_status: r.get(3)?,
+        ttft_ms: r.get(4)?,
+        latency_ms: r.get(5)?,
+        ping_ms: r.get(6)?,
+        message: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+    })
+}
