@@ -333,6 +333,7 @@ pub fn render_status(
 mod tests {
     use super::*;
     use crate::model::{Kind, MonitorId};
+    use crate::store::WindowStats;
 
     fn r(model: &str, msg: &str) -> CheckResult {
         CheckResult {
@@ -347,6 +348,122 @@ mod tests {
             ping_ms: None,
             message: msg.into(),
         }
+    }
+
+    /// A fixed status covering every row shape: a key problem, a checked monitor (disabled),
+    /// a never-checked one; two windows; and the timeline block.
+    fn status_fixture() -> (Vec<StatusRow>, Vec<Vec<CheckResult>>) {
+        let at = |ms: i64, status: Status| CheckResult {
+            started_at: Timestamp(ms),
+            status,
+            ping_ms: Some(15),
+            ..r("gpt-x", "fine")
+        };
+        let mut day = WindowStats::default();
+        day.rollup
+            .add(Status::Operational, Kind::Ok, Some(300), Some(120));
+        day.rollup.add(Status::Degraded, Kind::Ok, Some(900), None);
+        day.rollup
+            .add(Status::Failed, Kind::ChallengeMismatch, Some(250), None);
+        let week = WindowStats::default();
+        let windows = |d: &WindowStats, w: &WindowStats| {
+            vec![
+                (Duration::from_secs(86_400), d.clone()),
+                (Duration::from_secs(7 * 86_400), w.clone()),
+            ]
+        };
+        let row = |id: &str, model: &str| StatusRow {
+            monitor: MonitorId::parse(id).unwrap(),
+            name: format!("{id} name"),
+            model: model.into(),
+            enabled: true,
+            key_unavailable: None,
+            latest: None,
+            windows: windows(&day, &week),
+        };
+        let rows = vec![
+            StatusRow {
+                key_unavailable: Some("no stored key".into()),
+                latest: Some(at(1_764_000_000_000, Status::Operational)),
+                ..row("keyless", "claude-y")
+            },
+            StatusRow {
+                enabled: false,
+                latest: Some(at(1_764_000_000_000, Status::Degraded)),
+                ..row("m1", "gpt-x")
+            },
+            StatusRow {
+                windows: windows(&week, &week),
+                ..row("fresh", "gemini-z")
+            },
+        ];
+        let timelines = vec![
+            vec![at(1, Status::Operational), at(2, Status::Error)],
+            vec![at(1, Status::Degraded), at(2, Status::Failed)],
+            Vec::new(),
+        ];
+        (rows, timelines)
+    }
+
+    const FIXTURE_NOW: Timestamp = Timestamp(1_764_000_000_000 + 3_700_000);
+
+    #[test]
+    fn status_table_is_pinned() {
+        let (rows, _) = status_fixture();
+        let out = render_status(&rows, None, Format::Table, false, FIXTURE_NOW);
+        assert_eq!(
+            out,
+            r#"MONITOR        MODEL     STATUS         KIND                LAST     TTFT   LATENCY  PING  UP 24h  UP 7d  P95
+keyless        claude-y  error          key_unavailable     61m ago  -      -        -     66.67%  -      911ms
+m1 (disabled)  gpt-x     degraded       challenge_mismatch  61m ago  120ms  300ms    15ms  66.67%  -      911ms
+fresh          gemini-z  never checked  -                   -        -      -        -     -       -      -
+"#
+        );
+    }
+
+    #[test]
+    fn status_table_with_timelines_is_pinned() {
+        let (rows, timelines) = status_fixture();
+        let out = render_status(&rows, Some(&timelines), Format::Table, false, FIXTURE_NOW);
+        assert_eq!(
+            out,
+            r#"MONITOR        MODEL     STATUS         KIND                LAST     TTFT   LATENCY  PING  UP 24h  UP 7d  P95
+keyless        claude-y  error          key_unavailable     61m ago  -      -        -     66.67%  -      911ms
+m1 (disabled)  gpt-x     degraded       challenge_mismatch  61m ago  120ms  300ms    15ms  66.67%  -      911ms
+fresh          gemini-z  never checked  -                   -        -      -        -     -       -      -
+
+keyless claude-y  oE
+m1 gpt-x  dF
+fresh gemini-z  (no results)
+(oldest → newest; o operational, d degraded, F failed, E error)
+"#
+        );
+        let out = render_status(&rows, Some(&timelines), Format::Table, true, FIXTURE_NOW);
+        assert_eq!(
+            out,
+            "MONITOR        MODEL     STATUS         KIND                LAST     TTFT   LATENCY  PING  UP 24h  UP 7d  P95\nkeyless        claude-y  \u{1b}[1;31merror\u{1b}[0m          key_unavailable     61m ago  -      -        -     66.67%  -      911ms\nm1 (disabled)  gpt-x     \u{1b}[33mdegraded\u{1b}[0m       challenge_mismatch  61m ago  120ms  300ms    15ms  66.67%  -      911ms\nfresh          gemini-z  never checked  -                   -        -      -        -     -       -      -\n\nkeyless claude-y  \u{1b}[32m█\u{1b}[0m\u{1b}[1;31m█\u{1b}[0m\nm1 gpt-x  \u{1b}[33m█\u{1b}[0m\u{1b}[31m█\u{1b}[0m\nfresh gemini-z  (no results)\n"
+        );
+    }
+
+    #[test]
+    fn status_json_is_pinned() {
+        let (rows, timelines) = status_fixture();
+        let out = render_status(&rows, Some(&timelines), Format::Json, false, FIXTURE_NOW);
+        assert_eq!(out, STATUS_JSON);
+        let csv = render_status(&rows[1..2], None, Format::Csv, false, FIXTURE_NOW);
+        assert_eq!(csv, STATUS_JSON_ONE_ROW_NO_TIMELINE);
+    }
+
+    #[test]
+    fn status_without_rows() {
+        assert_eq!(
+            render_status(&[], None, Format::Table, true, FIXTURE_NOW),
+            "no monitors in the database yet\n"
+        );
+        assert_eq!(
+            render_status(&[], None, Format::Json, false, FIXTURE_NOW),
+            "[]\n"
+        );
     }
 
     #[test]
@@ -384,4 +501,194 @@ mod tests {
         assert!(!out.contains('\x1b'));
         assert!(render_results(&[r("a", "")], Format::Table, true).contains('\x1b'));
     }
+
+    /// `status_fixture()` with its timelines, as JSON.
+    const STATUS_JSON: &str = r#"[
+  {
+    "monitor": "keyless",
+    "name": "keyless name",
+    "model": "claude-y",
+    "enabled": true,
+    "key_unavailable": "no stored key",
+    "latest": {
+      "monitor": "m1",
+      "model": "gpt-x",
+      "started_at": 1764000000000,
+      "status": "operational",
+      "kind": "challenge_mismatch",
+      "http_status": 200,
+      "ttft_ms": 120,
+      "latency_ms": 300,
+      "ping_ms": 15,
+      "message": "fine"
+    },
+    "windows": [
+      {
+        "window": "24h",
+        "checks": 3,
+        "operational": 1,
+        "degraded": 1,
+        "failed": 1,
+        "error": 0,
+        "availability": 0.6666666666666666,
+        "avg_latency_ms": 600.0,
+        "p50_latency_ms": 290.31185241490505,
+        "p95_latency_ms": 911.1229557173777,
+        "avg_ttft_ms": 120.0
+      },
+      {
+        "window": "7d",
+        "checks": 0,
+        "operational": 0,
+        "degraded": 0,
+        "failed": 0,
+        "error": 0,
+        "availability": null,
+        "avg_latency_ms": null,
+        "p50_latency_ms": null,
+        "p95_latency_ms": null,
+        "avg_ttft_ms": null
+      }
+    ],
+    "timeline": "oE"
+  },
+  {
+    "monitor": "m1",
+    "name": "m1 name",
+    "model": "gpt-x",
+    "enabled": false,
+    "key_unavailable": null,
+    "latest": {
+      "monitor": "m1",
+      "model": "gpt-x",
+      "started_at": 1764000000000,
+      "status": "degraded",
+      "kind": "challenge_mismatch",
+      "http_status": 200,
+      "ttft_ms": 120,
+      "latency_ms": 300,
+      "ping_ms": 15,
+      "message": "fine"
+    },
+    "windows": [
+      {
+        "window": "24h",
+        "checks": 3,
+        "operational": 1,
+        "degraded": 1,
+        "failed": 1,
+        "error": 0,
+        "availability": 0.6666666666666666,
+        "avg_latency_ms": 600.0,
+        "p50_latency_ms": 290.31185241490505,
+        "p95_latency_ms": 911.1229557173777,
+        "avg_ttft_ms": 120.0
+      },
+      {
+        "window": "7d",
+        "checks": 0,
+        "operational": 0,
+        "degraded": 0,
+        "failed": 0,
+        "error": 0,
+        "availability": null,
+        "avg_latency_ms": null,
+        "p50_latency_ms": null,
+        "p95_latency_ms": null,
+        "avg_ttft_ms": null
+      }
+    ],
+    "timeline": "dF"
+  },
+  {
+    "monitor": "fresh",
+    "name": "fresh name",
+    "model": "gemini-z",
+    "enabled": true,
+    "key_unavailable": null,
+    "latest": null,
+    "windows": [
+      {
+        "window": "24h",
+        "checks": 0,
+        "operational": 0,
+        "degraded": 0,
+        "failed": 0,
+        "error": 0,
+        "availability": null,
+        "avg_latency_ms": null,
+        "p50_latency_ms": null,
+        "p95_latency_ms": null,
+        "avg_ttft_ms": null
+      },
+      {
+        "window": "7d",
+        "checks": 0,
+        "operational": 0,
+        "degraded": 0,
+        "failed": 0,
+        "error": 0,
+        "availability": null,
+        "avg_latency_ms": null,
+        "p50_latency_ms": null,
+        "p95_latency_ms": null,
+        "avg_ttft_ms": null
+      }
+    ],
+    "timeline": ""
+  }
+]
+"#;
+
+    /// The second row of `status_fixture()` without a timeline, as JSON (and so as "CSV").
+    const STATUS_JSON_ONE_ROW_NO_TIMELINE: &str = r#"[
+  {
+    "monitor": "m1",
+    "name": "m1 name",
+    "model": "gpt-x",
+    "enabled": false,
+    "key_unavailable": null,
+    "latest": {
+      "monitor": "m1",
+      "model": "gpt-x",
+      "started_at": 1764000000000,
+      "status": "degraded",
+      "kind": "challenge_mismatch",
+      "http_status": 200,
+      "ttft_ms": 120,
+      "latency_ms": 300,
+      "ping_ms": 15,
+      "message": "fine"
+    },
+    "windows": [
+      {
+        "window": "24h",
+        "checks": 3,
+        "operational": 1,
+        "degraded": 1,
+        "failed": 1,
+        "error": 0,
+        "availability": 0.6666666666666666,
+        "avg_latency_ms": 600.0,
+        "p50_latency_ms": 290.31185241490505,
+        "p95_latency_ms": 911.1229557173777,
+        "avg_ttft_ms": 120.0
+      },
+      {
+        "window": "7d",
+        "checks": 0,
+        "operational": 0,
+        "degraded": 0,
+        "failed": 0,
+        "error": 0,
+        "availability": null,
+        "avg_latency_ms": null,
+        "p50_latency_ms": null,
+        "p95_latency_ms": null,
+        "avg_ttft_ms": null
+      }
+    ]
+  }
+]
+"#;
 }
