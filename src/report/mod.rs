@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::model::{CheckResult, Status, Timestamp};
-use crate::store::StatusRow;
+use crate::store::{StatusRow, WindowStats};
 
 use table::Table;
 
@@ -149,6 +149,25 @@ struct StatusJson<'a> {
     timeline: Option<String>,
 }
 
+impl<'a> StatusJson<'a> {
+    fn new(r: &'a StatusRow, timeline: Option<&[CheckResult]>) -> StatusJson<'a> {
+        StatusJson {
+            monitor: r.monitor.as_str(),
+            name: &r.name,
+            model: &r.model,
+            enabled: r.enabled,
+            key_unavailable: r.key_unavailable.as_deref(),
+            latest: r.latest.as_ref(),
+            windows: r
+                .windows
+                .iter()
+                .map(|(d, w)| WindowJson::new(*d, w))
+                .collect(),
+            timeline: timeline.map(letters),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct WindowJson {
     window: String,
@@ -164,6 +183,29 @@ struct WindowJson {
     avg_ttft_ms: Option<f64>,
 }
 
+impl WindowJson {
+    fn new(d: Duration, w: &WindowStats) -> WindowJson {
+        WindowJson {
+            window: window_label(d),
+            checks: w.total(),
+            operational: w.count(Status::Operational),
+            degraded: w.count(Status::Degraded),
+            failed: w.count(Status::Failed),
+            error: w.count(Status::Error),
+            availability: w.availability(),
+            avg_latency_ms: w.avg_latency_ms(),
+            p50_latency_ms: w.latency_percentile(0.5),
+            p95_latency_ms: w.latency_percentile(0.95),
+            avg_ttft_ms: w.avg_ttft_ms(),
+        }
+    }
+}
+
+/// Status letters of `results`, oldest first (`o`, `d`, `F`, `E`).
+fn letters(results: &[CheckResult]) -> String {
+    results.iter().map(|r| r.status.letter()).collect()
+}
+
 /// `chanmon status`. `timelines` (same order as `rows`) are given for a single monitor.
 pub fn render_status(
     rows: &[StatusRow],
@@ -172,168 +214,156 @@ pub fn render_status(
     color: bool,
     now: Timestamp,
 ) -> String {
-    let timeline_text = |i: usize| -> Option<String> {
-        timelines.and_then(|t| t.get(i)).map(|results| {
-            results
-                .iter()
-                .map(|r| r.status.letter().to_string())
-                .collect::<String>()
-        })
-    };
     match format {
-        Format::Json | Format::Csv => {
-            let out: Vec<StatusJson> = rows
-                .iter()
-                .enumerate()
-                .map(|(i, r)| StatusJson {
-                    monitor: r.monitor.as_str(),
-                    name: &r.name,
-                    model: &r.model,
-                    enabled: r.enabled,
-                    key_unavailable: r.key_unavailable.as_deref(),
-                    latest: r.latest.as_ref(),
-                    windows: r
-                        .windows
-                        .iter()
-                        .map(|(d, w)| WindowJson {
-                            window: window_label(*d),
-                            checks: w.total(),
-                            operational: w.count(Status::Operational),
-                            degraded: w.count(Status::Degraded),
-                            failed: w.count(Status::Failed),
-                            error: w.count(Status::Error),
-                            availability: w.availability(),
-                            avg_latency_ms: w.avg_latency_ms(),
-                            p50_latency_ms: w.latency_percentile(0.5),
-                            p95_latency_ms: w.latency_percentile(0.95),
-                            avg_ttft_ms: w.avg_ttft_ms(),
-                        })
-                        .collect(),
-                    timeline: timeline_text(i),
-                })
-                .collect();
-            serde_json::to_string_pretty(&out).unwrap_or_else(|_| "[]".into()) + "\n"
-        }
-        Format::Table => {
-            if rows.is_empty() {
-                return "no monitors in the database yet\n".to_owned();
-            }
-            let mut head = vec![
-                "MONITOR", "MODEL", "STATUS", "KIND", "LAST", "TTFT", "LATENCY", "PING",
-            ];
-            let labels: Vec<String> = rows[0]
-                .windows
-                .iter()
-                .map(|(d, _)| format!("UP {}", window_label(*d)))
-                .collect();
-            head.extend(labels.iter().map(String::as_str));
-            head.push("P95");
-            let mut t = Table::new(&head);
-            for r in rows {
-                let (status, kind, last, ttft, lat, ping, st) =
-                    match (&r.key_unavailable, &r.latest) {
-                        (Some(_), latest) => (
-                            "error".to_owned(),
-                            "key_unavailable".to_owned(),
-                            latest
-                                .as_ref()
-                                .map_or("-".into(), |l| age(now, l.started_at)),
-                            "-".into(),
-                            "-".into(),
-                            "-".into(),
-                            Some(Status::Error),
-                        ),
-                        (None, Some(l)) => (
-                            l.status.to_string(),
-                            l.kind.to_string(),
-                            age(now, l.started_at),
-                            ms(l.ttft_ms),
-                            ms(l.latency_ms),
-                            ms(l.ping_ms),
-                            Some(l.status),
-                        ),
-                        (None, None) => (
-                            "never checked".into(),
-                            "-".into(),
-                            "-".into(),
-                            "-".into(),
-                            "-".into(),
-                            "-".into(),
-                            None,
-                        ),
-                    };
-                let name = if r.enabled {
-                    r.monitor.to_string()
-                } else {
-                    format!("{} (disabled)", r.monitor)
-                };
-                let mut cells = vec![
-                    (name, None),
-                    (r.model.clone(), None),
-                    (status, st),
-                    (kind, None),
-                    (last, None),
-                    (ttft, None),
-                    (lat, None),
-                    (ping, None),
-                ];
-                for (_, w) in &r.windows {
-                    cells.push((
-                        w.availability()
-                            .map_or("-".into(), |a| format!("{:.2}%", a * 100.0)),
-                        None,
-                    ));
-                }
-                let p95 = r
-                    .windows
-                    .first()
-                    .and_then(|(_, w)| w.latency_percentile(0.95));
-                cells.push((p95.map_or("-".into(), |v| format!("{v:.0}ms")), None));
-                t.row(cells);
-            }
-            let mut out = t.render(color);
-            if let Some(tl) = timelines {
-                out.push('\n');
-                for (r, results) in rows.iter().zip(tl) {
-                    let bar: String = results
-                        .iter()
-                        .map(|x| {
-                            if color {
-                                paint("█", x.status, true)
-                            } else {
-                                x.status.letter().to_string()
-                            }
-                        })
-                        .collect();
-                    let _ = writeln!(
-                        out,
-                        "{} {}  {}",
-                        r.monitor,
-                        r.model,
-                        if bar.is_empty() {
-                            "(no results)".into()
-                        } else {
-                            bar
-                        }
-                    );
-                }
-                if !color {
-                    let _ = writeln!(
-                        out,
-                        "(oldest → newest; o operational, d degraded, F failed, E error)"
-                    );
-                }
-            }
-            out
-        }
+        // `chanmon status` refuses CSV before it gets here; JSON keeps this match total.
+        Format::Json | Format::Csv => status_json(rows, timelines),
+        Format::Table => status_table(rows, timelines, color, now),
     }
+}
+
+fn status_json(rows: &[StatusRow], timelines: Option<&[Vec<CheckResult>]>) -> String {
+    let out: Vec<StatusJson> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| StatusJson::new(r, timelines.and_then(|t| t.get(i)).map(Vec::as_slice)))
+        .collect();
+    serde_json::to_string_pretty(&out).unwrap_or_else(|_| "[]".into()) + "\n"
+}
+
+fn status_table(
+    rows: &[StatusRow],
+    timelines: Option<&[Vec<CheckResult>]>,
+    color: bool,
+    now: Timestamp,
+) -> String {
+    let Some(first) = rows.first() else {
+        return "no monitors in the database yet\n".to_owned();
+    };
+    let head = status_head(first);
+    let mut t = Table::new(&head.iter().map(String::as_str).collect::<Vec<_>>());
+    for r in rows {
+        t.row(status_cells(r, now));
+    }
+    let mut out = t.render(color);
+    if let Some(tl) = timelines {
+        out.push_str(&timeline_block(rows, tl, color));
+    }
+    out
+}
+
+/// Column titles; the availability columns follow the windows of the first row.
+fn status_head(first: &StatusRow) -> Vec<String> {
+    let fixed = [
+        "MONITOR", "MODEL", "STATUS", "KIND", "LAST", "TTFT", "LATENCY", "PING",
+    ];
+    let mut head: Vec<String> = fixed.iter().map(|h| h.to_string()).collect();
+    head.extend(
+        first
+            .windows
+            .iter()
+            .map(|(d, _)| format!("UP {}", window_label(*d))),
+    );
+    head.push("P95".to_owned());
+    head
+}
+
+/// One table row: the monitor, its newest check, availability per window, p95 of the first.
+fn status_cells(r: &StatusRow, now: Timestamp) -> Vec<(String, Option<Status>)> {
+    let ([status, kind, last, ttft, lat, ping], st) = latest_cells(r, now);
+    let name = if r.enabled {
+        r.monitor.to_string()
+    } else {
+        format!("{} (disabled)", r.monitor)
+    };
+    let mut cells = vec![(name, None), (r.model.clone(), None), (status, st)];
+    cells.extend([kind, last, ttft, lat, ping].map(|c| (c, None)));
+    for (_, w) in &r.windows {
+        cells.push((
+            w.availability()
+                .map_or("-".into(), |a| format!("{:.2}%", a * 100.0)),
+            None,
+        ));
+    }
+    let p95 = r
+        .windows
+        .first()
+        .and_then(|(_, w)| w.latency_percentile(0.95));
+    cells.push((p95.map_or("-".into(), |v| format!("{v:.0}ms")), None));
+    cells
+}
+
+/// STATUS, KIND, LAST, TTFT, LATENCY and PING of a row, and the status to colour STATUS by.
+/// A key problem outranks the newest result: without a key there will be no next one.
+fn latest_cells(r: &StatusRow, now: Timestamp) -> ([String; 6], Option<Status>) {
+    let none = || "-".to_owned();
+    match (&r.key_unavailable, &r.latest) {
+        (Some(_), latest) => (
+            [
+                "error".to_owned(),
+                "key_unavailable".to_owned(),
+                latest
+                    .as_ref()
+                    .map_or_else(none, |l| age(now, l.started_at)),
+                none(),
+                none(),
+                none(),
+            ],
+            Some(Status::Error),
+        ),
+        (None, Some(l)) => (
+            [
+                l.status.to_string(),
+                l.kind.to_string(),
+                age(now, l.started_at),
+                ms(l.ttft_ms),
+                ms(l.latency_ms),
+                ms(l.ping_ms),
+            ],
+            Some(l.status),
+        ),
+        (None, None) => (
+            [
+                "never checked".to_owned(),
+                none(),
+                none(),
+                none(),
+                none(),
+                none(),
+            ],
+            None,
+        ),
+    }
+}
+
+/// The block under a single monitor's table: one bar per row, oldest result first.
+fn timeline_block(rows: &[StatusRow], timelines: &[Vec<CheckResult>], color: bool) -> String {
+    let mut out = String::from("\n");
+    for (r, results) in rows.iter().zip(timelines) {
+        let bar = if color {
+            results.iter().map(|x| paint("█", x.status, true)).collect()
+        } else {
+            letters(results)
+        };
+        let bar = if bar.is_empty() {
+            "(no results)".to_owned()
+        } else {
+            bar
+        };
+        let _ = writeln!(out, "{} {}  {bar}", r.monitor, r.model);
+    }
+    if !color {
+        let _ = writeln!(
+            out,
+            "(oldest → newest; o operational, d degraded, F failed, E error)"
+        );
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{Kind, MonitorId};
-    use crate::store::WindowStats;
 
     fn r(model: &str, msg: &str) -> CheckResult {
         CheckResult {
