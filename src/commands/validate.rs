@@ -115,3 +115,75 @@ fn summary(config: &Config, key_problems: &[(String, String)]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pins the summary byte for byte: a responses monitor with extra models, one whose key is
+    /// expected in the store (and a non-ASCII model: widths count characters), one whose key
+    /// the last sync could not find, and a disabled one.
+    #[test]
+    fn summary_is_pinned() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("monitors.toml");
+        std::fs::write(
+            &path,
+            r#"
+[[monitor]]
+id = "alpha"
+provider = "openai"
+api = "responses"
+endpoint = "https://api.openai.com/"
+api_key = "k"
+model = "gpt-4.1-mini"
+extra_models = ["gpt-4.1-nano", "o4-mini"]
+
+[[monitor]]
+id = "relay"
+provider = "openai"
+endpoint = "https://relay.example"
+api_key_env = "CHANMON_SUMMARY_TEST_UNSET_KEY"
+model = "modèle-é"
+
+[[monitor]]
+id = "b"
+provider = "anthropic"
+endpoint = "https://api.anthropic.com"
+api_key = "k"
+model = "claude-sonnet-4-5"
+interval = "90s"
+
+[[monitor]]
+id = "gemini-off"
+provider = "gemini"
+api_key = "k"
+model = "gemini-2.5-flash"
+enabled = false
+interval = "1h"
+"#,
+        )
+        .expect("write config");
+        let loaded = config::load(&path).expect("valid config");
+        let problems = vec![("b".to_owned(), "clé introuvable".to_owned())];
+        let out = summary(&loaded.config, &problems);
+        let (first, table) = out.split_once('\n').expect("a header line");
+        assert_eq!(
+            first,
+            format!(
+                "{}: OK — 4 monitor(s) (3 enabled), 6 model(s); database {}",
+                path.display(),
+                loaded.config.database.display()
+            )
+        );
+        assert_eq!(
+            table,
+            r#"ID          PROVIDER          ENDPOINT                                   MODELS                             INTERVAL             KEY
+alpha       openai/responses  https://api.openai.com                     gpt-4.1-mini,gpt-4.1-nano,o4-mini  every 5m             key: config
+relay       openai            https://relay.example                      modèle-é                           every 5m             key: stored
+b           anthropic         https://api.anthropic.com                  claude-sonnet-4-5                  every 1m 30s         key_unavailable: clé introuvable
+gemini-off  gemini            https://generativelanguage.googleapis.com  gemini-2.5-flash                   every 1h (disabled)  key: config
+"#
+        );
+    }
+}
