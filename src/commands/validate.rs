@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::{EXIT_CONFIG, Outcome, print};
 use crate::config::{self, ApiMode, Config, Provider};
+use crate::report::table::Table;
 use crate::store::Store;
 
 pub fn validate(config_path: &Path) -> Outcome {
@@ -68,51 +69,35 @@ fn summary(config: &Config, key_problems: &[(String, String)]) -> String {
         config.monitors.len(),
         config.database.display()
     );
-    let rows: Vec<[String; 6]> = config
-        .monitors
-        .iter()
-        .map(|m| {
-            let provider = match (m.provider, m.api) {
-                (Provider::OpenAi, ApiMode::Responses) => "openai/responses".to_owned(),
-                (p, _) => p.to_string(),
-            };
-            let key =
-                if let Some((_, why)) = key_problems.iter().find(|(id, _)| id == m.id.as_str()) {
-                    format!("key_unavailable: {why}")
-                } else if m.api_key.is_some() {
-                    "key: config".to_owned()
-                } else {
-                    "key: stored".to_owned()
-                };
-            [
-                m.id.to_string(),
-                provider,
-                m.endpoint.as_str().trim_end_matches('/').to_owned(),
-                m.models().collect::<Vec<_>>().join(","),
-                format!(
-                    "every {}{}",
-                    humantime::format_duration(m.interval),
-                    if m.enabled { "" } else { " (disabled)" }
-                ),
-                key,
-            ]
-        })
-        .collect();
-    let header = ["ID", "PROVIDER", "ENDPOINT", "MODELS", "INTERVAL", "KEY"].map(String::from);
-    let mut widths = header.clone().map(|h| h.chars().count());
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
+    let mut table = Table::new(&["ID", "PROVIDER", "ENDPOINT", "MODELS", "INTERVAL", "KEY"]);
+    for m in &config.monitors {
+        let provider = match (m.provider, m.api) {
+            (Provider::OpenAi, ApiMode::Responses) => "openai/responses".to_owned(),
+            (p, _) => p.to_string(),
+        };
+        let key = if let Some((_, why)) = key_problems.iter().find(|(id, _)| id == m.id.as_str()) {
+            format!("key_unavailable: {why}")
+        } else if m.api_key.is_some() {
+            "key: config".to_owned()
+        } else {
+            "key: stored".to_owned()
+        };
+        let cells = [
+            m.id.to_string(),
+            provider,
+            m.endpoint.as_str().trim_end_matches('/').to_owned(),
+            m.models().collect::<Vec<_>>().join(","),
+            format!(
+                "every {}{}",
+                humantime::format_duration(m.interval),
+                if m.enabled { "" } else { " (disabled)" }
+            ),
+            key,
+        ];
+        table.row(cells.into_iter().map(|c| (c, None)).collect());
     }
-    for r in std::iter::once(&header).chain(rows.iter()) {
-        let line: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
-    }
+    // No cell carries a status, so there is nothing to colour.
+    out.push_str(&table.render(false));
     out
 }
 

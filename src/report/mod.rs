@@ -1,7 +1,7 @@
 //! Rendering results and status for people (aligned tables, optional colour) and for scripts
 //! (JSON, CSV). No I/O and no SQL: callers pass rows in and print the string.
 
-mod table;
+pub(crate) mod table;
 
 use std::fmt::Write as _;
 use std::time::Duration;
