@@ -26,6 +26,14 @@ fn config(mock: &MockUpstream, runner: &str, monitors: &[(&str, &[&str], &str)])
     c
 }
 
+/// Model requests the mock has received (pings are HEADs).
+fn posts(mock: &MockUpstream) -> usize {
+    mock.requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count()
+}
+
 #[test]
 fn checks_keep_their_interval_within_a_tick() {
     let mock = MockUpstream::start();
@@ -116,6 +124,8 @@ fn a_full_queue_drops_work_and_the_daemon_stays_responsive() {
     // Responsive: a reload and a stop are still handled promptly.
     d.signal("HUP");
     wait_until(T, "the reload", || d.log().contains("config reloaded"));
+    // A second probe, so that "one at a time" below is put to the test.
+    wait_until(T, "a second probe", || posts(&mock) >= 2);
     d.signal("TERM");
     assert!(d.wait_exit(T).success());
     let log = d.log();
@@ -127,9 +137,10 @@ fn a_full_queue_drops_work_and_the_daemon_stays_responsive() {
         .final_counter("dropped")
         .expect("dropped counter in the summary");
     assert!(dropped > 0, "{log}");
-    // With one worker, never more than one request at a time in total.
-    let reqs = mock.requests();
-    assert!(!reqs.is_empty());
+    // With one worker, never more than one request at a time in total. (Model requests: each
+    // run also pings the origin with a HEAD, concurrently with its own probe.)
+    assert!(posts(&mock) >= 2);
+    assert_eq!(mock.max_posts_in_flight(), 1);
 }
 
 #[test]

@@ -633,6 +633,61 @@ async fn max_in_flight_counts_concurrent_requests_per_model() {
 }
 
 #[tokio::test]
+async fn max_posts_in_flight_counts_model_requests_of_any_model_together() {
+    let m = MockUpstream::start();
+    // Two different models at once: each model alone peaks at 1, together they make 2.
+    let (a, b) = tokio::join!(
+        call(&m, P::Chat, "delay-300-300", false),
+        call(&m, P::Gemini, "delay-250-300", true),
+    );
+    assert_eq!((a.0, b.0), (200, 200));
+    assert_eq!(m.max_in_flight("delay-300-300"), 1);
+    assert_eq!(m.max_in_flight("delay-250-300"), 1);
+    assert_eq!(m.max_posts_in_flight(), 2);
+    assert_eq!(
+        m.posts_in_flight(),
+        0,
+        "released once each body is complete"
+    );
+
+    // One after the other, with a ping overlapping the second: the ping is not a model
+    // request, so the peak is 1.
+    m.reset();
+    assert_eq!(m.max_posts_in_flight(), 0);
+    call(&m, P::Anthropic, "good", false).await;
+    let ping = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        client().head(m.origin()).send().await.expect("head")
+    };
+    let ((status, _), pong) = tokio::join!(call(&m, P::Responses, "delay-300-300", true), ping);
+    assert_eq!((status, pong.status().as_u16()), (200, 200));
+    assert_eq!(m.max_posts_in_flight(), 1);
+
+    // Counted from arrival whatever the answer: a rejected request beside a stalled one.
+    m.reset();
+    let stalled = request(&m, P::Chat, "stall", true)
+        .send()
+        .await
+        .expect("headers arrive");
+    assert_eq!(m.posts_in_flight(), 1);
+    let rejected = client()
+        .post(format!("{}/v1/chat/completions", m.origin()))
+        .bearer_auth("not-the-key")
+        .json(&json!({"model": "good", "messages": [{"role": "user", "content": PROMPT}]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(rejected.status(), 401);
+    assert_eq!(m.max_posts_in_flight(), 2);
+    drop(stalled);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while m.posts_in_flight() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(m.posts_in_flight(), 0, "released once the client is gone");
+}
+
+#[tokio::test]
 async fn thinking_comes_first_and_is_not_the_answer() {
     let m = MockUpstream::start();
     for p in ALL {

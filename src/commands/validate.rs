@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::{EXIT_CONFIG, Outcome, print};
 use crate::config::{self, ApiMode, Config, Provider};
+use crate::report::table::Table;
 use crate::store::{self, Database, OpenMode};
 
 pub(super) fn validate(config_path: &Path) -> Outcome {
@@ -69,50 +70,106 @@ fn summary(config: &Config, key_problems: &[(String, String)]) -> String {
         config.monitors.len(),
         config.database
     );
-    let rows: Vec<[String; 6]> = config
-        .monitors
-        .iter()
-        .map(|m| {
-            let provider = match (m.provider, m.api) {
-                (Provider::OpenAi, ApiMode::Responses) => "openai/responses".to_owned(),
-                (p, _) => p.to_string(),
-            };
-            let key =
-                if let Some((_, why)) = key_problems.iter().find(|(id, _)| id == m.id.as_str()) {
-                    format!("key_unavailable: {why}")
-                } else if m.api_key.is_some() {
-                    "key: config".to_owned()
-                } else {
-                    "key: stored".to_owned()
-                };
-            [
-                m.id.to_string(),
-                provider,
-                m.endpoint.as_str().trim_end_matches('/').to_owned(),
-                m.models().collect::<Vec<_>>().join(","),
-                format!(
-                    "every {}{}",
-                    humantime::format_duration(m.interval),
-                    if m.enabled { "" } else { " (disabled)" }
-                ),
-                key,
-            ]
-        })
-        .collect();
-    let header = ["ID", "PROVIDER", "ENDPOINT", "MODELS", "INTERVAL", "KEY"].map(String::from);
-    let mut widths = header.clone().map(|h| h.chars().count());
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
+    let mut table = Table::new(&["ID", "PROVIDER", "ENDPOINT", "MODELS", "INTERVAL", "KEY"]);
+    for m in &config.monitors {
+        let provider = match (m.provider, m.api) {
+            (Provider::OpenAi, ApiMode::Responses) => "openai/responses".to_owned(),
+            (p, _) => p.to_string(),
+        };
+        let key = if let Some((_, why)) = key_problems.iter().find(|(id, _)| id == m.id.as_str()) {
+            format!("key_unavailable: {why}")
+        } else if m.api_key.is_some() {
+            "key: config".to_owned()
+        } else {
+            "key: stored".to_owned()
+        };
+        let cells = [
+            m.id.to_string(),
+            provider,
+            m.endpoint.as_str().trim_end_matches('/').to_owned(),
+            m.models().collect::<Vec<_>>().join(","),
+            format!(
+                "every {}{}",
+                humantime::format_duration(m.interval),
+                if m.enabled { "" } else { " (disabled)" }
+            ),
+            key,
+        ];
+        table.row(cells.into_iter().map(|c| (c, None)).collect());
     }
-    for r in std::iter::once(&header).chain(rows.iter()) {
-        let line: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
-    }
+    // No cell carries a status, so there is nothing to colour.
+    out.push_str(&table.render(false));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pins the summary byte for byte: a responses monitor with extra models, one whose key is
+    /// expected in the store (and a non-ASCII model: widths count characters), one whose key
+    /// the last sync could not find, and a disabled one.
+    #[test]
+    fn summary_is_pinned() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("monitors.toml");
+        std::fs::write(
+            &path,
+            r#"
+[[monitor]]
+id = "alpha"
+provider = "openai"
+api = "responses"
+endpoint = "https://api.openai.com/"
+api_key = "k"
+model = "gpt-4.1-mini"
+extra_models = ["gpt-4.1-nano", "o4-mini"]
+
+[[monitor]]
+id = "relay"
+provider = "openai"
+endpoint = "https://relay.example"
+api_key_env = "CHANMON_SUMMARY_TEST_UNSET_KEY"
+model = "modèle-é"
+
+[[monitor]]
+id = "b"
+provider = "anthropic"
+endpoint = "https://api.anthropic.com"
+api_key = "k"
+model = "claude-sonnet-4-5"
+interval = "90s"
+
+[[monitor]]
+id = "gemini-off"
+provider = "gemini"
+api_key = "k"
+model = "gemini-2.5-flash"
+enabled = false
+interval = "1h"
+"#,
+        )
+        .expect("write config");
+        let loaded = config::load(&path).expect("valid config");
+        let problems = vec![("b".to_owned(), "clé introuvable".to_owned())];
+        let out = summary(&loaded.config, &problems);
+        let (first, table) = out.split_once('\n').expect("a header line");
+        assert_eq!(
+            first,
+            format!(
+                "{}: OK — 4 monitor(s) (3 enabled), 6 model(s); database {}",
+                path.display(),
+                loaded.config.database
+            )
+        );
+        assert_eq!(
+            table,
+            r#"ID          PROVIDER          ENDPOINT                                   MODELS                             INTERVAL             KEY
+alpha       openai/responses  https://api.openai.com                     gpt-4.1-mini,gpt-4.1-nano,o4-mini  every 5m             key: config
+relay       openai            https://relay.example                      modèle-é                           every 5m             key: stored
+b           anthropic         https://api.anthropic.com                  claude-sonnet-4-5                  every 1m 30s         key_unavailable: clé introuvable
+gemini-off  gemini            https://generativelanguage.googleapis.com  gemini-2.5-flash                   every 1h (disabled)  key: config
+"#
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! Rendering results and status for people (aligned tables, optional colour) and for scripts
 //! (JSON, CSV). No I/O and no SQL: callers pass rows in and print the string.
 
-mod table;
+pub(crate) mod table;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::model::{CheckResult, Status, Timestamp};
-use crate::store::StatusRow;
+use crate::store::{StatusRow, WindowStats};
 
 use table::Table;
 
@@ -149,6 +149,25 @@ struct StatusJson<'a> {
     timeline: Option<String>,
 }
 
+impl<'a> StatusJson<'a> {
+    fn new(r: &'a StatusRow, timeline: Option<&[CheckResult]>) -> StatusJson<'a> {
+        StatusJson {
+            monitor: r.monitor.as_str(),
+            name: &r.name,
+            model: &r.model,
+            enabled: r.enabled,
+            key_unavailable: r.key_unavailable.as_deref(),
+            latest: r.latest.as_ref(),
+            windows: r
+                .windows
+                .iter()
+                .map(|(d, w)| WindowJson::new(*d, w))
+                .collect(),
+            timeline: timeline.map(letters),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct WindowJson {
     window: String,
@@ -164,6 +183,29 @@ struct WindowJson {
     avg_ttft_ms: Option<f64>,
 }
 
+impl WindowJson {
+    fn new(d: Duration, w: &WindowStats) -> WindowJson {
+        WindowJson {
+            window: window_label(d),
+            checks: w.total(),
+            operational: w.count(Status::Operational),
+            degraded: w.count(Status::Degraded),
+            failed: w.count(Status::Failed),
+            error: w.count(Status::Error),
+            availability: w.availability(),
+            avg_latency_ms: w.avg_latency_ms(),
+            p50_latency_ms: w.latency_percentile(0.5),
+            p95_latency_ms: w.latency_percentile(0.95),
+            avg_ttft_ms: w.avg_ttft_ms(),
+        }
+    }
+}
+
+/// Status letters of `results`, oldest first (`o`, `d`, `F`, `E`).
+fn letters(results: &[CheckResult]) -> String {
+    results.iter().map(|r| r.status.letter()).collect()
+}
+
 /// `chanmon status`. `timelines` (same order as `rows`) are given for a single monitor.
 pub fn render_status(
     rows: &[StatusRow],
@@ -172,161 +214,150 @@ pub fn render_status(
     color: bool,
     now: Timestamp,
 ) -> String {
-    let timeline_text = |i: usize| -> Option<String> {
-        timelines.and_then(|t| t.get(i)).map(|results| {
-            results
-                .iter()
-                .map(|r| r.status.letter().to_string())
-                .collect::<String>()
-        })
-    };
     match format {
-        Format::Json | Format::Csv => {
-            let out: Vec<StatusJson> = rows
-                .iter()
-                .enumerate()
-                .map(|(i, r)| StatusJson {
-                    monitor: r.monitor.as_str(),
-                    name: &r.name,
-                    model: &r.model,
-                    enabled: r.enabled,
-                    key_unavailable: r.key_unavailable.as_deref(),
-                    latest: r.latest.as_ref(),
-                    windows: r
-                        .windows
-                        .iter()
-                        .map(|(d, w)| WindowJson {
-                            window: window_label(*d),
-                            checks: w.total(),
-                            operational: w.count(Status::Operational),
-                            degraded: w.count(Status::Degraded),
-                            failed: w.count(Status::Failed),
-                            error: w.count(Status::Error),
-                            availability: w.availability(),
-                            avg_latency_ms: w.avg_latency_ms(),
-                            p50_latency_ms: w.latency_percentile(0.5),
-                            p95_latency_ms: w.latency_percentile(0.95),
-                            avg_ttft_ms: w.avg_ttft_ms(),
-                        })
-                        .collect(),
-                    timeline: timeline_text(i),
-                })
-                .collect();
-            serde_json::to_string_pretty(&out).unwrap_or_else(|_| "[]".into()) + "\n"
-        }
-        Format::Table => {
-            if rows.is_empty() {
-                return "no monitors in the database yet\n".to_owned();
-            }
-            let mut head = vec![
-                "MONITOR", "MODEL", "STATUS", "KIND", "LAST", "TTFT", "LATENCY", "PING",
-            ];
-            let labels: Vec<String> = rows[0]
-                .windows
-                .iter()
-                .map(|(d, _)| format!("UP {}", window_label(*d)))
-                .collect();
-            head.extend(labels.iter().map(String::as_str));
-            head.push("P95");
-            let mut t = Table::new(&head);
-            for r in rows {
-                let (status, kind, last, ttft, lat, ping, st) =
-                    match (&r.key_unavailable, &r.latest) {
-                        (Some(_), latest) => (
-                            "error".to_owned(),
-                            "key_unavailable".to_owned(),
-                            latest
-                                .as_ref()
-                                .map_or("-".into(), |l| age(now, l.started_at)),
-                            "-".into(),
-                            "-".into(),
-                            "-".into(),
-                            Some(Status::Error),
-                        ),
-                        (None, Some(l)) => (
-                            l.status.to_string(),
-                            l.kind.to_string(),
-                            age(now, l.started_at),
-                            ms(l.ttft_ms),
-                            ms(l.latency_ms),
-                            ms(l.ping_ms),
-                            Some(l.status),
-                        ),
-                        (None, None) => (
-                            "never checked".into(),
-                            "-".into(),
-                            "-".into(),
-                            "-".into(),
-                            "-".into(),
-                            "-".into(),
-                            None,
-                        ),
-                    };
-                let name = if r.enabled {
-                    r.monitor.to_string()
-                } else {
-                    format!("{} (disabled)", r.monitor)
-                };
-                let mut cells = vec![
-                    (name, None),
-                    (r.model.clone(), None),
-                    (status, st),
-                    (kind, None),
-                    (last, None),
-                    (ttft, None),
-                    (lat, None),
-                    (ping, None),
-                ];
-                for (_, w) in &r.windows {
-                    cells.push((
-                        w.availability()
-                            .map_or("-".into(), |a| format!("{:.2}%", a * 100.0)),
-                        None,
-                    ));
-                }
-                let p95 = r
-                    .windows
-                    .first()
-                    .and_then(|(_, w)| w.latency_percentile(0.95));
-                cells.push((p95.map_or("-".into(), |v| format!("{v:.0}ms")), None));
-                t.row(cells);
-            }
-            let mut out = t.render(color);
-            if let Some(tl) = timelines {
-                out.push('\n');
-                for (r, results) in rows.iter().zip(tl) {
-                    let bar: String = results
-                        .iter()
-                        .map(|x| {
-                            if color {
-                                paint("█", x.status, true)
-                            } else {
-                                x.status.letter().to_string()
-                            }
-                        })
-                        .collect();
-                    let _ = writeln!(
-                        out,
-                        "{} {}  {}",
-                        r.monitor,
-                        r.model,
-                        if bar.is_empty() {
-                            "(no results)".into()
-                        } else {
-                            bar
-                        }
-                    );
-                }
-                if !color {
-                    let _ = writeln!(
-                        out,
-                        "(oldest → newest; o operational, d degraded, F failed, E error)"
-                    );
-                }
-            }
-            out
-        }
+        // `chanmon status` refuses CSV before it gets here; JSON keeps this match total.
+        Format::Json | Format::Csv => status_json(rows, timelines),
+        Format::Table => status_table(rows, timelines, color, now),
     }
+}
+
+fn status_json(rows: &[StatusRow], timelines: Option<&[Vec<CheckResult>]>) -> String {
+    let out: Vec<StatusJson> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| StatusJson::new(r, timelines.and_then(|t| t.get(i)).map(Vec::as_slice)))
+        .collect();
+    serde_json::to_string_pretty(&out).unwrap_or_else(|_| "[]".into()) + "\n"
+}
+
+fn status_table(
+    rows: &[StatusRow],
+    timelines: Option<&[Vec<CheckResult>]>,
+    color: bool,
+    now: Timestamp,
+) -> String {
+    let Some(first) = rows.first() else {
+        return "no monitors in the database yet\n".to_owned();
+    };
+    let head = status_head(first);
+    let mut t = Table::new(&head.iter().map(String::as_str).collect::<Vec<_>>());
+    for r in rows {
+        t.row(status_cells(r, now));
+    }
+    let mut out = t.render(color);
+    if let Some(tl) = timelines {
+        out.push_str(&timeline_block(rows, tl, color));
+    }
+    out
+}
+
+/// Column titles; the availability columns follow the windows of the first row.
+fn status_head(first: &StatusRow) -> Vec<String> {
+    let fixed = [
+        "MONITOR", "MODEL", "STATUS", "KIND", "LAST", "TTFT", "LATENCY", "PING",
+    ];
+    let mut head: Vec<String> = fixed.iter().map(|h| h.to_string()).collect();
+    head.extend(
+        first
+            .windows
+            .iter()
+            .map(|(d, _)| format!("UP {}", window_label(*d))),
+    );
+    head.push("P95".to_owned());
+    head
+}
+
+/// One table row: the monitor, its newest check, availability per window, p95 of the first.
+fn status_cells(r: &StatusRow, now: Timestamp) -> Vec<(String, Option<Status>)> {
+    let ([status, kind, last, ttft, lat, ping], st) = latest_cells(r, now);
+    let name = if r.enabled {
+        r.monitor.to_string()
+    } else {
+        format!("{} (disabled)", r.monitor)
+    };
+    let mut cells = vec![(name, None), (r.model.clone(), None), (status, st)];
+    cells.extend([kind, last, ttft, lat, ping].map(|c| (c, None)));
+    for (_, w) in &r.windows {
+        cells.push((
+            w.availability()
+                .map_or("-".into(), |a| format!("{:.2}%", a * 100.0)),
+            None,
+        ));
+    }
+    let p95 = r
+        .windows
+        .first()
+        .and_then(|(_, w)| w.latency_percentile(0.95));
+    cells.push((p95.map_or("-".into(), |v| format!("{v:.0}ms")), None));
+    cells
+}
+
+/// STATUS, KIND, LAST, TTFT, LATENCY and PING of a row, and the status to colour STATUS by.
+/// A key problem outranks the newest result: without a key there will be no next one.
+fn latest_cells(r: &StatusRow, now: Timestamp) -> ([String; 6], Option<Status>) {
+    let none = || "-".to_owned();
+    match (&r.key_unavailable, &r.latest) {
+        (Some(_), latest) => (
+            [
+                "error".to_owned(),
+                "key_unavailable".to_owned(),
+                latest
+                    .as_ref()
+                    .map_or_else(none, |l| age(now, l.started_at)),
+                none(),
+                none(),
+                none(),
+            ],
+            Some(Status::Error),
+        ),
+        (None, Some(l)) => (
+            [
+                l.status.to_string(),
+                l.kind.to_string(),
+                age(now, l.started_at),
+                ms(l.ttft_ms),
+                ms(l.latency_ms),
+                ms(l.ping_ms),
+            ],
+            Some(l.status),
+        ),
+        (None, None) => (
+            [
+                "never checked".to_owned(),
+                none(),
+                none(),
+                none(),
+                none(),
+                none(),
+            ],
+            None,
+        ),
+    }
+}
+
+/// The block under a single monitor's table: one bar per row, oldest result first.
+fn timeline_block(rows: &[StatusRow], timelines: &[Vec<CheckResult>], color: bool) -> String {
+    let mut out = String::from("\n");
+    for (r, results) in rows.iter().zip(timelines) {
+        let bar = if color {
+            results.iter().map(|x| paint("█", x.status, true)).collect()
+        } else {
+            letters(results)
+        };
+        let bar = if bar.is_empty() {
+            "(no results)".to_owned()
+        } else {
+            bar
+        };
+        let _ = writeln!(out, "{} {}  {bar}", r.monitor, r.model);
+    }
+    if !color {
+        let _ = writeln!(
+            out,
+            "(oldest → newest; o operational, d degraded, F failed, E error)"
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -347,6 +378,123 @@ mod tests {
             ping_ms: None,
             message: msg.into(),
         }
+    }
+
+    /// A fixed status covering every row shape: a key problem, a checked monitor (disabled),
+    /// a never-checked one; two windows; and the timeline block.
+    fn status_fixture() -> (Vec<StatusRow>, Vec<Vec<CheckResult>>) {
+        let at = |ms: i64, status: Status| CheckResult {
+            started_at: Timestamp(ms),
+            status,
+            ping_ms: Some(15),
+            ..r("gpt-x", "fine")
+        };
+        let mut day = WindowStats::default();
+        day.rollup
+            .add(Status::Operational, Kind::Ok, Some(300), Some(120));
+        day.rollup.add(Status::Degraded, Kind::Ok, Some(900), None);
+        day.rollup
+            .add(Status::Failed, Kind::ChallengeMismatch, Some(250), None);
+        let week = WindowStats::default();
+        let windows = |d: &WindowStats, w: &WindowStats| {
+            vec![
+                (Duration::from_secs(86_400), d.clone()),
+                (Duration::from_secs(7 * 86_400), w.clone()),
+            ]
+        };
+        let row = |id: &str, model: &str| StatusRow {
+            monitor: MonitorId::parse(id).unwrap(),
+            name: format!("{id} name"),
+            model: model.into(),
+            enabled: true,
+            key_unavailable: None,
+            latest: None,
+            tracked: None,
+            windows: windows(&day, &week),
+        };
+        let rows = vec![
+            StatusRow {
+                key_unavailable: Some("no stored key".into()),
+                latest: Some(at(1_764_000_000_000, Status::Operational)),
+                ..row("keyless", "claude-y")
+            },
+            StatusRow {
+                enabled: false,
+                latest: Some(at(1_764_000_000_000, Status::Degraded)),
+                ..row("m1", "gpt-x")
+            },
+            StatusRow {
+                windows: windows(&week, &week),
+                ..row("fresh", "gemini-z")
+            },
+        ];
+        let timelines = vec![
+            vec![at(1, Status::Operational), at(2, Status::Error)],
+            vec![at(1, Status::Degraded), at(2, Status::Failed)],
+            Vec::new(),
+        ];
+        (rows, timelines)
+    }
+
+    const FIXTURE_NOW: Timestamp = Timestamp(1_764_000_000_000 + 3_700_000);
+
+    #[test]
+    fn status_table_is_pinned() {
+        let (rows, _) = status_fixture();
+        let out = render_status(&rows, None, Format::Table, false, FIXTURE_NOW);
+        assert_eq!(
+            out,
+            r#"MONITOR        MODEL     STATUS         KIND                LAST     TTFT   LATENCY  PING  UP 24h  UP 7d  P95
+keyless        claude-y  error          key_unavailable     61m ago  -      -        -     66.67%  -      911ms
+m1 (disabled)  gpt-x     degraded       challenge_mismatch  61m ago  120ms  300ms    15ms  66.67%  -      911ms
+fresh          gemini-z  never checked  -                   -        -      -        -     -       -      -
+"#
+        );
+    }
+
+    #[test]
+    fn status_table_with_timelines_is_pinned() {
+        let (rows, timelines) = status_fixture();
+        let out = render_status(&rows, Some(&timelines), Format::Table, false, FIXTURE_NOW);
+        assert_eq!(
+            out,
+            r#"MONITOR        MODEL     STATUS         KIND                LAST     TTFT   LATENCY  PING  UP 24h  UP 7d  P95
+keyless        claude-y  error          key_unavailable     61m ago  -      -        -     66.67%  -      911ms
+m1 (disabled)  gpt-x     degraded       challenge_mismatch  61m ago  120ms  300ms    15ms  66.67%  -      911ms
+fresh          gemini-z  never checked  -                   -        -      -        -     -       -      -
+
+keyless claude-y  oE
+m1 gpt-x  dF
+fresh gemini-z  (no results)
+(oldest → newest; o operational, d degraded, F failed, E error)
+"#
+        );
+        let out = render_status(&rows, Some(&timelines), Format::Table, true, FIXTURE_NOW);
+        assert_eq!(
+            out,
+            "MONITOR        MODEL     STATUS         KIND                LAST     TTFT   LATENCY  PING  UP 24h  UP 7d  P95\nkeyless        claude-y  \u{1b}[1;31merror\u{1b}[0m          key_unavailable     61m ago  -      -        -     66.67%  -      911ms\nm1 (disabled)  gpt-x     \u{1b}[33mdegraded\u{1b}[0m       challenge_mismatch  61m ago  120ms  300ms    15ms  66.67%  -      911ms\nfresh          gemini-z  never checked  -                   -        -      -        -     -       -      -\n\nkeyless claude-y  \u{1b}[32m█\u{1b}[0m\u{1b}[1;31m█\u{1b}[0m\nm1 gpt-x  \u{1b}[33m█\u{1b}[0m\u{1b}[31m█\u{1b}[0m\nfresh gemini-z  (no results)\n"
+        );
+    }
+
+    #[test]
+    fn status_json_is_pinned() {
+        let (rows, timelines) = status_fixture();
+        let out = render_status(&rows, Some(&timelines), Format::Json, false, FIXTURE_NOW);
+        assert_eq!(out, STATUS_JSON);
+        let csv = render_status(&rows[1..2], None, Format::Csv, false, FIXTURE_NOW);
+        assert_eq!(csv, STATUS_JSON_ONE_ROW_NO_TIMELINE);
+    }
+
+    #[test]
+    fn status_without_rows() {
+        assert_eq!(
+            render_status(&[], None, Format::Table, true, FIXTURE_NOW),
+            "no monitors in the database yet\n"
+        );
+        assert_eq!(
+            render_status(&[], None, Format::Json, false, FIXTURE_NOW),
+            "[]\n"
+        );
     }
 
     #[test]
@@ -384,4 +532,194 @@ mod tests {
         assert!(!out.contains('\x1b'));
         assert!(render_results(&[r("a", "")], Format::Table, true).contains('\x1b'));
     }
+
+    /// `status_fixture()` with its timelines, as JSON.
+    const STATUS_JSON: &str = r#"[
+  {
+    "monitor": "keyless",
+    "name": "keyless name",
+    "model": "claude-y",
+    "enabled": true,
+    "key_unavailable": "no stored key",
+    "latest": {
+      "monitor": "m1",
+      "model": "gpt-x",
+      "started_at": 1764000000000,
+      "status": "operational",
+      "kind": "challenge_mismatch",
+      "http_status": 200,
+      "ttft_ms": 120,
+      "latency_ms": 300,
+      "ping_ms": 15,
+      "message": "fine"
+    },
+    "windows": [
+      {
+        "window": "24h",
+        "checks": 3,
+        "operational": 1,
+        "degraded": 1,
+        "failed": 1,
+        "error": 0,
+        "availability": 0.6666666666666666,
+        "avg_latency_ms": 600.0,
+        "p50_latency_ms": 290.31185241490505,
+        "p95_latency_ms": 911.1229557173777,
+        "avg_ttft_ms": 120.0
+      },
+      {
+        "window": "7d",
+        "checks": 0,
+        "operational": 0,
+        "degraded": 0,
+        "failed": 0,
+        "error": 0,
+        "availability": null,
+        "avg_latency_ms": null,
+        "p50_latency_ms": null,
+        "p95_latency_ms": null,
+        "avg_ttft_ms": null
+      }
+    ],
+    "timeline": "oE"
+  },
+  {
+    "monitor": "m1",
+    "name": "m1 name",
+    "model": "gpt-x",
+    "enabled": false,
+    "key_unavailable": null,
+    "latest": {
+      "monitor": "m1",
+      "model": "gpt-x",
+      "started_at": 1764000000000,
+      "status": "degraded",
+      "kind": "challenge_mismatch",
+      "http_status": 200,
+      "ttft_ms": 120,
+      "latency_ms": 300,
+      "ping_ms": 15,
+      "message": "fine"
+    },
+    "windows": [
+      {
+        "window": "24h",
+        "checks": 3,
+        "operational": 1,
+        "degraded": 1,
+        "failed": 1,
+        "error": 0,
+        "availability": 0.6666666666666666,
+        "avg_latency_ms": 600.0,
+        "p50_latency_ms": 290.31185241490505,
+        "p95_latency_ms": 911.1229557173777,
+        "avg_ttft_ms": 120.0
+      },
+      {
+        "window": "7d",
+        "checks": 0,
+        "operational": 0,
+        "degraded": 0,
+        "failed": 0,
+        "error": 0,
+        "availability": null,
+        "avg_latency_ms": null,
+        "p50_latency_ms": null,
+        "p95_latency_ms": null,
+        "avg_ttft_ms": null
+      }
+    ],
+    "timeline": "dF"
+  },
+  {
+    "monitor": "fresh",
+    "name": "fresh name",
+    "model": "gemini-z",
+    "enabled": true,
+    "key_unavailable": null,
+    "latest": null,
+    "windows": [
+      {
+        "window": "24h",
+        "checks": 0,
+        "operational": 0,
+        "degraded": 0,
+        "failed": 0,
+        "error": 0,
+        "availability": null,
+        "avg_latency_ms": null,
+        "p50_latency_ms": null,
+        "p95_latency_ms": null,
+        "avg_ttft_ms": null
+      },
+      {
+        "window": "7d",
+        "checks": 0,
+        "operational": 0,
+        "degraded": 0,
+        "failed": 0,
+        "error": 0,
+        "availability": null,
+        "avg_latency_ms": null,
+        "p50_latency_ms": null,
+        "p95_latency_ms": null,
+        "avg_ttft_ms": null
+      }
+    ],
+    "timeline": ""
+  }
+]
+"#;
+
+    /// The second row of `status_fixture()` without a timeline, as JSON (and so as "CSV").
+    const STATUS_JSON_ONE_ROW_NO_TIMELINE: &str = r#"[
+  {
+    "monitor": "m1",
+    "name": "m1 name",
+    "model": "gpt-x",
+    "enabled": false,
+    "key_unavailable": null,
+    "latest": {
+      "monitor": "m1",
+      "model": "gpt-x",
+      "started_at": 1764000000000,
+      "status": "degraded",
+      "kind": "challenge_mismatch",
+      "http_status": 200,
+      "ttft_ms": 120,
+      "latency_ms": 300,
+      "ping_ms": 15,
+      "message": "fine"
+    },
+    "windows": [
+      {
+        "window": "24h",
+        "checks": 3,
+        "operational": 1,
+        "degraded": 1,
+        "failed": 1,
+        "error": 0,
+        "availability": 0.6666666666666666,
+        "avg_latency_ms": 600.0,
+        "p50_latency_ms": 290.31185241490505,
+        "p95_latency_ms": 911.1229557173777,
+        "avg_ttft_ms": 120.0
+      },
+      {
+        "window": "7d",
+        "checks": 0,
+        "operational": 0,
+        "degraded": 0,
+        "failed": 0,
+        "error": 0,
+        "availability": null,
+        "avg_latency_ms": null,
+        "p50_latency_ms": null,
+        "p95_latency_ms": null,
+        "avg_ttft_ms": null
+      }
+    ]
+  }
+]
+"#;
 }

@@ -2,13 +2,13 @@
 
 use crate::model::Status;
 
-pub struct Table {
+pub(crate) struct Table {
     head: Vec<String>,
     rows: Vec<Vec<(String, Option<Status>)>>,
 }
 
 impl Table {
-    pub fn new(head: &[&str]) -> Table {
+    pub(crate) fn new(head: &[&str]) -> Table {
         Table {
             head: head.iter().map(|s| s.to_string()).collect(),
             rows: Vec::new(),
@@ -16,11 +16,11 @@ impl Table {
     }
 
     /// Cells with an optional status to colour them by.
-    pub fn row(&mut self, cells: Vec<(String, Option<Status>)>) {
+    pub(crate) fn row(&mut self, cells: Vec<(String, Option<Status>)>) {
         self.rows.push(cells);
     }
 
-    pub fn render(&self, color: bool) -> String {
+    pub(crate) fn render(&self, color: bool) -> String {
         let mut widths: Vec<usize> = self.head.iter().map(|h| h.chars().count()).collect();
         for r in &self.rows {
             for (i, (c, _)) in r.iter().enumerate() {

@@ -136,6 +136,7 @@ impl MockUpstream {
             key: opts.key,
             log: Mutex::new(Vec::new()),
             flights: Mutex::new(HashMap::new()),
+            posts: Mutex::new(Flight::default()),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -197,12 +198,26 @@ impl MockUpstream {
         self.shared.flights().get(model).map_or(0, |f| f.now)
     }
 
+    /// The highest number of model requests, whatever the model, that were in flight at once:
+    /// POSTs to a provider path, counted from arrival to the end of the response body (or the
+    /// client hanging up), whatever the answer. Pings (`HEAD /`) and unknown paths do not count.
+    pub fn max_posts_in_flight(&self) -> usize {
+        self.shared.posts().max
+    }
+
+    /// How many model requests (see [`MockUpstream::max_posts_in_flight`]) are in flight now.
+    pub fn posts_in_flight(&self) -> usize {
+        self.shared.posts().now
+    }
+
     /// Forgets recorded requests and concurrency peaks (requests still in flight stay counted).
     pub fn reset(&self) {
         self.shared.log().clear();
         for flight in self.shared.flights().values_mut() {
             flight.max = flight.now;
         }
+        let mut posts = self.shared.posts();
+        posts.max = posts.now;
     }
 }
 
@@ -261,7 +276,10 @@ fn serve_until_stopped(
 struct Shared {
     key: String,
     log: Mutex<Vec<RecordedRequest>>,
+    /// Per model, so a test can tell one monitor's concurrency from another's.
     flights: Mutex<HashMap<String, Flight>>,
+    /// Every model request together: what "one request at a time in total" is measured by.
+    posts: Mutex<Flight>,
 }
 
 #[derive(Default)]
@@ -280,15 +298,35 @@ impl Shared {
         self.flights.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn posts(&self) -> MutexGuard<'_, Flight> {
+        self.posts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn enter(self: &Arc<Self>, model: &str) -> InFlight {
-        let mut flights = self.flights();
-        let flight = flights.entry(model.to_owned()).or_default();
-        flight.now += 1;
-        flight.max = flight.max.max(flight.now);
+        self.flights().entry(model.to_owned()).or_default().enter();
         InFlight {
             shared: Arc::clone(self),
-            model: model.to_owned(),
+            counter: Counter::Model(model.to_owned()),
         }
+    }
+
+    fn enter_post(self: &Arc<Self>) -> InFlight {
+        self.posts().enter();
+        InFlight {
+            shared: Arc::clone(self),
+            counter: Counter::Posts,
+        }
+    }
+}
+
+impl Flight {
+    fn enter(&mut self) {
+        self.now += 1;
+        self.max = self.max.max(self.now);
+    }
+
+    fn leave(&mut self) {
+        self.now = self.now.saturating_sub(1);
     }
 }
 
@@ -296,13 +334,24 @@ impl Shared {
 /// count lasts until the last byte is sent or the client goes away.
 struct InFlight {
     shared: Arc<Shared>,
-    model: String,
+    counter: Counter,
+}
+
+/// Which count an [`InFlight`] is part of.
+enum Counter {
+    Model(String),
+    Posts,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Some(flight) = self.shared.flights().get_mut(&self.model) {
-            flight.now = flight.now.saturating_sub(1);
+        match &self.counter {
+            Counter::Model(model) => {
+                if let Some(flight) = self.shared.flights().get_mut(model) {
+                    flight.leave();
+                }
+            }
+            Counter::Posts => self.shared.posts().leave(),
         }
     }
 }
@@ -729,6 +778,14 @@ fn json_response(status: u16, body: &Value) -> Response {
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    // Counted from here, before the body is read, to the end of whatever answer is given.
+    let post = (req.method() == Method::POST && route(req.uri().path()).is_some())
+        .then(|| shared.enter_post());
+    let resp = answer(shared, req).await;
+    attach_guard(resp, post)
+}
+
+async fn answer(shared: Arc<Shared>, req: Request) -> Response {
     let at = Instant::now();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
