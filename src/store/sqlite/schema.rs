@@ -235,3 +235,40 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     }
     tx.commit().map_err(|e| open_err(path, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version 1 database with history gets a tracker that says what the rows say: the
+    /// newest status, since the first row of its current run.
+    #[test]
+    fn migration_2_seeds_the_tracker_from_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO monitors (pk, id, name, provider, api, endpoint, enabled, interval_ms,
+                 models, updated_at) VALUES (1, 'm', 'm', 'openai', 'chat', 'https://h/', 1, 1, '[]', 0);
+             INSERT INTO series (pk, monitor, model) VALUES (1, 1, 'a'), (2, 1, 'b');
+             -- a: operational, error, error, error (newest): error since 200, 3 in a row
+             INSERT INTO history (series, started_at, status, kind) VALUES
+                 (1, 100, 0, 0), (1, 200, 3, 6), (1, 300, 3, 14), (1, 400, 3, 6),
+             -- b: always operational: since its first row
+                 (2, 150, 0, 0), (2, 250, 0, 0);",
+        )
+        .unwrap();
+        drop(conn);
+        let conn = open(&path, false).unwrap();
+        let rows: Vec<(i64, i64, i64, i64, i64, i64)> = conn
+            .prepare("SELECT series, status, kind, since, last_at, consecutive FROM tracker ORDER BY series")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, vec![(1, 3, 6, 200, 400, 3), (2, 0, 0, 150, 250, 2)]);
+    }
+}
