@@ -38,6 +38,9 @@ pub struct Schedule<T: Scheduled> {
     tick: Duration,
     jitter: Duration,
     rng: fastrand::Rng,
+    /// Entries with `in_flight` set, kept in step so reading it is O(1) (it is read on every
+    /// completion).
+    in_flight: usize,
 }
 
 impl<T: Scheduled + Clone> Schedule<T> {
@@ -47,6 +50,7 @@ impl<T: Scheduled + Clone> Schedule<T> {
             tick,
             jitter,
             rng: fastrand::Rng::new(),
+            in_flight: 0,
         }
     }
 
@@ -64,7 +68,7 @@ impl<T: Scheduled + Clone> Schedule<T> {
     }
 
     pub fn in_flight(&self) -> usize {
-        self.entries.values().filter(|e| e.in_flight).count()
+        self.in_flight
     }
 
     /// Replaces the set of monitors (start-up and reload). Kept monitors keep their place,
@@ -87,6 +91,7 @@ impl<T: Scheduled + Clone> Schedule<T> {
                 None => fresh.push(t),
             }
         }
+        self.in_flight = self.entries.values().filter(|e| e.in_flight).count();
         fresh.sort_by(|a, b| a.id().cmp(b.id()));
         let n = fresh.len() as u32;
         for (i, t) in fresh.into_iter().enumerate() {
@@ -118,6 +123,7 @@ impl<T: Scheduled + Clone> Schedule<T> {
                 due: e.due,
             });
             e.in_flight = true;
+            self.in_flight += 1;
             let interval = e.target.interval().max(Duration::from_millis(1));
             e.base += interval;
             if e.base <= now {
@@ -139,8 +145,11 @@ impl<T: Scheduled + Clone> Schedule<T> {
 
     /// The run finished, or its job was dropped: the monitor may be due again.
     pub fn release(&mut self, id: &T::Id) {
-        if let Some(e) = self.entries.get_mut(id) {
+        if let Some(e) = self.entries.get_mut(id)
+            && e.in_flight
+        {
             e.in_flight = false;
+            self.in_flight -= 1;
         }
     }
 
@@ -180,6 +189,26 @@ mod tests {
 
     fn ids(d: &[Due<M>]) -> Vec<String> {
         d.iter().map(|d| d.target.0.clone()).collect()
+    }
+
+    #[test]
+    fn the_in_flight_count_follows_takes_releases_and_removals() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(TICK, Duration::ZERO);
+        s.set_targets(vec![m("a", 60), m("b", 60), m("c", 60)], t0);
+        assert_eq!(s.take_due(t0 + TICK * 5).len(), 3);
+        assert_eq!(s.in_flight(), 3);
+        s.release(&"a".to_owned());
+        s.release(&"a".to_owned());
+        assert_eq!(s.in_flight(), 2, "a second release does not count twice");
+        s.set_targets(vec![m("a", 60), m("b", 60)], t0 + TICK * 6);
+        assert_eq!(s.in_flight(), 1, "a removed monitor is no longer in flight");
+        s.release(&"c".to_owned());
+        assert_eq!(
+            s.in_flight(),
+            1,
+            "a completion for a removed monitor is ignored"
+        );
     }
 
     #[test]
