@@ -10,6 +10,7 @@ pub mod logging;
 pub mod model;
 pub mod net;
 pub mod probe;
+pub mod provider;
 pub mod redact;
 pub mod report;
 pub mod runner;

@@ -77,8 +77,8 @@ fn minimal_monitor_gets_every_default() {
     let m = &c.monitors[0];
     assert_eq!(m.id.as_str(), "m");
     assert_eq!(m.name, "m");
-    assert_eq!(m.provider, Provider::OpenAi);
-    assert_eq!(m.api, ApiMode::Chat);
+    assert_eq!(m.provider.as_str(), "openai");
+    assert_eq!(m.api.as_str(), "chat");
     assert_eq!(m.endpoint.as_str(), "https://api.openai.com/");
     assert_eq!(m.api_key.as_ref().map(Secret::expose), Some("sk-test"));
     assert_eq!(m.api_key_env, None);
@@ -291,7 +291,7 @@ fn ids_must_be_slugs_and_unique() {
 fn provider_and_api_modes() {
     let anthropic = MON.replace("openai", "anthropic");
     let m = &ok(&anthropic).config.monitors[0];
-    assert_eq!(m.provider, Provider::Anthropic);
+    assert_eq!(m.provider.as_str(), "anthropic");
     assert_eq!(m.endpoint.as_str(), "https://api.anthropic.com/");
     let gemini = MON.replace("openai", "gemini");
     assert_eq!(
@@ -299,8 +299,10 @@ fn provider_and_api_modes() {
         "https://generativelanguage.googleapis.com/"
     );
     assert_eq!(
-        ok(&mon("api = \"responses\"")).config.monitors[0].api,
-        ApiMode::Responses
+        ok(&mon("api = \"responses\"")).config.monitors[0]
+            .api
+            .as_str(),
+        "responses"
     );
 
     assert_error(
@@ -328,8 +330,8 @@ fn provider_and_api_modes() {
         MON.replace("\"m\"", "\"o\"")
     );
     let c = ok(&text).config;
-    assert_eq!(c.monitors[0].api, ApiMode::Chat);
-    assert_eq!(c.monitors[1].api, ApiMode::Responses);
+    assert_eq!(c.monitors[0].api.as_str(), "chat");
+    assert_eq!(c.monitors[1].api.as_str(), "responses");
 }
 
 #[test]
@@ -366,7 +368,7 @@ body = { max_tokens = 32, temperature = 0.5 }
 "#;
     let c = ok(text).config;
     let a = &c.monitors[0];
-    assert_eq!(a.provider, Provider::Anthropic);
+    assert_eq!(a.provider.as_str(), "anthropic");
     assert_eq!(a.interval, Duration::from_secs(60));
     assert_eq!(a.timeout, Duration::from_secs(20));
     assert_eq!(a.degraded_after, Duration::from_secs(5));
@@ -376,7 +378,7 @@ body = { max_tokens = 32, temperature = 0.5 }
     assert_eq!(a.body["metadata"], serde_json::json!({"a": 1}));
 
     let b = &c.monitors[1];
-    assert_eq!(b.provider, Provider::OpenAi);
+    assert_eq!(b.provider.as_str(), "openai");
     assert_eq!(b.interval, Duration::from_secs(120));
     assert_eq!(b.timeout, Duration::from_secs(20));
     assert_eq!(b.group.as_deref(), Some("staging"));

@@ -1,21 +1,16 @@
 //! The probe: one real, tiny chat request per model, with a verified answer and timings.
 //!
-//! Providers are strategies behind one trait (one file each, see `provider::strategy`); this
-//! module runs them, times them, pings the origin and turns whatever happened into a
-//! [`CheckResult`]. A probe never fails: every outcome is a verdict.
+//! What to send and how to read the reply is the protocol's business (`crate::provider`,
+//! one file per protocol, chosen by the monitor's provider and `api`); this module runs it,
+//! times it, pings the origin and turns whatever happened into a [`CheckResult`]. A probe
+//! never fails: every outcome is a verdict.
 //!
 //! Timing: `ttft_ms` runs from the request's start to the first non-empty piece of answer text
 //! (reasoning and thinking deltas do not count; only streams have it), `latency_ms` to the end
 //! of the reply. `ping_ms` is a HEAD to the origin, concurrent, with its own short timeout.
 
-pub mod anthropic;
 pub mod challenge;
-pub mod gemini;
-pub mod openai_chat;
-pub mod openai_responses;
-pub mod provider;
 pub mod sse;
-pub mod verdict;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,10 +21,10 @@ use serde_json::Value;
 use crate::config::{KeyState, Monitor};
 use crate::model::{CheckResult, Kind, Status, Timestamp, millis_u32, tidy_message};
 use crate::net::{self, HttpClient};
+use crate::provider::{Piece, Protocol, wire};
 use crate::redact::Redactor;
 
 use challenge::{Challenge, Check};
-use provider::{Piece, Strategy};
 
 /// The ping never waits longer than this.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,17 +47,14 @@ pub async fn probe_monitor(
             let now = Timestamp::now();
             return cfg
                 .models()
-                .map(|model| CheckResult {
-                    monitor: cfg.id.clone(),
-                    model: model.to_owned(),
-                    started_at: now,
-                    status: Status::Error,
-                    kind: Kind::KeyUnavailable,
-                    http_status: None,
-                    ttft_ms: None,
-                    latency_ms: None,
-                    ping_ms: None,
-                    message: tidy_message(&redactor.redact(why)),
+                .map(|model| {
+                    CheckResult::error(
+                        cfg.id.clone(),
+                        model.to_owned(),
+                        now,
+                        Kind::KeyUnavailable,
+                        redactor.redact(why),
+                    )
                 })
                 .collect();
         }
@@ -118,7 +110,7 @@ async fn check_model(
     redactor: &Redactor,
 ) -> CheckResult {
     let cfg = &monitor.config;
-    let strategy = provider::strategy(cfg.provider, cfg.api);
+    let protocol = cfg.protocol();
     let challenge = Challenge::new(&mut fastrand::Rng::new(), cfg.challenge);
     let started_at = Timestamp::now();
     let t0 = Instant::now();
@@ -126,7 +118,7 @@ async fn check_model(
     let outcome = tokio::time::timeout(
         cfg.timeout,
         request(
-            monitor, client, strategy, key, model, &challenge, t0, &mut reply,
+            monitor, client, protocol, key, model, &challenge, t0, &mut reply,
         ),
     )
     .await;
@@ -217,7 +209,7 @@ fn merge_body(base: &mut Value, extra: &serde_json::Map<String, Value>, reserved
 async fn request(
     monitor: &Monitor,
     client: &HttpClient,
-    strategy: &dyn Strategy,
+    protocol: &dyn Protocol,
     key: &str,
     model: &str,
     challenge: &Challenge,
@@ -225,7 +217,7 @@ async fn request(
     reply: &mut Reply,
 ) {
     let cfg = &monitor.config;
-    let url = match cfg.endpoint.join(&strategy.path(model, cfg.stream)) {
+    let url = match cfg.endpoint.join(&protocol.path(model, cfg.stream)) {
         Ok(u) => u,
         Err(e) => {
             reply.error = Some((
@@ -235,8 +227,8 @@ async fn request(
             return;
         }
     };
-    let mut body = strategy.body(model, &challenge.prompt, cfg.stream);
-    merge_body(&mut body, &cfg.body, strategy.reserved());
+    let mut body = protocol.body(model, &challenge.prompt, cfg.stream);
+    merge_body(&mut body, &cfg.body, protocol.reserved_body_keys());
     let mut req = match client.request(reqwest::Method::POST, url) {
         Ok(r) => r,
         Err(blocked) => {
@@ -244,7 +236,7 @@ async fn request(
             return;
         }
     };
-    for (name, value) in strategy.auth_headers(key) {
+    for (name, value) in protocol.auth_headers(key) {
         req = req.header(name, value);
     }
     for (name, value) in &cfg.headers {
@@ -295,8 +287,8 @@ async fn request(
             .map(|b| b.bytes)
             .unwrap_or_default();
         reply.error = Some((
-            verdict::kind_of_reply(status, &body),
-            verdict::error_message(status, &body),
+            protocol.classify_error(status, &body),
+            wire::error_message(status, &body),
         ));
         return;
     }
@@ -307,14 +299,14 @@ async fn request(
         .is_some_and(|v| v.starts_with("text/event-stream"));
     let max = client.max_body();
     if is_sse {
-        read_stream(resp, strategy, max, t0, reply).await;
+        read_stream(resp, protocol, max, t0, reply).await;
     } else {
         match net::read_body_capped(resp, max).await {
             Ok(b) if b.truncated => {
                 reply.error = Some((Kind::Malformed, format!("the reply exceeds {max} bytes")))
             }
             Ok(b) => match serde_json::from_slice::<Value>(&b.bytes) {
-                Ok(v) => match strategy.parse_full(&v) {
+                Ok(v) => match protocol.parse_full(&v) {
                     Ok(pieces) => {
                         apply(pieces, reply, t0, false);
                     }
@@ -331,7 +323,7 @@ async fn request(
 
 async fn read_stream(
     resp: reqwest::Response,
-    strategy: &dyn Strategy,
+    protocol: &dyn Protocol,
     max: usize,
     t0: Instant,
     reply: &mut Reply,
@@ -359,7 +351,7 @@ async fn read_stream(
             None => (parser.finish(), true),
         };
         for ev in events {
-            match strategy.parse_event(ev.event.as_deref(), &ev.data) {
+            match protocol.parse_event(ev.event.as_deref(), &ev.data) {
                 Ok(pieces) => {
                     if apply(pieces, reply, t0, true) {
                         return;
