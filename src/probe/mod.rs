@@ -1,9 +1,10 @@
 //! The probe: one real, tiny chat request per model, with a verified answer and timings.
 //!
 //! What to send and how to read the reply is the protocol's business (`crate::provider`,
-//! one file per protocol, chosen by the monitor's provider and `api`); this module runs it,
-//! times it, pings the origin and turns whatever happened into a [`CheckResult`]. A probe
-//! never fails: every outcome is a verdict.
+//! one file per protocol, chosen by the monitor's provider and `api`); this module runs the
+//! request in phases (build, send, read an error reply, read the body or the stream), times
+//! it, pings the origin and turns whatever happened into a [`CheckResult`]. A probe never
+//! fails: every outcome is a verdict.
 //!
 //! Timing: `ttft_ms` runs from the request's start to the first non-empty piece of answer text
 //! (reasoning and thinking deltas do not count; only streams have it), `latency_ms` to the end
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use crate::config::{KeyState, Monitor};
+use crate::config::{KeyState, Monitor, MonitorConfig};
 use crate::model::{CheckResult, Kind, Status, Timestamp, millis_u32, tidy_message};
 use crate::net::{self, HttpClient};
 use crate::provider::{Piece, Protocol, wire};
@@ -110,19 +111,20 @@ async fn check_model(
     redactor: &Redactor,
 ) -> CheckResult {
     let cfg = &monitor.config;
-    let protocol = cfg.protocol();
     let challenge = Challenge::new(&mut fastrand::Rng::new(), cfg.challenge);
     let started_at = Timestamp::now();
-    let t0 = Instant::now();
+    let attempt = Attempt {
+        cfg,
+        client,
+        protocol: cfg.protocol(),
+        key,
+        model,
+        challenge: &challenge,
+        t0: Instant::now(),
+    };
     let mut reply = Reply::default();
-    let outcome = tokio::time::timeout(
-        cfg.timeout,
-        request(
-            monitor, client, protocol, key, model, &challenge, t0, &mut reply,
-        ),
-    )
-    .await;
-    let elapsed = t0.elapsed();
+    let outcome = tokio::time::timeout(cfg.timeout, request(&attempt, &mut reply)).await;
+    let elapsed = attempt.t0.elapsed();
     if outcome.is_err() {
         let what = if reply.http_status.is_some() {
             "the reply did not complete"
@@ -205,129 +207,143 @@ fn merge_body(base: &mut Value, extra: &serde_json::Map<String, Value>, reserved
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn request(
-    monitor: &Monitor,
-    client: &HttpClient,
-    protocol: &dyn Protocol,
-    key: &str,
-    model: &str,
-    challenge: &Challenge,
+/// Everything one model's request needs, fixed before it starts.
+struct Attempt<'a> {
+    cfg: &'a MonitorConfig,
+    client: &'a HttpClient,
+    protocol: &'static dyn Protocol,
+    key: &'a str,
+    model: &'a str,
+    challenge: &'a Challenge,
+    /// When the request started: ttft is measured from here.
     t0: Instant,
-    reply: &mut Reply,
-) {
-    let cfg = &monitor.config;
-    let url = match cfg.endpoint.join(&protocol.path(model, cfg.stream)) {
-        Ok(u) => u,
-        Err(e) => {
-            reply.error = Some((
-                Kind::ClientError,
-                format!("cannot build the request URL: {e}"),
-            ));
-            return;
-        }
-    };
-    let mut body = protocol.body(model, &challenge.prompt, cfg.stream);
-    merge_body(&mut body, &cfg.body, protocol.reserved_body_keys());
-    let mut req = match client.request(reqwest::Method::POST, url) {
-        Ok(r) => r,
-        Err(blocked) => {
-            reply.error = Some((Kind::Blocked, blocked.to_string()));
-            return;
-        }
-    };
-    for (name, value) in protocol.auth_headers(key) {
-        req = req.header(name, value);
-    }
-    for (name, value) in &cfg.headers {
-        match reqwest::header::HeaderValue::from_bytes(value.expose().as_bytes()) {
-            Ok(v) => req = req.header(name.as_str(), v),
-            Err(_) => {
-                reply.error = Some((
-                    Kind::ClientError,
-                    format!("header {name} has a value HTTP cannot carry"),
-                ));
-                return;
-            }
-        }
-    }
-    let accept = if cfg.stream {
-        "text/event-stream"
-    } else {
-        "application/json"
-    };
-    req = req.header("accept", accept).json(&body);
+}
 
-    let resp = match req.send().await {
-        Ok(r) => r,
-        Err(e) => {
-            reply.error = Some(net::classify_error(&e));
-            return;
-        }
-    };
+/// What ended a request early: the kind and the message of the verdict.
+type Stop = (Kind, String);
+
+/// Runs the request, filling `reply` as it goes (so a timeout keeps what arrived).
+async fn request(a: &Attempt<'_>, reply: &mut Reply) {
+    if let Err(stop) = exchange(a, reply).await {
+        reply.error = Some(stop);
+    }
+}
+
+async fn exchange(a: &Attempt<'_>, reply: &mut Reply) -> Result<(), Stop> {
+    let req = build_request(a)?;
+    let resp = req.send().await.map_err(|e| net::classify_error(&e))?;
     let status = resp.status().as_u16();
     reply.http_status = Some(status);
-    if (300..400).contains(&status) {
-        let target = resp
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .and_then(|l| cfg.endpoint.join(l).ok())
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_else(|| "an unknown location".to_owned());
-        reply.error = Some((
-            Kind::Redirect,
-            format!("HTTP {status}: redirected to {target} (redirects are not followed)"),
-        ));
-        return;
-    }
     if !(200..300).contains(&status) {
-        let body = net::read_body_capped(resp, ERROR_BODY_CAP)
-            .await
-            .map(|b| b.bytes)
-            .unwrap_or_default();
-        reply.error = Some((
-            protocol.classify_error(status, &body),
-            wire::error_message(status, &body),
-        ));
-        return;
+        return Err(read_error_reply(a, resp, status).await);
     }
     let is_sse = resp
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    let max = client.max_body();
     if is_sse {
-        read_stream(resp, protocol, max, t0, reply).await;
+        read_stream(a, resp, reply).await
     } else {
-        match net::read_body_capped(resp, max).await {
-            Ok(b) if b.truncated => {
-                reply.error = Some((Kind::Malformed, format!("the reply exceeds {max} bytes")))
-            }
-            Ok(b) => match serde_json::from_slice::<Value>(&b.bytes) {
-                Ok(v) => match protocol.parse_full(&v) {
-                    Ok(pieces) => {
-                        apply(pieces, reply, t0, false);
-                    }
-                    Err(why) => reply.error = Some((Kind::Malformed, why)),
-                },
-                Err(e) => {
-                    reply.error = Some((Kind::Malformed, format!("the reply is not JSON ({e})")))
-                }
-            },
-            Err(e) => reply.error = Some(net::classify_error(&e)),
-        }
+        read_body(a, resp, reply).await
     }
 }
 
-async fn read_stream(
+/// URL, protocol headers, the user's headers, body: a request ready to send, or why not.
+fn build_request(a: &Attempt<'_>) -> Result<reqwest::RequestBuilder, Stop> {
+    let cfg = a.cfg;
+    let url = cfg
+        .endpoint
+        .join(&a.protocol.path(a.model, cfg.stream))
+        .map_err(|e| {
+            (
+                Kind::ClientError,
+                format!("cannot build the request URL: {e}"),
+            )
+        })?;
+    let mut body = a.protocol.body(a.model, &a.challenge.prompt, cfg.stream);
+    merge_body(&mut body, &cfg.body, a.protocol.reserved_body_keys());
+    let mut req = a
+        .client
+        .request(reqwest::Method::POST, url)
+        .map_err(|blocked| (Kind::Blocked, blocked.to_string()))?;
+    for (name, value) in a.protocol.auth_headers(a.key) {
+        req = req.header(name, value);
+    }
+    for (name, value) in &cfg.headers {
+        let v =
+            reqwest::header::HeaderValue::from_bytes(value.expose().as_bytes()).map_err(|_| {
+                (
+                    Kind::ClientError,
+                    format!("header {name} has a value HTTP cannot carry"),
+                )
+            })?;
+        req = req.header(name.as_str(), v);
+    }
+    let accept = if cfg.stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    Ok(req.header("accept", accept).json(&body))
+}
+
+/// The verdict on a non-2xx reply: a redirect names its target (it is never followed); any
+/// other status is classified by the protocol from the status and the start of the body.
+async fn read_error_reply(a: &Attempt<'_>, resp: reqwest::Response, status: u16) -> Stop {
+    if (300..400).contains(&status) {
+        let target = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| a.cfg.endpoint.join(l).ok())
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "an unknown location".to_owned());
+        return (
+            Kind::Redirect,
+            format!("HTTP {status}: redirected to {target} (redirects are not followed)"),
+        );
+    }
+    let body = net::read_body_capped(resp, ERROR_BODY_CAP)
+        .await
+        .map(|b| b.bytes)
+        .unwrap_or_default();
+    (
+        a.protocol.classify_error(status, &body),
+        wire::error_message(status, &body),
+    )
+}
+
+/// A whole (non-streamed) 2xx reply.
+async fn read_body(
+    a: &Attempt<'_>,
     resp: reqwest::Response,
-    protocol: &dyn Protocol,
-    max: usize,
-    t0: Instant,
     reply: &mut Reply,
-) {
+) -> Result<(), Stop> {
+    let max = a.client.max_body();
+    let b = net::read_body_capped(resp, max)
+        .await
+        .map_err(|e| net::classify_error(&e))?;
+    if b.truncated {
+        return Err((Kind::Malformed, format!("the reply exceeds {max} bytes")));
+    }
+    let v = serde_json::from_slice::<Value>(&b.bytes)
+        .map_err(|e| (Kind::Malformed, format!("the reply is not JSON ({e})")))?;
+    let pieces = a
+        .protocol
+        .parse_full(&v)
+        .map_err(|why| (Kind::Malformed, why))?;
+    apply(pieces, reply, a.t0, false);
+    Ok(())
+}
+
+/// A streamed 2xx reply, event by event, until the protocol says done or the stream ends.
+async fn read_stream(
+    a: &Attempt<'_>,
+    resp: reqwest::Response,
+    reply: &mut Reply,
+) -> Result<(), Stop> {
+    let max = a.client.max_body();
     let mut parser = sse::Parser::default();
     let mut stream = resp.bytes_stream();
     let mut total = 0usize;
@@ -336,35 +352,27 @@ async fn read_stream(
             Some(Ok(chunk)) => {
                 total += chunk.len();
                 if total > max {
-                    reply.error = Some((
+                    return Err((
                         Kind::Malformed,
                         format!("the reply stream exceeds {max} bytes"),
                     ));
-                    return;
                 }
                 (parser.push(&chunk), false)
             }
-            Some(Err(e)) => {
-                reply.error = Some(net::classify_error(&e));
-                return;
-            }
+            Some(Err(e)) => return Err(net::classify_error(&e)),
             None => (parser.finish(), true),
         };
         for ev in events {
-            match protocol.parse_event(ev.event.as_deref(), &ev.data) {
-                Ok(pieces) => {
-                    if apply(pieces, reply, t0, true) {
-                        return;
-                    }
-                }
-                Err(why) => {
-                    reply.error = Some((Kind::Malformed, why));
-                    return;
-                }
+            let pieces = a
+                .protocol
+                .parse_event(ev.event.as_deref(), &ev.data)
+                .map_err(|why| (Kind::Malformed, why))?;
+            if apply(pieces, reply, a.t0, true) {
+                return Ok(());
             }
         }
         if end {
-            return;
+            return Ok(());
         }
     }
 }
