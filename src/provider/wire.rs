@@ -139,7 +139,8 @@ pub fn parse_json(data: &str) -> Result<Value, String> {
 }
 
 /// `%XX` for every byte that is not an RFC 3986 unreserved character: safe as one URL path
-/// segment or query value whatever the input.
+/// segment or query value whatever the input (the redactor also uses it, to find keys that a
+/// client encoded this way).
 pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
