@@ -842,3 +842,63 @@ fn headers_and_keys_never_print() {
         "{shown}"
     );
 }
+
+/// Every provider × api of the registry goes through the same rules, so a new registry line
+/// is validated without a test of its own: the default origin (https), the protocol's key
+/// headers refused in `headers`, each reserved key refused in `body`, an `api` the provider
+/// does not offer refused, and the names stored as written.
+#[test]
+fn every_registry_entry_is_validated_the_same_way() {
+    for p in Provider::all() {
+        for api in p.apis() {
+            let protocol = api.protocol();
+            let base = format!(
+                "[[monitor]]\nid = \"m\"\nprovider = \"{p}\"\napi = \"{}\"\nmodel = \"x\"\napi_key = \"k\"\n",
+                api.as_str()
+            );
+            let m = &ok(&base).config.monitors[0];
+            assert_eq!((m.provider, m.api), (p, api));
+            assert_eq!(
+                (m.provider.as_str(), m.api.as_str()),
+                (p.as_str(), api.as_str())
+            );
+            assert_eq!(m.protocol().name(), protocol.name());
+            assert_eq!(m.endpoint.scheme(), "https", "{p}");
+            assert_eq!(m.endpoint, Url::parse(p.origin()).unwrap(), "{p}");
+            let default = ok(&base.replace(&format!("api = \"{}\"\n", api.as_str()), ""));
+            assert_eq!(default.config.monitors[0].api, p.default_api(), "{p}");
+
+            for h in protocol.key_headers() {
+                assert_error(
+                    &format!("{base}headers = {{ {} = \"x\" }}\n", h.to_ascii_uppercase()),
+                    7,
+                    &format!("header `{h}` carries the {p} API key"),
+                );
+            }
+            for k in protocol.reserved_body_keys() {
+                assert_error(
+                    &format!("{base}body = {{ {k} = 1 }}\n"),
+                    7,
+                    &format!(
+                        "body key `{k}` of monitor `m` is set by the probe for the {} protocol",
+                        protocol.name()
+                    ),
+                );
+            }
+            assert!(parse_str(&format!("{base}body = {{ temperature = 0 }}\n")).is_ok());
+        }
+        for other in crate::provider::api_names() {
+            if p.api(other).is_none() {
+                let text = format!(
+                    "[[monitor]]\nid = \"m\"\nprovider = \"{p}\"\nmodel = \"x\"\napi_key = \"k\"\napi = \"{other}\"\n"
+                );
+                assert_error(
+                    &text,
+                    6,
+                    &format!("api = \"{other}\" in monitor `m` works only with provider = "),
+                );
+                assert_error(&text, 6, &format!("not \"{p}\"; remove `api`"));
+            }
+        }
+    }
+}

@@ -18,6 +18,8 @@
 //! protocol file uses only those two, and this file lists the protocols.
 
 mod anthropic;
+#[cfg(test)]
+mod fake;
 mod gemini;
 mod openai_chat;
 mod openai_responses;
@@ -69,6 +71,12 @@ static PROVIDERS: &[ProviderDef] = &[
         name: "gemini",
         origin: "https://generativelanguage.googleapis.com",
         apis: &[api("chat", &gemini::Gemini)],
+    },
+    #[cfg(test)]
+    ProviderDef {
+        name: "fake",
+        origin: "https://api.fake.example",
+        apis: &[api("chat", &fake::Fake)],
     },
 ];
 
