@@ -9,11 +9,12 @@
 //! uses, the first being the default.
 //!
 //! - Adding a protocol: one new file implementing [`Protocol`] (with its `sample_reply`), one
-//!   `mod` line and one line in [`PROVIDERS`].
-//! - Adding a provider over existing protocols: one line in [`PROVIDERS`].
+//!   `mod` line and one line in `PROVIDERS`.
+//! - Adding a provider over existing protocols: one line in `PROVIDERS`.
 //!
-//! The tests below iterate over the registry (as do those of `config` and `probe`), so a new
-//! line is covered by the generic validation and verdict tests without writing them again.
+//! The tests in `tests.rs` iterate over the registry (as do those of `config` and `probe`),
+//! so a new line is covered by the generic validation and verdict tests without writing them
+//! again.
 //! Dependencies point one way: `protocol.rs` and `wire.rs` know nothing of the rest, each
 //! protocol file uses only those two, and this file lists the protocols.
 
@@ -23,8 +24,8 @@ mod fake;
 mod gemini;
 mod openai_chat;
 mod openai_responses;
-pub mod protocol;
-pub mod wire;
+mod protocol;
+pub(crate) mod wire;
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
