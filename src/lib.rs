@@ -12,6 +12,7 @@ pub mod model;
 pub mod net;
 pub mod pipeline;
 pub mod probe;
+pub mod provider;
 pub mod redact;
 pub mod report;
 pub mod runner;

@@ -276,7 +276,8 @@ pub struct CheckResult {
 }
 
 impl CheckResult {
-    /// A result with no answer: `kind`'s status, no timings, `message` tidied (callers redact).
+    /// A check that ended before any request (no HTTP status, no timings): the status follows
+    /// from `kind`. Callers redact `message` first; it is tidied here.
     pub fn error(
         monitor: MonitorId,
         model: String,
@@ -346,6 +347,31 @@ pub fn millis_u32(d: Duration) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_results_take_their_status_from_the_kind() {
+        let r = CheckResult::error(
+            MonitorId::parse("m").unwrap(),
+            "gpt".into(),
+            Timestamp(7),
+            Kind::KeyUnavailable,
+            "  no   key\n".into(),
+        );
+        assert_eq!((r.status, r.kind), (Status::Error, Kind::KeyUnavailable));
+        assert_eq!(r.message, "no key");
+        assert_eq!(
+            (r.http_status, r.ttft_ms, r.latency_ms, r.ping_ms),
+            (None, None, None, None)
+        );
+        let m = CheckResult::error(
+            MonitorId::parse("m").unwrap(),
+            "gpt".into(),
+            Timestamp(7),
+            Kind::Malformed,
+            String::new(),
+        );
+        assert_eq!(m.status, Status::Failed);
+    }
 
     #[test]
     fn codes_round_trip_and_are_unique() {

@@ -8,6 +8,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::provider::wire::percent_encode;
+
 const MASK: &str = "[redacted]";
 /// Shorter configured values are not replaced verbatim: they would shred ordinary text.
 const MIN_SECRET_LEN: usize = 4;
@@ -55,7 +57,7 @@ impl Redactor {
                 continue;
             }
             let encoded: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
-            for v in [s.to_owned(), encoded, percent_all(s)] {
+            for v in [s.to_owned(), encoded, percent_encode(s)] {
                 if !all.iter().any(|x| **x == v) {
                     all.push(zeroize::Zeroizing::new(v));
                 }
@@ -83,19 +85,6 @@ impl Redactor {
         }
         out
     }
-}
-
-/// `%XX` for every byte that is not unreserved (how some clients encode query values).
-fn percent_all(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use chanmon::config::{ApiMode, Provider, load, parse};
+use chanmon::config::{load, parse};
 
 fn example_path() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("monitors.example.toml")
@@ -31,18 +31,18 @@ fn example_validates_without_any_environment() {
         path.parent().unwrap().join("chanmon.key")
     );
 
-    let kinds: Vec<(&str, Provider, ApiMode)> = c
+    let kinds: Vec<(&str, &str, &str)> = c
         .monitors
         .iter()
-        .map(|m| (m.id.as_str(), m.provider, m.api))
+        .map(|m| (m.id.as_str(), m.provider.as_str(), m.api.as_str()))
         .collect();
     assert_eq!(
         kinds,
         vec![
-            ("openai-chat", Provider::OpenAi, ApiMode::Chat),
-            ("openai-responses", Provider::OpenAi, ApiMode::Responses),
-            ("anthropic", Provider::Anthropic, ApiMode::Chat),
-            ("gemini", Provider::Gemini, ApiMode::Chat),
+            ("openai-chat", "openai", "chat"),
+            ("openai-responses", "openai", "responses"),
+            ("anthropic", "anthropic", "chat"),
+            ("gemini", "gemini", "chat"),
         ]
     );
     let chat = &c.monitors[0];

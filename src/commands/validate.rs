@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::{EXIT_CONFIG, Outcome, print};
-use crate::config::{self, ApiMode, Config, Provider};
+use crate::config::{self, Config};
 use crate::report::table::Table;
 use crate::store::{self, Database, OpenMode};
 
@@ -72,9 +72,11 @@ fn summary(config: &Config, key_problems: &[(String, String)]) -> String {
     );
     let mut table = Table::new(&["ID", "PROVIDER", "ENDPOINT", "MODELS", "INTERVAL", "KEY"]);
     for m in &config.monitors {
-        let provider = match (m.provider, m.api) {
-            (Provider::OpenAi, ApiMode::Responses) => "openai/responses".to_owned(),
-            (p, _) => p.to_string(),
+        // The api is named only when it is not the provider's default.
+        let provider = if m.api == m.provider.default_api() {
+            m.provider.to_string()
+        } else {
+            format!("{}/{}", m.provider, m.api.as_str())
         };
         let key = if let Some((_, why)) = key_problems.iter().find(|(id, _)| id == m.id.as_str()) {
             format!("key_unavailable: {why}")

@@ -8,7 +8,9 @@
 //! that tree (`interp`), then read table by table with typed, position-aware getters
 //! (`fields`): the document in `schema`, `[network]` in `network`, the keys `[defaults]` shares
 //! with `[[monitor]]` in `shared`, one monitor in `monitor`. The value rules themselves
-//! (origins, models, headers, reserved body keys) are plain functions in `validate`.
+//! (origins, models, headers) are plain functions in `validate`; what belongs to a provider
+//! (its name, default origin, `api` names, auth headers, reserved body keys) comes from the
+//! registry in `crate::provider`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use url::Url;
 
 use crate::model::MonitorId;
 use crate::net::NetworkPolicy;
+use crate::provider::{Api, Protocol, Provider};
 use crate::secret::Secret;
 use crate::store::Database;
 
@@ -105,45 +108,6 @@ impl Default for RetentionConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Provider {
-    OpenAi,
-    Anthropic,
-    Gemini,
-}
-
-impl Provider {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::OpenAi => "openai",
-            Provider::Anthropic => "anthropic",
-            Provider::Gemini => "gemini",
-        }
-    }
-}
-
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// OpenAI protocol flavour; ignored (always `Chat`) for other providers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ApiMode {
-    Chat,
-    Responses,
-}
-
-impl ApiMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApiMode::Chat => "chat",
-            ApiMode::Responses => "responses",
-        }
-    }
-}
-
 /// One `[[monitor]]`, with `[defaults]` applied and everything resolved.
 #[derive(Debug, Clone)]
 pub struct MonitorConfig {
@@ -151,7 +115,8 @@ pub struct MonitorConfig {
     /// Display name (default: the id).
     pub name: String,
     pub provider: Provider,
-    pub api: ApiMode,
+    /// The protocol chosen with `api` (the provider's default when not set); the one sent.
+    pub api: Api,
     /// Origin only (`https://host[:port]`), no path, query, fragment or userinfo.
     pub endpoint: Url,
     /// The key from `api_key` or from the variable named by `api_key_env`. `None` when that
@@ -186,6 +151,11 @@ pub struct MonitorConfig {
 }
 
 impl MonitorConfig {
+    /// The wire format the probe speaks to this monitor.
+    pub fn protocol(&self) -> &'static dyn Protocol {
+        self.api.protocol()
+    }
+
     /// The primary model, then the extra models.
     pub fn models(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.model.as_str()).chain(self.extra_models.iter().map(String::as_str))

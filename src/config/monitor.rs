@@ -6,17 +6,18 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::MonitorConfig;
 use super::diag::{Diags, Sp};
 use super::fields::{Section, fmt_duration};
 use super::interp::{Env, is_var_name};
 use super::network::NetworkOverride;
 use super::shared::{DEFAULT_KEYS, Shared};
 use super::validate::{
-    MAX_EXTRA_MODELS, auth_header, check_label, check_model, parse_endpoint, protocol_body_keys,
+    MAX_EXTRA_MODELS, check_label, check_model, parse_endpoint, provider_choice, providers_with_api,
 };
-use super::{ApiMode, MonitorConfig, Provider};
 use crate::model::MonitorId;
 use crate::net::NetworkPolicy;
+use crate::provider::{Api, Provider};
 use crate::secret::Secret;
 
 pub(crate) const MONITOR_KEYS: &[&str] = &[
@@ -45,15 +46,6 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_DEGRADED_AFTER: Duration = Duration::from_secs(10);
 
-/// The public origin of each provider, used when `endpoint` is left out.
-pub(crate) fn default_endpoint(provider: Provider) -> &'static str {
-    match provider {
-        Provider::OpenAi => "https://api.openai.com",
-        Provider::Anthropic => "https://api.anthropic.com",
-        Provider::Gemini => "https://generativelanguage.googleapis.com",
-    }
-}
-
 fn monitor_hint(key: &str) -> Option<String> {
     match key {
         "url" | "base_url" | "host" | "origin" => {
@@ -81,25 +73,7 @@ pub(crate) fn read(
     d: &mut Diags<'_>,
 ) -> Option<MonitorConfig> {
     let line = d.line_of(s.span.start);
-
-    let id = match s.string(d, "id") {
-        Some(raw) => match MonitorId::parse(&raw.v) {
-            Ok(id) => Some(id),
-            Err(e) => {
-                d.error(&raw.span, format!("monitor id: {e}"));
-                None
-            }
-        },
-        None => {
-            if s.raw("id").is_none() {
-                d.error(
-                    &s.span,
-                    "this [[monitor]] has no `id`; add a stable slug such as id = \"openai-main\"",
-                );
-            }
-            None
-        }
-    };
+    let id = read_id(s, d);
     // From here on, messages name the monitor.
     let ctx = match &id {
         Some(id) => format!("monitor `{id}`"),
@@ -111,29 +85,13 @@ pub(crate) fn read(
     let own = Shared::read(&s, d);
     let api_set_here = own.api.clone();
     let eff = own.over(defaults);
-
-    let provider = match &eff.provider {
-        Some(p) => Some(p.v),
-        None => {
-            if !eff.provider_written {
-                d.error(
-                    &s.span,
-                    format!(
-                        "{} has no `provider`; set provider = \"openai\", \"anthropic\" or \"gemini\" (here or in [defaults])",
-                        s.ctx
-                    ),
-                );
-            }
-            None
-        }
-    };
-    let api = resolve_api(&s, provider, api_set_here, eff.api.clone(), d);
+    let chosen = read_provider(&s, &eff, api_set_here, d);
 
     let network = match s.table(d, "network", format!("[monitor.network] of {}", s.ctx)) {
         Some(t) => NetworkOverride::read(&t, d).apply(global),
         None => global.clone(),
     };
-    let endpoint = provider.and_then(|p| read_endpoint(&s, p, &network, d));
+    let endpoint = chosen.and_then(|(p, _)| read_endpoint(&s, p, &network, d));
     let (api_key, api_key_env) = read_key(&s, env, d);
     let models = read_models(&s, d);
 
@@ -146,29 +104,20 @@ pub(crate) fn read(
         eff.degraded_after.as_ref(),
         d,
     );
+    let name = read_name(&s, d);
 
-    let name = match s.string(d, "name") {
-        Some(n) => match check_label(&n.v, "name") {
-            Ok(()) => Some(n.v),
-            Err(e) => {
-                d.error(&n.span, format!("{}: {e}", s.name("name")));
-                None
-            }
-        },
-        None => None,
-    };
-
-    if let Some(p) = provider {
-        check_provider_headers(&s, p, &eff, d);
-        check_body_keys(&s, p, api, &eff, d);
+    if let Some((p, api)) = chosen {
+        check_provider_headers(&s, p, api, &eff, d);
+        check_body_keys(&s, api, &eff, d);
     }
 
     let id = id?;
+    let (provider, api) = chosen?;
     let (model, extra_models) = models?;
     Some(MonitorConfig {
         name: name.unwrap_or_else(|| id.to_string()),
         id,
-        provider: provider?,
+        provider,
         api,
         endpoint: endpoint?,
         api_key,
@@ -193,31 +142,87 @@ pub(crate) fn read(
     })
 }
 
-/// `api` only means something for openai. Set on the monitor itself for another provider,
-/// `responses` is an error; inherited from `[defaults]` it simply does not apply.
-fn resolve_api(
-    s: &Section<'_, '_>,
-    provider: Option<Provider>,
-    own: Option<Sp<ApiMode>>,
-    eff: Option<Sp<ApiMode>>,
-    d: &mut Diags<'_>,
-) -> ApiMode {
-    match provider {
-        Some(Provider::OpenAi) => eff.map_or(ApiMode::Chat, |a| a.v),
-        Some(p) => {
-            if let Some(a) = own.filter(|a| a.v == ApiMode::Responses) {
+/// The monitor's `id`: required, a slug.
+fn read_id(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<MonitorId> {
+    match s.string(d, "id") {
+        Some(raw) => match MonitorId::parse(&raw.v) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                d.error(&raw.span, format!("monitor id: {e}"));
+                None
+            }
+        },
+        None => {
+            if s.raw("id").is_none() {
                 d.error(
-                    &a.span,
-                    format!(
-                        "api = \"responses\" in {} works only with provider = \"openai\", not \"{p}\"; remove `api`",
-                        s.ctx
-                    ),
+                    &s.span,
+                    "this [[monitor]] has no `id`; add a stable slug such as id = \"openai-main\"",
                 );
             }
-            ApiMode::Chat
+            None
         }
-        None => ApiMode::Chat,
     }
+}
+
+/// The optional display `name`.
+fn read_name(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<String> {
+    let n = s.string(d, "name")?;
+    match check_label(&n.v, "name") {
+        Ok(()) => Some(n.v),
+        Err(e) => {
+            d.error(&n.span, format!("{}: {e}", s.name("name")));
+            None
+        }
+    }
+}
+
+/// The provider (required, here or in `[defaults]`) and the protocol `api` picks from it.
+fn read_provider(
+    s: &Section<'_, '_>,
+    eff: &Shared,
+    api_set_here: Option<Sp<&'static str>>,
+    d: &mut Diags<'_>,
+) -> Option<(Provider, Api)> {
+    let Some(provider) = eff.provider.as_ref().map(|p| p.v) else {
+        // A provider written but unknown was reported where it was written.
+        if !eff.provider_written {
+            d.error(
+                &s.span,
+                format!(
+                    "{} has no `provider`; set provider = {} (here or in [defaults])",
+                    s.ctx,
+                    provider_choice()
+                ),
+            );
+        }
+        return None;
+    };
+    let api = resolve_api(s, provider, api_set_here, eff.api.clone(), d);
+    Some((provider, api))
+}
+
+/// `api` picks one of the provider's protocols. Set on the monitor itself, a name the
+/// provider does not offer is an error; inherited from `[defaults]` it simply does not apply.
+fn resolve_api(
+    s: &Section<'_, '_>,
+    provider: Provider,
+    own: Option<Sp<&'static str>>,
+    eff: Option<Sp<&'static str>>,
+    d: &mut Diags<'_>,
+) -> Api {
+    if let Some(a) = own.filter(|a| provider.api(a.v).is_none()) {
+        d.error(
+            &a.span,
+            format!(
+                "api = \"{}\" in {} works only with provider = {}, not \"{provider}\"; remove `api`",
+                a.v,
+                s.ctx,
+                providers_with_api(a.v)
+            ),
+        );
+    }
+    eff.and_then(|a| provider.api(a.v))
+        .unwrap_or_else(|| provider.default_api())
 }
 
 fn read_endpoint(
@@ -231,7 +236,8 @@ fn read_endpoint(
             return None;
         }
         return Some(
-            Url::parse(default_endpoint(provider)).expect("the built-in endpoints are valid URLs"),
+            Url::parse(provider.origin())
+                .expect("the registry's origins are valid URLs (checked by its tests)"),
         );
     };
     match parse_endpoint(&raw.v) {
@@ -466,47 +472,46 @@ fn resolve_degraded(
     }
 }
 
+/// The headers that carry the key are the protocol's to set, from `api_key`.
 fn check_provider_headers(
     s: &Section<'_, '_>,
     provider: Provider,
+    api: Api,
     eff: &Shared,
     d: &mut Diags<'_>,
 ) {
-    let auth = auth_header(provider);
-    for h in eff.headers.iter().filter(|h| h.name == auth) {
+    let keys = api.protocol().key_headers();
+    for h in eff
+        .headers
+        .iter()
+        .filter(|h| keys.contains(&h.name.as_str()))
+    {
         d.error(
             &h.key_span,
             format!(
-                "header `{auth}` carries the {provider} API key, which chanmon sets itself ({}); use api_key or api_key_env instead",
-                s.ctx
+                "header `{}` carries the {provider} API key, which chanmon sets itself ({}); use api_key or api_key_env instead",
+                h.name, s.ctx
             ),
         );
     }
 }
 
-fn check_body_keys(
-    s: &Section<'_, '_>,
-    provider: Provider,
-    api: ApiMode,
-    eff: &Shared,
-    d: &mut Diags<'_>,
-) {
-    let reserved = protocol_body_keys(provider, api);
+/// The body keys the probe sets for the protocol cannot come from the user's `body`.
+fn check_body_keys(s: &Section<'_, '_>, api: Api, eff: &Shared, d: &mut Diags<'_>) {
+    let protocol = api.protocol();
+    let reserved = protocol.reserved_body_keys();
     for b in eff
         .body
         .iter()
         .filter(|b| reserved.contains(&b.key.v.as_str()))
     {
-        let flavour = match provider {
-            Provider::OpenAi => format!("openai {}", api.as_str()),
-            p => p.to_string(),
-        };
         d.error(
             &b.key.span,
             format!(
-                "body key `{}` of {} is set by the probe for the {flavour} protocol and cannot be overridden (reserved: {}); tuning keys such as max_tokens or temperature are fine",
+                "body key `{}` of {} is set by the probe for the {} protocol and cannot be overridden (reserved: {}); tuning keys such as max_tokens or temperature are fine",
                 b.key.v,
                 s.ctx,
+                protocol.name(),
                 reserved.join(", ")
             ),
         );

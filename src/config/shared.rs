@@ -8,8 +8,10 @@ use toml::de::DeValue;
 
 use super::diag::{Diags, Sp, Span};
 use super::fields::{Section, a_type, integer_value};
-use super::validate::{check_header_name, check_header_value, check_label};
-use super::{ApiMode, Provider};
+use super::validate::{
+    api_list, check_header_name, check_header_value, check_label, provider_list,
+};
+use crate::provider::{self, Provider};
 
 /// Keys `[defaults]` accepts.
 pub(crate) const DEFAULT_KEYS: &[&str] = &[
@@ -51,7 +53,8 @@ pub(crate) struct Shared {
     pub provider: Option<Sp<Provider>>,
     /// `provider` was written (even if invalid, which is reported where it was written).
     pub provider_written: bool,
-    pub api: Option<Sp<ApiMode>>,
+    /// An `api` name some provider offers (which one offers it is checked per monitor).
+    pub api: Option<Sp<&'static str>>,
     pub interval: Option<Sp<Duration>>,
     pub timeout: Option<Sp<Duration>>,
     pub degraded_after: Option<Sp<Duration>>,
@@ -65,33 +68,38 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn read(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Self {
-        let provider = s.string(d, "provider").and_then(|p| match p.v.as_str() {
-            "openai" => Some(Sp::new(Provider::OpenAi, p.span)),
-            "anthropic" => Some(Sp::new(Provider::Anthropic, p.span)),
-            "gemini" => Some(Sp::new(Provider::Gemini, p.span)),
-            other => {
-                d.error(
-                    &p.span,
-                    format!(
-                        "unknown provider \"{other}\" in {}; allowed: openai, anthropic, gemini",
-                        s.ctx
-                    ),
-                );
-                None
-            }
-        });
-        let api = s.string(d, "api").and_then(|a| match a.v.as_str() {
-            "chat" => Some(Sp::new(ApiMode::Chat, a.span)),
-            "responses" => Some(Sp::new(ApiMode::Responses, a.span)),
-            other => {
-                d.error(
-                    &a.span,
-                    format!(
-                        "unknown api mode \"{other}\" in {}; allowed: chat, responses (openai only)",
-                        s.ctx
-                    ),
-                );
-                None
+        let provider = s
+            .string(d, "provider")
+            .and_then(|p| match Provider::from_name(&p.v) {
+                Some(found) => Some(Sp::new(found, p.span)),
+                None => {
+                    d.error(
+                        &p.span,
+                        format!(
+                            "unknown provider \"{}\" in {}; allowed: {}",
+                            p.v,
+                            s.ctx,
+                            provider_list()
+                        ),
+                    );
+                    None
+                }
+            });
+        let api = s.string(d, "api").and_then(|a| {
+            match provider::api_names().into_iter().find(|n| *n == a.v) {
+                Some(name) => Some(Sp::new(name, a.span)),
+                None => {
+                    d.error(
+                        &a.span,
+                        format!(
+                            "unknown api mode \"{}\" in {}; allowed: {}",
+                            a.v,
+                            s.ctx,
+                            api_list()
+                        ),
+                    );
+                    None
+                }
             }
         });
         let group = s

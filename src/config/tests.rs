@@ -80,8 +80,8 @@ fn minimal_monitor_gets_every_default() {
     let m = &c.monitors[0];
     assert_eq!(m.id.as_str(), "m");
     assert_eq!(m.name, "m");
-    assert_eq!(m.provider, Provider::OpenAi);
-    assert_eq!(m.api, ApiMode::Chat);
+    assert_eq!(m.provider.as_str(), "openai");
+    assert_eq!(m.api.as_str(), "chat");
     assert_eq!(m.endpoint.as_str(), "https://api.openai.com/");
     assert_eq!(m.api_key.as_ref().map(Secret::expose), Some("sk-test"));
     assert_eq!(m.api_key_env, None);
@@ -297,7 +297,7 @@ fn ids_must_be_slugs_and_unique() {
 fn provider_and_api_modes() {
     let anthropic = MON.replace("openai", "anthropic");
     let m = &ok(&anthropic).config.monitors[0];
-    assert_eq!(m.provider, Provider::Anthropic);
+    assert_eq!(m.provider.as_str(), "anthropic");
     assert_eq!(m.endpoint.as_str(), "https://api.anthropic.com/");
     let gemini = MON.replace("openai", "gemini");
     assert_eq!(
@@ -305,8 +305,10 @@ fn provider_and_api_modes() {
         "https://generativelanguage.googleapis.com/"
     );
     assert_eq!(
-        ok(&mon("api = \"responses\"")).config.monitors[0].api,
-        ApiMode::Responses
+        ok(&mon("api = \"responses\"")).config.monitors[0]
+            .api
+            .as_str(),
+        "responses"
     );
 
     assert_error(
@@ -334,8 +336,8 @@ fn provider_and_api_modes() {
         MON.replace("\"m\"", "\"o\"")
     );
     let c = ok(&text).config;
-    assert_eq!(c.monitors[0].api, ApiMode::Chat);
-    assert_eq!(c.monitors[1].api, ApiMode::Responses);
+    assert_eq!(c.monitors[0].api.as_str(), "chat");
+    assert_eq!(c.monitors[1].api.as_str(), "responses");
 }
 
 #[test]
@@ -372,7 +374,7 @@ body = { max_tokens = 32, temperature = 0.5 }
 "#;
     let c = ok(text).config;
     let a = &c.monitors[0];
-    assert_eq!(a.provider, Provider::Anthropic);
+    assert_eq!(a.provider.as_str(), "anthropic");
     assert_eq!(a.interval, Duration::from_secs(60));
     assert_eq!(a.timeout, Duration::from_secs(20));
     assert_eq!(a.degraded_after, Duration::from_secs(5));
@@ -382,7 +384,7 @@ body = { max_tokens = 32, temperature = 0.5 }
     assert_eq!(a.body["metadata"], serde_json::json!({"a": 1}));
 
     let b = &c.monitors[1];
-    assert_eq!(b.provider, Provider::OpenAi);
+    assert_eq!(b.provider.as_str(), "openai");
     assert_eq!(b.interval, Duration::from_secs(120));
     assert_eq!(b.timeout, Duration::from_secs(20));
     assert_eq!(b.group.as_deref(), Some("staging"));
@@ -848,4 +850,64 @@ fn headers_and_keys_never_print() {
         !shown.contains("hunter2") && !shown.contains("sk-test"),
         "{shown}"
     );
+}
+
+/// Every provider × api of the registry goes through the same rules, so a new registry line
+/// is validated without a test of its own: the default origin (https), the protocol's key
+/// headers refused in `headers`, each reserved key refused in `body`, an `api` the provider
+/// does not offer refused, and the names stored as written.
+#[test]
+fn every_registry_entry_is_validated_the_same_way() {
+    for p in Provider::all() {
+        for api in p.apis() {
+            let protocol = api.protocol();
+            let base = format!(
+                "[[monitor]]\nid = \"m\"\nprovider = \"{p}\"\napi = \"{}\"\nmodel = \"x\"\napi_key = \"k\"\n",
+                api.as_str()
+            );
+            let m = &ok(&base).config.monitors[0];
+            assert_eq!((m.provider, m.api), (p, api));
+            assert_eq!(
+                (m.provider.as_str(), m.api.as_str()),
+                (p.as_str(), api.as_str())
+            );
+            assert_eq!(m.protocol().name(), protocol.name());
+            assert_eq!(m.endpoint.scheme(), "https", "{p}");
+            assert_eq!(m.endpoint, Url::parse(p.origin()).unwrap(), "{p}");
+            let default = ok(&base.replace(&format!("api = \"{}\"\n", api.as_str()), ""));
+            assert_eq!(default.config.monitors[0].api, p.default_api(), "{p}");
+
+            for h in protocol.key_headers() {
+                assert_error(
+                    &format!("{base}headers = {{ {} = \"x\" }}\n", h.to_ascii_uppercase()),
+                    7,
+                    &format!("header `{h}` carries the {p} API key"),
+                );
+            }
+            for k in protocol.reserved_body_keys() {
+                assert_error(
+                    &format!("{base}body = {{ {k} = 1 }}\n"),
+                    7,
+                    &format!(
+                        "body key `{k}` of monitor `m` is set by the probe for the {} protocol",
+                        protocol.name()
+                    ),
+                );
+            }
+            assert!(parse_str(&format!("{base}body = {{ temperature = 0 }}\n")).is_ok());
+        }
+        for other in crate::provider::api_names() {
+            if p.api(other).is_none() {
+                let text = format!(
+                    "[[monitor]]\nid = \"m\"\nprovider = \"{p}\"\nmodel = \"x\"\napi_key = \"k\"\napi = \"{other}\"\n"
+                );
+                assert_error(
+                    &text,
+                    6,
+                    &format!("api = \"{other}\" in monitor `m` works only with provider = "),
+                );
+                assert_error(&text, 6, &format!("not \"{p}\"; remove `api`"));
+            }
+        }
+    }
 }

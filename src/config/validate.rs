@@ -1,12 +1,13 @@
 //! The value rules of the config, as plain functions over strings: what an endpoint, a model
-//! name, a header or a CIDR must look like, and which request-body keys belong to the
-//! protocol. Each returns a message that says what is wrong and what is allowed.
+//! name, a header or a CIDR must look like. Each returns a message that says what is wrong
+//! and what is allowed; the lists of providers and `api` names in messages come from the
+//! registry (`crate::provider`), which also owns auth headers and reserved body keys.
 
 use std::net::IpAddr;
 
 use url::Url;
 
-use super::{ApiMode, Provider};
+use crate::provider::{self, Provider};
 
 /// Longest model name accepted (real ones are far shorter; this stops pasted garbage).
 pub const MAX_MODEL_CHARS: usize = 256;
@@ -100,15 +101,6 @@ pub fn check_label(s: &str, what: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The header that carries the API key for a provider; the probe sets it from `api_key`.
-pub fn auth_header(provider: Provider) -> &'static str {
-    match provider {
-        Provider::OpenAi => "authorization",
-        Provider::Anthropic => "x-api-key",
-        Provider::Gemini => "x-goog-api-key",
-    }
-}
-
 /// Checks a header name and returns it in lower case.
 pub fn check_header_name(name: &str) -> Result<String, String> {
     // RFC 7230 token: 1*tchar.
@@ -139,15 +131,53 @@ pub fn check_header_value(v: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Top-level request-body keys that the probe itself sets for this protocol.
-pub fn protocol_body_keys(provider: Provider, api: ApiMode) -> &'static [&'static str] {
-    match (provider, api) {
-        (Provider::OpenAi, ApiMode::Chat) => {
-            &["model", "messages", "stream", "stream_options", "n"]
-        }
-        (Provider::OpenAi, ApiMode::Responses) => &["model", "input", "stream"],
-        (Provider::Anthropic, _) => &["model", "messages", "stream"],
-        (Provider::Gemini, _) => &["contents"],
+/// Every provider, for messages: `openai, anthropic, gemini`.
+pub fn provider_list() -> String {
+    Provider::all()
+        .map(Provider::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every provider as a choice: `"openai", "anthropic" or "gemini"`.
+pub fn provider_choice() -> String {
+    quoted_choice(Provider::all())
+}
+
+/// Every `api` name, for messages; a name that not every provider offers says which do:
+/// `chat, responses (openai only)`.
+pub fn api_list() -> String {
+    let everyone = Provider::all().count();
+    provider::api_names()
+        .into_iter()
+        .map(|name| {
+            let offering: Vec<&str> = offering(name).map(Provider::as_str).collect();
+            if offering.len() == everyone {
+                name.to_owned()
+            } else {
+                format!("{name} ({} only)", offering.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The providers offering `api = "name"` as a choice: `"openai"`.
+pub fn providers_with_api(name: &str) -> String {
+    quoted_choice(offering(name))
+}
+
+fn offering(api: &str) -> impl Iterator<Item = Provider> + '_ {
+    Provider::all().filter(move |p| p.api(api).is_some())
+}
+
+/// `"a"`, `"a" or "b"`, `"a", "b" or "c"`.
+fn quoted_choice(items: impl Iterator<Item = Provider>) -> String {
+    let quoted: Vec<String> = items.map(|p| format!("\"{p}\"")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 
@@ -261,19 +291,14 @@ mod tests {
     }
 
     #[test]
-    fn protocol_keys_per_provider() {
-        let chat = protocol_body_keys(Provider::OpenAi, ApiMode::Chat);
-        assert!(chat.contains(&"messages") && chat.contains(&"n"));
-        assert!(!chat.contains(&"max_tokens") && !chat.contains(&"reasoning_effort"));
-        let resp = protocol_body_keys(Provider::OpenAi, ApiMode::Responses);
-        assert!(resp.contains(&"input") && !resp.contains(&"messages"));
-        assert_eq!(
-            protocol_body_keys(Provider::Gemini, ApiMode::Chat),
-            &["contents"]
-        );
-        assert!(protocol_body_keys(Provider::Anthropic, ApiMode::Chat).contains(&"messages"));
-        assert_eq!(auth_header(Provider::Anthropic), "x-api-key");
-        assert_eq!(auth_header(Provider::Gemini), "x-goog-api-key");
+    fn lists_for_messages_come_from_the_registry() {
+        // The built-in providers come first; test builds add the fake one after them.
+        assert!(provider_list().starts_with("openai, anthropic, gemini"));
+        assert!(provider_choice().starts_with("\"openai\", \"anthropic\""));
+        assert!(provider_choice().contains(" or \""));
+        assert_eq!(api_list(), "chat, responses (openai only)");
+        assert_eq!(providers_with_api("responses"), "\"openai\"");
+        assert_eq!(providers_with_api("nothing"), "");
     }
 
     #[test]

@@ -1,21 +1,17 @@
 //! The probe: one real, tiny chat request per model, with a verified answer and timings.
 //!
-//! Providers are strategies behind one trait (one file each, see `provider::strategy`); this
-//! module runs them, times them, pings the origin and turns whatever happened into a
-//! [`CheckResult`]. A probe never fails: every outcome is a verdict.
+//! What to send and how to read the reply is the protocol's business (`crate::provider`,
+//! one file per protocol, chosen by the monitor's provider and `api`); this module runs the
+//! request in phases (build, send, read an error reply, read the body or the stream), times
+//! it, pings the origin and turns whatever happened into a [`CheckResult`]. A probe never
+//! fails: every outcome is a verdict.
 //!
 //! Timing: `ttft_ms` runs from the request's start to the first non-empty piece of answer text
 //! (reasoning and thinking deltas do not count; only streams have it), `latency_ms` to the end
 //! of the reply. `ping_ms` is a HEAD to the origin, concurrent, with its own short timeout.
 
-pub mod anthropic;
 pub mod challenge;
-pub mod gemini;
-pub mod openai_chat;
-pub mod openai_responses;
-pub mod provider;
 pub mod sse;
-pub mod verdict;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,13 +19,13 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use crate::config::{KeyState, Monitor};
+use crate::config::{KeyState, Monitor, MonitorConfig};
 use crate::model::{CheckResult, Kind, Status, Timestamp, millis_u32, tidy_message};
 use crate::net::{self, HttpClient};
+use crate::provider::{Piece, Protocol, wire};
 use crate::redact::Redactor;
 
 use challenge::{Challenge, Check};
-use provider::{Piece, Strategy};
 
 /// The ping never waits longer than this.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,17 +48,14 @@ pub async fn probe_monitor(
             let now = Timestamp::now();
             return cfg
                 .models()
-                .map(|model| CheckResult {
-                    monitor: cfg.id.clone(),
-                    model: model.to_owned(),
-                    started_at: now,
-                    status: Status::Error,
-                    kind: Kind::KeyUnavailable,
-                    http_status: None,
-                    ttft_ms: None,
-                    latency_ms: None,
-                    ping_ms: None,
-                    message: tidy_message(&redactor.redact(why)),
+                .map(|model| {
+                    CheckResult::error(
+                        cfg.id.clone(),
+                        model.to_owned(),
+                        now,
+                        Kind::KeyUnavailable,
+                        redactor.redact(why),
+                    )
                 })
                 .collect();
         }
@@ -118,19 +111,20 @@ async fn check_model(
     redactor: &Redactor,
 ) -> CheckResult {
     let cfg = &monitor.config;
-    let strategy = provider::strategy(cfg.provider, cfg.api);
     let challenge = Challenge::new(&mut fastrand::Rng::new(), cfg.challenge);
     let started_at = Timestamp::now();
-    let t0 = Instant::now();
+    let attempt = Attempt {
+        cfg,
+        client,
+        protocol: cfg.protocol(),
+        key,
+        model,
+        challenge: &challenge,
+        t0: Instant::now(),
+    };
     let mut reply = Reply::default();
-    let outcome = tokio::time::timeout(
-        cfg.timeout,
-        request(
-            monitor, client, strategy, key, model, &challenge, t0, &mut reply,
-        ),
-    )
-    .await;
-    let elapsed = t0.elapsed();
+    let outcome = tokio::time::timeout(cfg.timeout, request(&attempt, &mut reply)).await;
+    let elapsed = attempt.t0.elapsed();
     if outcome.is_err() {
         let what = if reply.http_status.is_some() {
             "the reply did not complete"
@@ -213,129 +207,143 @@ fn merge_body(base: &mut Value, extra: &serde_json::Map<String, Value>, reserved
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn request(
-    monitor: &Monitor,
-    client: &HttpClient,
-    strategy: &dyn Strategy,
-    key: &str,
-    model: &str,
-    challenge: &Challenge,
+/// Everything one model's request needs, fixed before it starts.
+struct Attempt<'a> {
+    cfg: &'a MonitorConfig,
+    client: &'a HttpClient,
+    protocol: &'static dyn Protocol,
+    key: &'a str,
+    model: &'a str,
+    challenge: &'a Challenge,
+    /// When the request started: ttft is measured from here.
     t0: Instant,
-    reply: &mut Reply,
-) {
-    let cfg = &monitor.config;
-    let url = match cfg.endpoint.join(&strategy.path(model, cfg.stream)) {
-        Ok(u) => u,
-        Err(e) => {
-            reply.error = Some((
-                Kind::ClientError,
-                format!("cannot build the request URL: {e}"),
-            ));
-            return;
-        }
-    };
-    let mut body = strategy.body(model, &challenge.prompt, cfg.stream);
-    merge_body(&mut body, &cfg.body, strategy.reserved());
-    let mut req = match client.request(reqwest::Method::POST, url) {
-        Ok(r) => r,
-        Err(blocked) => {
-            reply.error = Some((Kind::Blocked, blocked.to_string()));
-            return;
-        }
-    };
-    for (name, value) in strategy.auth_headers(key) {
-        req = req.header(name, value);
-    }
-    for (name, value) in &cfg.headers {
-        match reqwest::header::HeaderValue::from_bytes(value.expose().as_bytes()) {
-            Ok(v) => req = req.header(name.as_str(), v),
-            Err(_) => {
-                reply.error = Some((
-                    Kind::ClientError,
-                    format!("header {name} has a value HTTP cannot carry"),
-                ));
-                return;
-            }
-        }
-    }
-    let accept = if cfg.stream {
-        "text/event-stream"
-    } else {
-        "application/json"
-    };
-    req = req.header("accept", accept).json(&body);
+}
 
-    let resp = match req.send().await {
-        Ok(r) => r,
-        Err(e) => {
-            reply.error = Some(net::classify_error(&e));
-            return;
-        }
-    };
+/// What ended a request early: the kind and the message of the verdict.
+type Stop = (Kind, String);
+
+/// Runs the request, filling `reply` as it goes (so a timeout keeps what arrived).
+async fn request(a: &Attempt<'_>, reply: &mut Reply) {
+    if let Err(stop) = exchange(a, reply).await {
+        reply.error = Some(stop);
+    }
+}
+
+async fn exchange(a: &Attempt<'_>, reply: &mut Reply) -> Result<(), Stop> {
+    let req = build_request(a)?;
+    let resp = req.send().await.map_err(|e| net::classify_error(&e))?;
     let status = resp.status().as_u16();
     reply.http_status = Some(status);
-    if (300..400).contains(&status) {
-        let target = resp
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .and_then(|l| cfg.endpoint.join(l).ok())
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_else(|| "an unknown location".to_owned());
-        reply.error = Some((
-            Kind::Redirect,
-            format!("HTTP {status}: redirected to {target} (redirects are not followed)"),
-        ));
-        return;
-    }
     if !(200..300).contains(&status) {
-        let body = net::read_body_capped(resp, ERROR_BODY_CAP)
-            .await
-            .map(|b| b.bytes)
-            .unwrap_or_default();
-        reply.error = Some((
-            verdict::kind_of_reply(status, &body),
-            verdict::error_message(status, &body),
-        ));
-        return;
+        return Err(read_error_reply(a, resp, status).await);
     }
     let is_sse = resp
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    let max = client.max_body();
     if is_sse {
-        read_stream(resp, strategy, max, t0, reply).await;
+        read_stream(a, resp, reply).await
     } else {
-        match net::read_body_capped(resp, max).await {
-            Ok(b) if b.truncated => {
-                reply.error = Some((Kind::Malformed, format!("the reply exceeds {max} bytes")))
-            }
-            Ok(b) => match serde_json::from_slice::<Value>(&b.bytes) {
-                Ok(v) => match strategy.parse_full(&v) {
-                    Ok(pieces) => {
-                        apply(pieces, reply, t0, false);
-                    }
-                    Err(why) => reply.error = Some((Kind::Malformed, why)),
-                },
-                Err(e) => {
-                    reply.error = Some((Kind::Malformed, format!("the reply is not JSON ({e})")))
-                }
-            },
-            Err(e) => reply.error = Some(net::classify_error(&e)),
-        }
+        read_body(a, resp, reply).await
     }
 }
 
-async fn read_stream(
+/// URL, protocol headers, the user's headers, body: a request ready to send, or why not.
+fn build_request(a: &Attempt<'_>) -> Result<reqwest::RequestBuilder, Stop> {
+    let cfg = a.cfg;
+    let url = cfg
+        .endpoint
+        .join(&a.protocol.path(a.model, cfg.stream))
+        .map_err(|e| {
+            (
+                Kind::ClientError,
+                format!("cannot build the request URL: {e}"),
+            )
+        })?;
+    let mut body = a.protocol.body(a.model, &a.challenge.prompt, cfg.stream);
+    merge_body(&mut body, &cfg.body, a.protocol.reserved_body_keys());
+    let mut req = a
+        .client
+        .request(reqwest::Method::POST, url)
+        .map_err(|blocked| (Kind::Blocked, blocked.to_string()))?;
+    for (name, value) in a.protocol.auth_headers(a.key) {
+        req = req.header(name, value);
+    }
+    for (name, value) in &cfg.headers {
+        let v =
+            reqwest::header::HeaderValue::from_bytes(value.expose().as_bytes()).map_err(|_| {
+                (
+                    Kind::ClientError,
+                    format!("header {name} has a value HTTP cannot carry"),
+                )
+            })?;
+        req = req.header(name.as_str(), v);
+    }
+    let accept = if cfg.stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    Ok(req.header("accept", accept).json(&body))
+}
+
+/// The verdict on a non-2xx reply: a redirect names its target (it is never followed); any
+/// other status is classified by the protocol from the status and the start of the body.
+async fn read_error_reply(a: &Attempt<'_>, resp: reqwest::Response, status: u16) -> Stop {
+    if (300..400).contains(&status) {
+        let target = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| a.cfg.endpoint.join(l).ok())
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "an unknown location".to_owned());
+        return (
+            Kind::Redirect,
+            format!("HTTP {status}: redirected to {target} (redirects are not followed)"),
+        );
+    }
+    let body = net::read_body_capped(resp, ERROR_BODY_CAP)
+        .await
+        .map(|b| b.bytes)
+        .unwrap_or_default();
+    (
+        a.protocol.classify_error(status, &body),
+        wire::error_message(status, &body),
+    )
+}
+
+/// A whole (non-streamed) 2xx reply.
+async fn read_body(
+    a: &Attempt<'_>,
     resp: reqwest::Response,
-    strategy: &dyn Strategy,
-    max: usize,
-    t0: Instant,
     reply: &mut Reply,
-) {
+) -> Result<(), Stop> {
+    let max = a.client.max_body();
+    let b = net::read_body_capped(resp, max)
+        .await
+        .map_err(|e| net::classify_error(&e))?;
+    if b.truncated {
+        return Err((Kind::Malformed, format!("the reply exceeds {max} bytes")));
+    }
+    let v = serde_json::from_slice::<Value>(&b.bytes)
+        .map_err(|e| (Kind::Malformed, format!("the reply is not JSON ({e})")))?;
+    let pieces = a
+        .protocol
+        .parse_full(&v)
+        .map_err(|why| (Kind::Malformed, why))?;
+    apply(pieces, reply, a.t0, false);
+    Ok(())
+}
+
+/// A streamed 2xx reply, event by event, until the protocol says done or the stream ends.
+async fn read_stream(
+    a: &Attempt<'_>,
+    resp: reqwest::Response,
+    reply: &mut Reply,
+) -> Result<(), Stop> {
+    let max = a.client.max_body();
     let mut parser = sse::Parser::default();
     let mut stream = resp.bytes_stream();
     let mut total = 0usize;
@@ -344,35 +352,27 @@ async fn read_stream(
             Some(Ok(chunk)) => {
                 total += chunk.len();
                 if total > max {
-                    reply.error = Some((
+                    return Err((
                         Kind::Malformed,
                         format!("the reply stream exceeds {max} bytes"),
                     ));
-                    return;
                 }
                 (parser.push(&chunk), false)
             }
-            Some(Err(e)) => {
-                reply.error = Some(net::classify_error(&e));
-                return;
-            }
+            Some(Err(e)) => return Err(net::classify_error(&e)),
             None => (parser.finish(), true),
         };
         for ev in events {
-            match strategy.parse_event(ev.event.as_deref(), &ev.data) {
-                Ok(pieces) => {
-                    if apply(pieces, reply, t0, true) {
-                        return;
-                    }
-                }
-                Err(why) => {
-                    reply.error = Some((Kind::Malformed, why));
-                    return;
-                }
+            let pieces = a
+                .protocol
+                .parse_event(ev.event.as_deref(), &ev.data)
+                .map_err(|why| (Kind::Malformed, why))?;
+            if apply(pieces, reply, a.t0, true) {
+                return Ok(());
             }
         }
         if end {
-            return;
+            return Ok(());
         }
     }
 }
@@ -401,52 +401,4 @@ fn apply(pieces: Vec<Piece>, reply: &mut Reply, t0: Instant, streaming: bool) ->
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn user_body_merges_but_never_overrides_protocol_keys() {
-        let mut base =
-            serde_json::json!({"model": "m", "generationConfig": {"maxOutputTokens": 1024}});
-        let extra: serde_json::Map<String, Value> = serde_json::from_str(
-            r#"{"model": "evil", "temperature": 0, "generationConfig": {"temperature": 0.1}}"#,
-        )
-        .unwrap();
-        merge_body(&mut base, &extra, &["model"]);
-        assert_eq!(base["model"], "m");
-        assert_eq!(base["temperature"], 0);
-        assert_eq!(base["generationConfig"]["maxOutputTokens"], 1024);
-        assert_eq!(base["generationConfig"]["temperature"], 0.1);
-    }
-
-    #[test]
-    fn verdicts() {
-        let ch = Challenge {
-            prompt: String::new(),
-            answer: Some(42),
-        };
-        let fast = Duration::from_millis(100);
-        let limit = Duration::from_secs(1);
-        let r = |text: &str| Reply {
-            http_status: Some(200),
-            text: text.into(),
-            ..Reply::default()
-        };
-        assert_eq!(judge(&r("42"), &ch, fast, limit).1, Kind::Ok);
-        assert_eq!(
-            judge(&r("42"), &ch, Duration::from_secs(2), limit).1,
-            Kind::Slow
-        );
-        assert_eq!(judge(&r("41"), &ch, fast, limit).1, Kind::ChallengeMismatch);
-        assert_eq!(judge(&r(""), &ch, fast, limit).1, Kind::Empty);
-        let mut refused = r("");
-        refused.refused = Some("SAFETY".into());
-        assert_eq!(
-            judge(&refused, &ch, fast, limit),
-            (Status::Failed, Kind::Refused, "refused: SAFETY".into())
-        );
-        let mut err = r("");
-        err.error = Some((Kind::Malformed, "bad".into()));
-        assert_eq!(judge(&err, &ch, fast, limit).0, Status::Failed);
-    }
-}
+mod tests;

@@ -6,13 +6,22 @@
 
 use serde_json::{Value, json};
 
-use super::provider::{Piece, Strategy, error_in, event_type, parse_json};
+use super::protocol::{Piece, Protocol};
+use super::wire::{error_in, event_type, parse_json};
 
 pub struct Anthropic;
 
-impl Strategy for Anthropic {
+impl Protocol for Anthropic {
+    fn name(&self) -> &'static str {
+        "anthropic"
+    }
+
     fn path(&self, _model: &str, _stream: bool) -> String {
         "/v1/messages".to_owned()
+    }
+
+    fn key_headers(&self) -> &'static [&'static str] {
+        &["x-api-key"]
     }
 
     fn auth_headers(&self, key: &str) -> Vec<(&'static str, String)> {
@@ -31,7 +40,7 @@ impl Strategy for Anthropic {
         })
     }
 
-    fn reserved(&self) -> &'static [&'static str] {
+    fn reserved_body_keys(&self) -> &'static [&'static str] {
         &["model", "messages", "stream"]
     }
 
@@ -84,6 +93,51 @@ impl Strategy for Anthropic {
             }
             _ => Vec::new(),
         })
+    }
+
+    #[cfg(test)]
+    fn sample_reply(&self, answer: &str) -> super::protocol::Sample {
+        let [a, b] = super::protocol::halves(answer);
+        let message = |content: Value, stop: Value| {
+            json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+                "content": content, "stop_reason": stop, "stop_sequence": null,
+                "usage": {"input_tokens": 12, "output_tokens": 3}})
+        };
+        let event = |ty: &'static str, v: Value| (Some(ty), v.to_string());
+        let delta = |t: &str| {
+            event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "text_delta", "text": t}}),
+            )
+        };
+        super::protocol::Sample {
+            full: message(json!([{"type": "text", "text": answer}]), json!("end_turn")),
+            events: vec![
+                event(
+                    "message_start",
+                    json!({"type": "message_start", "message": message(json!([]), Value::Null)}),
+                ),
+                event(
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": 0,
+                        "content_block": {"type": "text", "text": ""}}),
+                ),
+                (Some("ping"), json!({"type": "ping"}).to_string()),
+                delta(a),
+                delta(b),
+                event(
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": 0}),
+                ),
+                event(
+                    "message_delta",
+                    json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                        "usage": {"output_tokens": 3}}),
+                ),
+                event("message_stop", json!({"type": "message_stop"})),
+            ],
+        }
     }
 }
 

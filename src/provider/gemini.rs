@@ -5,10 +5,13 @@
 //! the path. Text comes from `candidates[0].content.parts[].text`; parts marked `thought` are
 //! skipped; `promptFeedback.blockReason` and safety finish reasons are refusals.
 //! `maxOutputTokens` includes thinking tokens on thinking models, so the cap leaves room.
+//! An invalid or blocked key comes back as 400 (`API_KEY_INVALID`): an auth error here.
 
 use serde_json::{Value, json};
 
-use super::provider::{Piece, Strategy, error_in, parse_json};
+use super::protocol::{Piece, Protocol};
+use super::wire::{error_in, kind_of_status, parse_json, percent_encode};
+use crate::model::Kind;
 
 pub struct Gemini;
 
@@ -21,18 +24,12 @@ const REFUSAL_FINISH: &[&str] = &[
     "IMAGE_SAFETY",
 ];
 
-/// Percent-escapes everything but RFC 3986 unreserved characters.
-pub fn escape_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+/// What a 400 says when the key itself is the problem.
+const BAD_KEY_MARKERS: &[&str] = &[
+    "API_KEY_INVALID",
+    "API key not valid",
+    "API_KEY_SERVICE_BLOCKED",
+];
 
 impl Gemini {
     fn pieces(&self, v: &Value) -> Vec<Piece> {
@@ -67,14 +64,22 @@ impl Gemini {
     }
 }
 
-impl Strategy for Gemini {
+impl Protocol for Gemini {
+    fn name(&self) -> &'static str {
+        "gemini"
+    }
+
     fn path(&self, model: &str, stream: bool) -> String {
-        let m = escape_segment(model.strip_prefix("models/").unwrap_or(model));
+        let m = percent_encode(model.strip_prefix("models/").unwrap_or(model));
         if stream {
             format!("/v1beta/models/{m}:streamGenerateContent?alt=sse")
         } else {
             format!("/v1beta/models/{m}:generateContent")
         }
+    }
+
+    fn key_headers(&self) -> &'static [&'static str] {
+        &["x-goog-api-key"]
     }
 
     fn auth_headers(&self, key: &str) -> Vec<(&'static str, String)> {
@@ -88,7 +93,7 @@ impl Strategy for Gemini {
         })
     }
 
-    fn reserved(&self) -> &'static [&'static str] {
+    fn reserved_body_keys(&self) -> &'static [&'static str] {
         &["contents"]
     }
 
@@ -125,6 +130,44 @@ impl Strategy for Gemini {
         }
         Ok(self.pieces(&v))
     }
+
+    fn classify_error(&self, status: u16, body: &[u8]) -> Kind {
+        let kind = kind_of_status(status);
+        if kind == Kind::ClientError {
+            let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+            if BAD_KEY_MARKERS.iter().any(|m| text.contains(m)) {
+                return Kind::Auth;
+            }
+        }
+        kind
+    }
+
+    #[cfg(test)]
+    fn sample_reply(&self, answer: &str) -> super::protocol::Sample {
+        let [a, b] = super::protocol::halves(answer);
+        let chunk = |text: &str, finish: Option<&str>| {
+            let mut c = json!({"candidates": [{"index": 0,
+                "content": {"role": "model", "parts": [{"text": text}]}}],
+                "modelVersion": "m"});
+            if let Some(f) = finish {
+                c["candidates"][0]["finishReason"] = json!(f);
+                c["usageMetadata"] = json!({"promptTokenCount": 12, "totalTokenCount": 15});
+            }
+            c
+        };
+        let mut full = chunk(answer, Some("STOP"));
+        full["candidates"][0]["content"]["parts"]
+            .as_array_mut()
+            .expect("built above as an array")
+            .insert(0, json!({"text": "adding", "thought": true}));
+        super::protocol::Sample {
+            full,
+            events: vec![
+                (None, chunk(a, None).to_string()),
+                (None, chunk(b, Some("STOP")).to_string()),
+            ],
+        }
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +183,16 @@ mod tests {
         assert_eq!(
             Gemini.path("a/../b?key=x#y", true),
             "/v1beta/models/a%2F..%2Fb%3Fkey%3Dx%23y:streamGenerateContent?alt=sse"
+        );
+    }
+
+    #[test]
+    fn invalid_keys_are_auth_errors() {
+        let body = br#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}"#;
+        assert_eq!(Gemini.classify_error(400, body), Kind::Auth);
+        assert_eq!(
+            Gemini.classify_error(400, br#"{"error":{"message":"bad field"}}"#),
+            Kind::ClientError
         );
     }
 

@@ -7,14 +7,23 @@
 
 use serde_json::{Value, json};
 
-use super::provider::{Piece, Strategy, error_in, event_type, is_reasoning_model, parse_json};
+use super::protocol::{Piece, Protocol};
+use super::wire::{error_in, event_type, is_reasoning_model, parse_json};
 use crate::model::Kind;
 
 pub struct OpenAiResponses;
 
-impl Strategy for OpenAiResponses {
+impl Protocol for OpenAiResponses {
+    fn name(&self) -> &'static str {
+        "openai responses"
+    }
+
     fn path(&self, _model: &str, _stream: bool) -> String {
         "/v1/responses".to_owned()
+    }
+
+    fn key_headers(&self) -> &'static [&'static str] {
+        &["authorization"]
     }
 
     fn auth_headers(&self, key: &str) -> Vec<(&'static str, String)> {
@@ -32,7 +41,7 @@ impl Strategy for OpenAiResponses {
         b
     }
 
-    fn reserved(&self) -> &'static [&'static str] {
+    fn reserved_body_keys(&self) -> &'static [&'static str] {
         &["model", "input", "stream"]
     }
 
@@ -123,6 +132,42 @@ impl Strategy for OpenAiResponses {
             }
             _ => Vec::new(),
         })
+    }
+
+    #[cfg(test)]
+    fn sample_reply(&self, answer: &str) -> super::protocol::Sample {
+        let [a, b] = super::protocol::halves(answer);
+        let full = json!({"id": "resp_1", "object": "response", "status": "completed",
+            "output": [
+                {"type": "reasoning", "id": "rs_1", "summary": []},
+                {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                    "content": [{"type": "output_text", "text": answer, "annotations": []}]}]});
+        let mut pending = full.clone();
+        pending["status"] = json!("in_progress");
+        pending["output"] = json!([]);
+        let event = |ty: &'static str, v: Value| (Some(ty), v.to_string());
+        let delta = |d: &str, n: u32| {
+            event(
+                "response.output_text.delta",
+                json!({"type": "response.output_text.delta", "item_id": "msg_1",
+                    "output_index": 1, "content_index": 0, "delta": d, "sequence_number": n}),
+            )
+        };
+        super::protocol::Sample {
+            events: vec![
+                event(
+                    "response.created",
+                    json!({"type": "response.created", "response": pending, "sequence_number": 0}),
+                ),
+                delta(a, 1),
+                delta(b, 2),
+                event(
+                    "response.completed",
+                    json!({"type": "response.completed", "response": full, "sequence_number": 3}),
+                ),
+            ],
+            full,
+        }
     }
 }
 

@@ -8,13 +8,22 @@
 
 use serde_json::{Value, json};
 
-use super::provider::{Piece, Strategy, error_in, is_reasoning_model, parse_json, text_of};
+use super::protocol::{Piece, Protocol};
+use super::wire::{error_in, is_reasoning_model, parse_json, text_of};
 
 pub struct OpenAiChat;
 
-impl Strategy for OpenAiChat {
+impl Protocol for OpenAiChat {
+    fn name(&self) -> &'static str {
+        "openai chat"
+    }
+
     fn path(&self, _model: &str, _stream: bool) -> String {
         "/v1/chat/completions".to_owned()
+    }
+
+    fn key_headers(&self) -> &'static [&'static str] {
+        &["authorization"]
     }
 
     fn auth_headers(&self, key: &str) -> Vec<(&'static str, String)> {
@@ -39,7 +48,7 @@ impl Strategy for OpenAiChat {
         b
     }
 
-    fn reserved(&self) -> &'static [&'static str] {
+    fn reserved_body_keys(&self) -> &'static [&'static str] {
         &["model", "messages", "stream", "stream_options", "n"]
     }
 
@@ -89,6 +98,35 @@ impl Strategy for OpenAiChat {
             return Err("a stream chunk without choices".to_owned());
         }
         Ok(out)
+    }
+
+    #[cfg(test)]
+    fn sample_reply(&self, answer: &str) -> super::protocol::Sample {
+        let [a, b] = super::protocol::halves(answer);
+        let chunk = |delta: Value, finish: Value| {
+            json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "m",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            .to_string()
+        };
+        super::protocol::Sample {
+            full: json!({"id": "chatcmpl-1", "object": "chat.completion", "model": "m",
+                "choices": [{"index": 0, "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": answer, "refusal": null}}]}),
+            events: vec![
+                (
+                    None,
+                    chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+                ),
+                (None, chunk(json!({"content": a}), Value::Null)),
+                (None, chunk(json!({"content": b}), Value::Null)),
+                (None, chunk(json!({}), json!("stop"))),
+                (
+                    None,
+                    json!({"choices": [], "usage": {"total_tokens": 9}}).to_string(),
+                ),
+                (None, "[DONE]".to_owned()),
+            ],
+        }
     }
 }
 

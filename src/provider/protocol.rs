@@ -1,0 +1,76 @@
+//! The protocol interface: how to ask (path, headers, body), how to read the answer (whole or
+//! streamed), and what an error reply means. One implementation per wire format, each in its
+//! own file; the registry (`provider/mod.rs`) says which provider speaks which.
+//!
+//! This file and `wire.rs` depend on nothing else in `provider/`, so the protocol files can
+//! use them and the registry can list the protocols without a cycle.
+
+use serde_json::Value;
+
+use super::wire;
+use crate::model::Kind;
+
+/// What a piece of a reply says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Piece {
+    /// Visible answer text (reasoning and thinking never come out as `Text`).
+    Text(String),
+    /// The model or a safety filter declined; the reason as the upstream gave it.
+    Refused(String),
+    /// The upstream reported an error inside a 2xx reply.
+    Error(Kind, String),
+    /// The reply is complete.
+    Done,
+}
+
+/// One wire format: everything chanmon knows about it lives in its implementation.
+pub trait Protocol: Sync {
+    /// The protocol's name in messages, e.g. `openai chat` or `anthropic`.
+    fn name(&self) -> &'static str;
+    /// Path and query after the origin, e.g. `/v1/chat/completions`.
+    fn path(&self, model: &str, stream: bool) -> String;
+    /// The (lower-case) names of the headers that carry the API key. The config refuses them
+    /// in `headers`: the key belongs in `api_key`.
+    fn key_headers(&self) -> &'static [&'static str];
+    /// Every header the protocol sets, the key headers among them.
+    fn auth_headers(&self, key: &str) -> Vec<(&'static str, String)>;
+    /// The request body for `prompt`.
+    fn body(&self, model: &str, prompt: &str, stream: bool) -> Value;
+    /// Top-level body keys the probe sets and the user's `body` may not override.
+    fn reserved_body_keys(&self) -> &'static [&'static str];
+    /// Reads a whole (non-streaming) reply. `Err` = not the expected shape.
+    fn parse_full(&self, body: &Value) -> Result<Vec<Piece>, String>;
+    /// Reads one SSE event. `Err` = not the expected shape.
+    fn parse_event(&self, event: Option<&str>, data: &str) -> Result<Vec<Piece>, String>;
+    /// The kind of a non-2xx reply. By status, unless the protocol knows better from the body
+    /// (Gemini answers an invalid key with 400).
+    fn classify_error(&self, status: u16, _body: &[u8]) -> Kind {
+        wire::kind_of_status(status)
+    }
+    /// A correct reply carrying `answer`, whole and streamed, as this protocol's upstream
+    /// sends it: the registry's tests feed it to the parsers and to a loopback probe, so a new
+    /// protocol is covered by writing this one method.
+    #[cfg(test)]
+    fn sample_reply(&self, answer: &str) -> Sample;
+}
+
+/// A correct reply, in both shapes (see [`Protocol::sample_reply`]).
+#[cfg(test)]
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// The whole (non-streaming) reply body.
+    pub full: Value,
+    /// The stream, in order: the SSE `event:` name (when the protocol sends one) and `data:`.
+    pub events: Vec<(Option<&'static str>, String)>,
+}
+
+/// `s` cut in two near its middle (on a char boundary), for samples that stream in pieces.
+#[cfg(test)]
+pub fn halves(s: &str) -> [&str; 2] {
+    let mut mid = s.len() / 2;
+    while !s.is_char_boundary(mid) {
+        mid += 1;
+    }
+    let (a, b) = s.split_at(mid);
+    [a, b]
+}

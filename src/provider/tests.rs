@@ -1,0 +1,238 @@
+//! Tests that iterate over the registry: whatever a line of `PROVIDERS` adds is checked here
+//! for the shape of the registry, the protocol's headers and body keys, its sample reply
+//! (whole and streamed) and its error classification. `config` and `probe` have their own
+//! registry-wide tests (validation, a loopback probe).
+
+use serde_json::Value;
+
+use super::*;
+use crate::model::Kind;
+
+/// Every (provider, api) pair of the registry.
+fn entries() -> Vec<(Provider, Api)> {
+    Provider::all()
+        .flat_map(|p| p.apis().map(move |a| (p, a)))
+        .collect()
+}
+
+/// Every protocol once.
+fn protocols() -> Vec<&'static dyn Protocol> {
+    let mut out: Vec<&'static dyn Protocol> = Vec::new();
+    for (_, a) in entries() {
+        if !out.iter().any(|p| p.name() == a.protocol().name()) {
+            out.push(a.protocol());
+        }
+    }
+    out
+}
+
+#[test]
+fn the_registry_is_well_formed() {
+    let names: Vec<&str> = Provider::all().map(Provider::as_str).collect();
+    assert_eq!(
+        &names[..3],
+        ["openai", "anthropic", "gemini"],
+        "the stored names"
+    );
+    for (i, p) in Provider::all().enumerate() {
+        assert!(!names[..i].contains(&p.as_str()), "{p} is listed twice");
+        assert_eq!(Provider::from_name(p.as_str()), Some(p));
+        assert_eq!(p.to_string(), p.as_str());
+        let apis: Vec<&str> = p.apis().map(Api::as_str).collect();
+        assert!(!apis.is_empty(), "{p} offers no api");
+        assert_eq!(p.default_api().as_str(), apis[0]);
+        for (j, a) in apis.iter().enumerate() {
+            assert!(!apis[..j].contains(a), "{p} offers api {a} twice");
+            assert!(api_names().contains(a));
+        }
+        let origin = url::Url::parse(p.origin()).expect("the origin is a URL");
+        assert_eq!(origin.scheme(), "https", "{p}");
+        assert_eq!(origin.path(), "/", "{p}: an origin has no path");
+    }
+    assert_eq!(Provider::from_name("OpenAI"), None);
+    let openai = Provider::from_name("openai").expect("registered");
+    assert_eq!(openai.api("responses").map(Api::as_str), Some("responses"));
+    assert_eq!(openai.default_api().protocol().name(), "openai chat");
+    let gemini = Provider::from_name("gemini").expect("registered");
+    assert!(gemini.api("responses").is_none());
+    assert_ne!(
+        gemini.default_api(),
+        openai.default_api(),
+        "same name, other protocol"
+    );
+    assert_eq!(&api_names()[..2], ["chat", "responses"]);
+}
+
+#[test]
+fn key_headers_are_exactly_the_headers_that_carry_the_key() {
+    let key = "k-registry-test-8f3a";
+    for p in protocols() {
+        let set = p.auth_headers(key);
+        for name in p.key_headers() {
+            assert_eq!(*name, name.to_ascii_lowercase(), "{}", p.name());
+            assert!(
+                set.iter().any(|(n, v)| n == name && v.contains(key)),
+                "{}: key header {name} is not set with the key",
+                p.name()
+            );
+        }
+        for (name, value) in &set {
+            assert_eq!(*name, name.to_ascii_lowercase(), "{}", p.name());
+            if value.contains(key) {
+                assert!(
+                    p.key_headers().contains(name),
+                    "{}: header {name} carries the key but is not a key header",
+                    p.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_question_model_and_stream_keys_are_reserved() {
+    let prompt = "What is 12 + 34? Reply with only the number.";
+    let model = "some-model-7";
+    for p in protocols() {
+        for stream in [false, true] {
+            let body = p.body(model, prompt, stream);
+            let Value::Object(map) = &body else {
+                panic!("{}: the body is not an object", p.name());
+            };
+            for (k, v) in map {
+                let text = v.to_string();
+                if text.contains(prompt) || text.contains(model) || k == "stream" {
+                    assert!(
+                        p.reserved_body_keys().contains(&k.as_str()),
+                        "{}: body key {k} is set by the probe but not reserved",
+                        p.name()
+                    );
+                }
+            }
+            assert!(
+                body.to_string().contains(prompt),
+                "{}: the prompt is not sent",
+                p.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn model_names_cannot_change_a_path() {
+    for p in protocols() {
+        for stream in [false, true] {
+            let path = p.path("a/../b?key=x#y", stream);
+            assert!(path.starts_with('/'), "{}: {path}", p.name());
+            assert!(
+                !path.contains("/../") && !path.contains('#') && !path.contains("key=x"),
+                "{}: {path}",
+                p.name()
+            );
+        }
+    }
+}
+
+/// The text of `pieces`, and whether they say the reply is done; panics on errors or refusals.
+fn text_of(protocol: &str, pieces: &[Piece]) -> (String, bool) {
+    let mut text = String::new();
+    let mut done = false;
+    for piece in pieces {
+        match piece {
+            Piece::Text(t) => text.push_str(t),
+            Piece::Done => done = true,
+            other => panic!("{protocol}: unexpected {other:?} in a correct reply"),
+        }
+    }
+    (text, done)
+}
+
+#[test]
+fn sample_replies_read_as_their_answer_whole_and_streamed() {
+    for answer in ["The answer is 46.", "46", "Réponse : 46"] {
+        for p in protocols() {
+            let sample = p.sample_reply(answer);
+            let pieces = p.parse_full(&sample.full).expect("the sample parses");
+            assert_eq!(pieces.last(), Some(&Piece::Done), "{}", p.name());
+            assert_eq!(text_of(p.name(), &pieces), (answer.to_owned(), true));
+
+            assert!(sample.events.len() >= 2, "{}: a stream in pieces", p.name());
+            let mut streamed = String::new();
+            for (event, data) in &sample.events {
+                let pieces = p
+                    .parse_event(*event, data)
+                    .unwrap_or_else(|e| panic!("{}: {e}: {data}", p.name()));
+                let (text, done) = text_of(p.name(), &pieces);
+                streamed.push_str(&text);
+                if done {
+                    break;
+                }
+            }
+            assert_eq!(streamed, answer, "{}", p.name());
+        }
+    }
+}
+
+#[test]
+fn error_statuses_have_their_generic_kinds_everywhere() {
+    let table = [
+        (401, Kind::Auth),
+        (403, Kind::Auth),
+        (404, Kind::NotFound),
+        (429, Kind::RateLimited),
+        (503, Kind::Overloaded),
+        (500, Kind::ServerError),
+        (502, Kind::ServerError),
+    ];
+    let bodies: [&[u8]; 3] = [
+        b"",
+        br#"{"error":{"message":"something went wrong","type":"server_error"}}"#,
+        b"<html>oops</html>",
+    ];
+    for p in protocols() {
+        for (status, kind) in table {
+            for body in bodies {
+                assert_eq!(
+                    p.classify_error(status, body),
+                    kind,
+                    "{} {status}",
+                    p.name()
+                );
+            }
+        }
+    }
+}
+
+/// Moved from `config::validate`, which used to keep its own copy of these tables.
+#[test]
+fn protocol_keys_per_provider() {
+    let protocol = |p: &str, api: &str| {
+        Provider::from_name(p)
+            .and_then(|p| p.api(api))
+            .expect("registered")
+            .protocol()
+    };
+    let chat = protocol("openai", "chat").reserved_body_keys();
+    assert!(chat.contains(&"messages") && chat.contains(&"n"));
+    assert!(!chat.contains(&"max_tokens") && !chat.contains(&"reasoning_effort"));
+    let resp = protocol("openai", "responses").reserved_body_keys();
+    assert!(resp.contains(&"input") && !resp.contains(&"messages"));
+    assert_eq!(
+        protocol("gemini", "chat").reserved_body_keys(),
+        &["contents"]
+    );
+    assert!(
+        protocol("anthropic", "chat")
+            .reserved_body_keys()
+            .contains(&"messages")
+    );
+    assert_eq!(protocol("anthropic", "chat").key_headers(), &["x-api-key"]);
+    assert_eq!(
+        protocol("gemini", "chat").key_headers(),
+        &["x-goog-api-key"]
+    );
+    assert_eq!(
+        protocol("openai", "responses").key_headers(),
+        &["authorization"]
+    );
+}
