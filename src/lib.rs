@@ -14,7 +14,7 @@ pub mod pipeline;
 pub mod probe;
 pub mod provider;
 pub mod redact;
-pub mod report;
+pub(crate) mod report;
 pub mod runner;
 pub mod secret;
 pub mod store;

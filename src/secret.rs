@@ -242,10 +242,6 @@ impl MasterKey {
             .map_err(|_| SecretError::Decrypt)
     }
 
-    pub fn seal_str(&self, monitor: &str, purpose: &str, s: &Secret) -> Vec<u8> {
-        self.seal(monitor, purpose, s.expose().as_bytes())
-    }
-
     pub fn open_str(
         &self,
         monitor: &str,

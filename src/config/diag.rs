@@ -21,7 +21,7 @@ pub(crate) struct Sp<T> {
 }
 
 impl<T> Sp<T> {
-    pub fn new(v: T, span: Span) -> Self {
+    pub(super) fn new(v: T, span: Span) -> Self {
         Sp { v, span }
     }
 }
@@ -37,7 +37,7 @@ pub(crate) struct Diags<'a> {
 }
 
 impl<'a> Diags<'a> {
-    pub fn new(file: &'a Path, text: &'a str) -> Self {
+    pub(super) fn new(file: &'a Path, text: &'a str) -> Self {
         Diags {
             file,
             text,
@@ -47,7 +47,7 @@ impl<'a> Diags<'a> {
         }
     }
 
-    pub fn error(&mut self, span: &Span, message: impl Into<String>) {
+    pub(super) fn error(&mut self, span: &Span, message: impl Into<String>) {
         if self.poisoned.contains(&(span.start, span.end)) {
             return;
         }
@@ -56,37 +56,37 @@ impl<'a> Diags<'a> {
     }
 
     /// A problem with the file as a whole (no position).
-    pub fn file_error(&mut self, message: impl Into<String>) {
+    pub(super) fn file_error(&mut self, message: impl Into<String>) {
         let d = self.file_level(message.into());
         self.errors.push(d);
     }
 
-    pub fn warn(&mut self, span: &Span, message: impl Into<String>) {
+    pub(super) fn warn(&mut self, span: &Span, message: impl Into<String>) {
         let d = self.at(span.start, message.into());
         self.warnings.push(d);
     }
 
-    pub fn file_warn(&mut self, message: impl Into<String>) {
+    pub(super) fn file_warn(&mut self, message: impl Into<String>) {
         let d = self.file_level(message.into());
         self.warnings.push(d);
     }
 
     /// Marks a value whose interpolation failed (see `poisoned`).
-    pub fn poison(&mut self, span: &Span) {
+    pub(super) fn poison(&mut self, span: &Span) {
         self.poisoned.insert((span.start, span.end));
     }
 
-    pub fn has_errors(&self) -> bool {
+    pub(super) fn has_errors(&self) -> bool {
         !self.errors.is_empty()
     }
 
     /// 1-based line of a byte offset.
-    pub fn line_of(&self, offset: usize) -> usize {
+    pub(super) fn line_of(&self, offset: usize) -> usize {
         position(self.text, offset).0
     }
 
     /// Errors and warnings, each sorted by position with exact repeats removed.
-    pub fn finish(self) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+    pub(super) fn finish(self) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
         (sorted(self.errors), sorted(self.warnings))
     }
 

@@ -21,7 +21,7 @@ pub(crate) struct Section<'t, 'i> {
 }
 
 impl<'t, 'i> Section<'t, 'i> {
-    pub fn new(table: &'t DeTable<'i>, span: Span, ctx: impl Into<String>) -> Self {
+    pub(super) fn new(table: &'t DeTable<'i>, span: Span, ctx: impl Into<String>) -> Self {
         Section {
             table,
             span,
@@ -31,7 +31,7 @@ impl<'t, 'i> Section<'t, 'i> {
 
     /// Reports every key not in `allowed`, listing the allowed ones. `hint` may add a
     /// sentence for a known mistake.
-    pub fn check_keys(
+    pub(super) fn check_keys(
         &self,
         d: &mut Diags<'_>,
         allowed: &[&str],
@@ -53,12 +53,15 @@ impl<'t, 'i> Section<'t, 'i> {
         }
     }
 
-    pub fn raw(&self, key: &str) -> Option<(&'t Spanned<DeString<'i>>, &'t Spanned<DeValue<'i>>)> {
+    pub(super) fn raw(
+        &self,
+        key: &str,
+    ) -> Option<(&'t Spanned<DeString<'i>>, &'t Spanned<DeValue<'i>>)> {
         self.table.get_key_value(key)
     }
 
     /// `key` as this section names it in messages.
-    pub fn name(&self, key: &str) -> String {
+    pub(super) fn name(&self, key: &str) -> String {
         format!("`{key}` in {}", self.ctx)
     }
 
@@ -73,7 +76,7 @@ impl<'t, 'i> Section<'t, 'i> {
         );
     }
 
-    pub fn string(&self, d: &mut Diags<'_>, key: &str) -> Option<Sp<String>> {
+    pub(super) fn string(&self, d: &mut Diags<'_>, key: &str) -> Option<Sp<String>> {
         let (_, v) = self.raw(key)?;
         match v.get_ref() {
             DeValue::String(s) => Some(Sp::new(s.to_string(), v.span())),
@@ -84,7 +87,7 @@ impl<'t, 'i> Section<'t, 'i> {
         }
     }
 
-    pub fn boolean(&self, d: &mut Diags<'_>, key: &str) -> Option<Sp<bool>> {
+    pub(super) fn boolean(&self, d: &mut Diags<'_>, key: &str) -> Option<Sp<bool>> {
         let (_, v) = self.raw(key)?;
         match v.get_ref() {
             DeValue::Boolean(b) => Some(Sp::new(*b, v.span())),
@@ -96,7 +99,7 @@ impl<'t, 'i> Section<'t, 'i> {
     }
 
     /// An integer within `range` (inclusive bounds, shown in the message).
-    pub fn integer(
+    pub(super) fn integer(
         &self,
         d: &mut Diags<'_>,
         key: &str,
@@ -122,7 +125,7 @@ impl<'t, 'i> Section<'t, 'i> {
 
     /// A humantime duration string within `range`; `allowed` describes the range in words
     /// ("from 10s to 24h") and `example` is a valid value to show.
-    pub fn duration(
+    pub(super) fn duration(
         &self,
         d: &mut Diags<'_>,
         key: &str,
@@ -164,7 +167,7 @@ impl<'t, 'i> Section<'t, 'i> {
     }
 
     /// An array of strings; the whole array's span and each element's.
-    pub fn string_list(&self, d: &mut Diags<'_>, key: &str) -> Option<Sp<Vec<Sp<String>>>> {
+    pub(super) fn string_list(&self, d: &mut Diags<'_>, key: &str) -> Option<Sp<Vec<Sp<String>>>> {
         let (_, v) = self.raw(key)?;
         let DeValue::Array(items) = v.get_ref() else {
             self.wrong_type(d, key, v, "an array of strings");
@@ -188,7 +191,12 @@ impl<'t, 'i> Section<'t, 'i> {
     }
 
     /// A sub-table (`[x.key]`, `key = { … }` or dotted keys).
-    pub fn table(&self, d: &mut Diags<'_>, key: &str, ctx: String) -> Option<Section<'t, 'i>> {
+    pub(super) fn table(
+        &self,
+        d: &mut Diags<'_>,
+        key: &str,
+        ctx: String,
+    ) -> Option<Section<'t, 'i>> {
         let (_, v) = self.raw(key)?;
         match v.get_ref() {
             DeValue::Table(t) => Some(Section::new(t, v.span(), ctx)),

@@ -22,7 +22,7 @@ pub(crate) enum InterpError {
 }
 
 impl InterpError {
-    pub fn message(&self) -> String {
+    pub(super) fn message(&self) -> String {
         match self {
             InterpError::Unset(name) => format!(
                 "environment variable `{name}` is not set (used as ${{{name}}}); set it, or write `$$` for a literal `$`"

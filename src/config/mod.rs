@@ -31,7 +31,7 @@ mod monitor;
 mod network;
 mod schema;
 mod shared;
-pub mod validate;
+mod validate;
 
 #[cfg(test)]
 mod proptests;

@@ -11,7 +11,7 @@ use super::diag::{Diags, Sp};
 use super::fields::{Section, fmt_duration};
 use super::interp::{Env, is_var_name};
 use super::network::NetworkOverride;
-use super::shared::{DEFAULT_KEYS, Shared};
+use super::shared::{DEFAULT_KEYS, MONITOR_KEYS, Shared};
 use super::validate::{
     MAX_EXTRA_MODELS, check_label, check_model, parse_endpoint, provider_choice, providers_with_api,
 };
@@ -19,28 +19,6 @@ use crate::model::MonitorId;
 use crate::net::NetworkPolicy;
 use crate::provider::{Api, Provider};
 use crate::secret::Secret;
-
-pub(crate) const MONITOR_KEYS: &[&str] = &[
-    "id",
-    "name",
-    "provider",
-    "api",
-    "endpoint",
-    "api_key",
-    "api_key_env",
-    "model",
-    "extra_models",
-    "interval",
-    "timeout",
-    "degraded_after",
-    "group",
-    "enabled",
-    "headers",
-    "body",
-    "challenge",
-    "stream",
-    "network",
-];
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -80,7 +58,7 @@ pub(crate) fn read(
         None => format!("the [[monitor]] at line {line}"),
     };
     let s = Section::new(s.table, s.span.clone(), ctx);
-    s.check_keys(d, MONITOR_KEYS, &monitor_hint);
+    s.check_keys(d, &MONITOR_KEYS, &monitor_hint);
 
     let own = Shared::read(&s, d);
     let api_set_here = own.api.clone();
@@ -279,64 +257,8 @@ fn read_key(
             );
             (None, None)
         }
-        (Some(k), None) => {
-            // Keys never contain spaces; a stray newline from `$(cat keyfile)` is not part of it.
-            let key = k.v.trim();
-            if key.is_empty() {
-                d.error(
-                    &k.span,
-                    format!(
-                        "{} is empty; write the key, use ${{VAR}}, or use api_key_env = \"VAR\"",
-                        s.name("api_key")
-                    ),
-                );
-                (None, None)
-            } else if key.chars().any(char::is_control) {
-                d.error(
-                    &k.span,
-                    format!("{} contains control characters", s.name("api_key")),
-                );
-                (None, None)
-            } else {
-                (Some(Secret::new(key)), None)
-            }
-        }
-        (None, Some(v)) => {
-            if !is_var_name(&v.v) {
-                d.error(
-                    &v.span,
-                    format!(
-                        "{}: \"{}\" is not an environment variable name (ASCII letters, digits and `_`, e.g. \"OPENAI_API_KEY\")",
-                        s.name("api_key_env"),
-                        v.v
-                    ),
-                );
-                return (None, None);
-            }
-            match env(&v.v)
-                .map(|k| k.trim().to_owned())
-                .filter(|k| !k.is_empty())
-            {
-                Some(k) if k.chars().any(char::is_control) => {
-                    d.error(
-                        &v.span,
-                        format!("the value of ${} contains control characters", v.v),
-                    );
-                    (None, Some(v.v))
-                }
-                Some(k) => (Some(Secret::new(k)), Some(v.v)),
-                None => {
-                    d.warn(
-                        &v.span,
-                        format!(
-                            "api_key_env {} is unset; the key stored in the database will be used ({})",
-                            v.v, s.ctx
-                        ),
-                    );
-                    (None, Some(v.v))
-                }
-            }
-        }
+        (Some(k), None) => (key_from_config(s, &k, d), None),
+        (None, Some(v)) => key_from_env(s, v, env, d),
         (None, None) => {
             if s.raw("api_key").is_none() && s.raw("api_key_env").is_none() {
                 d.error(
@@ -348,6 +270,73 @@ fn read_key(
                 );
             }
             (None, None)
+        }
+    }
+}
+
+/// `api_key = "…"`: trimmed (a stray newline from `$(cat keyfile)` is not part of it), never
+/// empty or with control characters.
+fn key_from_config(s: &Section<'_, '_>, k: &Sp<String>, d: &mut Diags<'_>) -> Option<Secret> {
+    let key = k.v.trim();
+    if key.is_empty() {
+        d.error(
+            &k.span,
+            format!(
+                "{} is empty; write the key, use ${{VAR}}, or use api_key_env = \"VAR\"",
+                s.name("api_key")
+            ),
+        );
+        None
+    } else if key.chars().any(char::is_control) {
+        d.error(
+            &k.span,
+            format!("{} contains control characters", s.name("api_key")),
+        );
+        None
+    } else {
+        Some(Secret::new(key))
+    }
+}
+
+/// `api_key_env = "VAR"`: the variable's value; unset is only a warning (the stored key is used).
+fn key_from_env(
+    s: &Section<'_, '_>,
+    v: Sp<String>,
+    env: Env<'_>,
+    d: &mut Diags<'_>,
+) -> (Option<Secret>, Option<String>) {
+    if !is_var_name(&v.v) {
+        d.error(
+            &v.span,
+            format!(
+                "{}: \"{}\" is not an environment variable name (ASCII letters, digits and `_`, e.g. \"OPENAI_API_KEY\")",
+                s.name("api_key_env"),
+                v.v
+            ),
+        );
+        return (None, None);
+    }
+    match env(&v.v)
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+    {
+        Some(k) if k.chars().any(char::is_control) => {
+            d.error(
+                &v.span,
+                format!("the value of ${} contains control characters", v.v),
+            );
+            (None, Some(v.v))
+        }
+        Some(k) => (Some(Secret::new(k)), Some(v.v)),
+        None => {
+            d.warn(
+                &v.span,
+                format!(
+                    "api_key_env {} is unset; the key stored in the database will be used ({})",
+                    v.v, s.ctx
+                ),
+            );
+            (None, Some(v.v))
         }
     }
 }

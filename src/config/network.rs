@@ -35,7 +35,7 @@ pub(crate) struct NetworkOverride {
 }
 
 impl NetworkOverride {
-    pub fn read(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Self {
+    pub(super) fn read(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Self {
         s.check_keys(d, NETWORK_KEYS, &|_| None);
         let allow_cidrs = s.string_list(d, "allow_cidrs").map(|list| {
             list.v
@@ -82,7 +82,7 @@ impl NetworkOverride {
     }
 
     /// `base` with this table's keys applied.
-    pub fn apply(&self, base: &NetworkPolicy) -> NetworkPolicy {
+    pub(super) fn apply(&self, base: &NetworkPolicy) -> NetworkPolicy {
         let mut p = base.clone();
         if let Some(b) = &self.allow_http {
             p.allow_http = b.v;

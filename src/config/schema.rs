@@ -12,8 +12,8 @@ use super::fields::{Section, a_type, fmt_duration};
 use super::interp::{Env, interpolate_table};
 use super::monitor::{self, defaults_hint};
 use super::network::NetworkOverride;
-use super::shared::{DEFAULT_KEYS, Shared};
-use super::{Config, ConfigError, Loaded, RetentionConfig, RunnerConfig};
+use super::shared::{DEFAULT_KEYS, MONITOR_KEYS, Shared};
+use super::{Config, ConfigError, Loaded, MonitorConfig, RetentionConfig, RunnerConfig};
 use crate::net::NetworkPolicy;
 use crate::store::Database;
 
@@ -54,7 +54,7 @@ pub(crate) fn build(text: &str, path: &Path, env: Env<'_>) -> Result<Loaded, Con
     let top = Section::new(&root, 0..0, "the top level");
     top.check_keys(&mut d, TOP_KEYS, &|key| match key {
         "monitors" => Some("write each monitor as a [[monitor]] table".into()),
-        k if monitor::MONITOR_KEYS.contains(&k) => Some(format!(
+        k if MONITOR_KEYS.contains(&k) => Some(format!(
             "`{k}` belongs inside a [[monitor]] table (or [defaults])"
         )),
         _ => None,
@@ -75,15 +75,45 @@ pub(crate) fn build(text: &str, path: &Path, env: Env<'_>) -> Result<Loaded, Con
         });
     let defaults = match top.table(&mut d, "defaults", "[defaults]".into()) {
         Some(s) => {
-            s.check_keys(&mut d, DEFAULT_KEYS, &defaults_hint);
+            s.check_keys(&mut d, &DEFAULT_KEYS, &defaults_hint);
             Shared::read(&s, &mut d)
         }
         None => Shared::default(),
     };
 
+    let monitors = read_monitors(&root, &defaults, &network, env, &mut d);
+
+    if d.has_errors() {
+        return Err(finish_err(d));
+    }
+    let (_, warnings) = d.finish();
+    Ok(Loaded {
+        config: Config {
+            path: path.to_path_buf(),
+            database,
+            master_key_file,
+            enabled,
+            runner,
+            retention,
+            network,
+            monitors,
+        },
+        warnings,
+    })
+}
+
+/// Every `[[monitor]]`; a monitor with any problem (a duplicate id included) is left out, its
+/// problems reported.
+fn read_monitors(
+    root: &DeTable<'_>,
+    defaults: &Shared,
+    network: &NetworkPolicy,
+    env: Env<'_>,
+    d: &mut Diags<'_>,
+) -> Vec<MonitorConfig> {
     let mut monitors = Vec::new();
     let mut first_line: HashMap<String, usize> = HashMap::new();
-    let tables = monitor_tables(&root, &mut d);
+    let tables = monitor_tables(root, d);
     if tables.is_empty() && !d.has_errors() {
         d.file_warn("no [[monitor]] tables: nothing will be checked");
     }
@@ -110,30 +140,13 @@ pub(crate) fn build(text: &str, path: &Path, env: Env<'_>) -> Result<Loaded, Con
                 }
             }
         }
-        if let Some(m) = monitor::read(&s, &defaults, &network, env, &mut d)
+        if let Some(m) = monitor::read(&s, defaults, network, env, d)
             && !duplicate
         {
             monitors.push(m);
         }
     }
-
-    if d.has_errors() {
-        return Err(finish_err(d));
-    }
-    let (_, warnings) = d.finish();
-    Ok(Loaded {
-        config: Config {
-            path: path.to_path_buf(),
-            database,
-            master_key_file,
-            enabled,
-            runner,
-            retention,
-            network,
-            monitors,
-        },
-        warnings,
-    })
+    monitors
 }
 
 fn finish_err(d: Diags<'_>) -> ConfigError {

@@ -1,6 +1,7 @@
 //! The keys that `[defaults]` and `[[monitor]]` have in common, read the same way from both,
 //! and merged with the monitor's own values winning (headers and body key by key).
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use toml::Spanned;
@@ -13,20 +14,41 @@ use super::validate::{
 };
 use crate::provider::{self, Provider};
 
-/// Keys `[defaults]` accepts.
-pub(crate) const DEFAULT_KEYS: &[&str] = &[
-    "provider",
-    "api",
-    "interval",
-    "timeout",
-    "degraded_after",
-    "group",
-    "enabled",
-    "headers",
-    "body",
-    "challenge",
-    "stream",
+/// Every key of a `[[monitor]]`, in the order messages list them, and whether `[defaults]`
+/// may set it too: the one list both tables are checked against.
+const KEYS: &[(&str, bool)] = &[
+    ("id", false),
+    ("name", false),
+    ("provider", true),
+    ("api", true),
+    ("endpoint", false),
+    ("api_key", false),
+    ("api_key_env", false),
+    ("model", false),
+    ("extra_models", false),
+    ("interval", true),
+    ("timeout", true),
+    ("degraded_after", true),
+    ("group", true),
+    ("enabled", true),
+    ("headers", true),
+    ("body", true),
+    ("challenge", true),
+    ("stream", true),
+    ("network", false),
 ];
+
+/// Keys `[[monitor]]` accepts.
+pub(crate) static MONITOR_KEYS: LazyLock<Vec<&str>> =
+    LazyLock::new(|| KEYS.iter().map(|(k, _)| *k).collect());
+
+/// Keys `[defaults]` accepts.
+pub(crate) static DEFAULT_KEYS: LazyLock<Vec<&str>> = LazyLock::new(|| {
+    KEYS.iter()
+        .filter(|(_, default)| *default)
+        .map(|(k, _)| *k)
+        .collect()
+});
 
 pub(crate) const MIN_INTERVAL: Duration = Duration::from_secs(10);
 pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
@@ -67,7 +89,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn read(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Self {
+    pub(super) fn read(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Self {
         let provider = s
             .string(d, "provider")
             .and_then(|p| match Provider::from_name(&p.v) {
@@ -140,7 +162,7 @@ impl Shared {
     }
 
     /// `self` (a monitor) over `defaults`.
-    pub fn over(self, defaults: &Shared) -> Shared {
+    pub(super) fn over(self, defaults: &Shared) -> Shared {
         let mut headers = defaults.headers.clone();
         for h in self.headers {
             match headers.iter_mut().find(|x| x.name == h.name) {

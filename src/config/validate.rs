@@ -10,9 +10,9 @@ use url::Url;
 use crate::provider::{self, Provider};
 
 /// Longest model name accepted (real ones are far shorter; this stops pasted garbage).
-pub const MAX_MODEL_CHARS: usize = 256;
+pub(super) const MAX_MODEL_CHARS: usize = 256;
 /// Most extra models per monitor: each is a paid request per run.
-pub const MAX_EXTRA_MODELS: usize = 16;
+pub(super) const MAX_EXTRA_MODELS: usize = 16;
 
 /// Headers the HTTP client owns (hop-by-hop or framing); setting them would break requests.
 const MANAGED_HEADERS: &[&str] = &[
@@ -29,7 +29,7 @@ const MANAGED_HEADERS: &[&str] = &[
 
 /// Parses an endpoint and insists on a bare origin (`scheme://host[:port]`), returned with
 /// the path `/` so that `https://h` and `https://h/` compare equal.
-pub fn parse_endpoint(s: &str) -> Result<Url, String> {
+pub(super) fn parse_endpoint(s: &str) -> Result<Url, String> {
     const ALLOWED: &str =
         "use an origin such as https://api.openai.com (chanmon adds the API paths itself)";
     let url = Url::parse(s.trim()).map_err(|e| format!("\"{s}\" is not a URL ({e}); {ALLOWED}"))?;
@@ -67,7 +67,7 @@ pub fn parse_endpoint(s: &str) -> Result<Url, String> {
 }
 
 /// A model name as the provider would accept it.
-pub fn check_model(s: &str) -> Result<(), String> {
+pub(super) fn check_model(s: &str) -> Result<(), String> {
     if s.trim().is_empty() {
         return Err(
             "the model name is empty; write the provider's model id, e.g. \"gpt-4o-mini\"".into(),
@@ -89,7 +89,7 @@ pub fn check_model(s: &str) -> Result<(), String> {
 }
 
 /// A free-text label (name, group): non-empty, one line.
-pub fn check_label(s: &str, what: &str) -> Result<(), String> {
+pub(super) fn check_label(s: &str, what: &str) -> Result<(), String> {
     if s.trim().is_empty() {
         return Err(format!("{what} is empty; leave it out or write some text"));
     }
@@ -102,7 +102,7 @@ pub fn check_label(s: &str, what: &str) -> Result<(), String> {
 }
 
 /// Checks a header name and returns it in lower case.
-pub fn check_header_name(name: &str) -> Result<String, String> {
+pub(super) fn check_header_name(name: &str) -> Result<String, String> {
     // RFC 7230 token: 1*tchar.
     let is_tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     if name.is_empty() || !name.chars().all(is_tchar) {
@@ -121,7 +121,7 @@ pub fn check_header_name(name: &str) -> Result<String, String> {
 }
 
 /// A header value must stay one header: no CR, LF, NUL or other control characters.
-pub fn check_header_value(v: &str) -> Result<(), String> {
+pub(super) fn check_header_value(v: &str) -> Result<(), String> {
     if v.chars().any(|c| c.is_control() && c != '\t') {
         return Err(
             "the header value contains control characters (CR, LF, NUL…), which would split or corrupt the request"
@@ -132,7 +132,7 @@ pub fn check_header_value(v: &str) -> Result<(), String> {
 }
 
 /// Every provider, for messages: `openai, anthropic, gemini`.
-pub fn provider_list() -> String {
+pub(super) fn provider_list() -> String {
     Provider::all()
         .map(Provider::as_str)
         .collect::<Vec<_>>()
@@ -140,13 +140,13 @@ pub fn provider_list() -> String {
 }
 
 /// Every provider as a choice: `"openai", "anthropic" or "gemini"`.
-pub fn provider_choice() -> String {
+pub(super) fn provider_choice() -> String {
     quoted_choice(Provider::all())
 }
 
 /// Every `api` name, for messages; a name that not every provider offers says which do:
 /// `chat, responses (openai only)`.
-pub fn api_list() -> String {
+pub(super) fn api_list() -> String {
     let everyone = Provider::all().count();
     provider::api_names()
         .into_iter()
@@ -163,7 +163,7 @@ pub fn api_list() -> String {
 }
 
 /// The providers offering `api = "name"` as a choice: `"openai"`.
-pub fn providers_with_api(name: &str) -> String {
+pub(super) fn providers_with_api(name: &str) -> String {
     quoted_choice(offering(name))
 }
 
@@ -183,7 +183,7 @@ fn quoted_choice(items: impl Iterator<Item = Provider>) -> String {
 
 /// A CIDR (`10.0.0.0/8`, `fd00::/8`) or a bare address (`/32` or `/128`). Host bits are
 /// cleared, so `10.1.2.3/8` means `10.0.0.0/8`.
-pub fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
+pub(super) fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
     let t = s.trim();
     if let Ok(net) = t.parse::<ipnet::IpNet>() {
         return Ok(net.trunc());
@@ -197,7 +197,7 @@ pub fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
 }
 
 /// A proxy URL: `http://`, `https://` or `socks5://`, with a host and nothing after it.
-pub fn parse_proxy(s: &str) -> Result<Url, String> {
+pub(super) fn parse_proxy(s: &str) -> Result<Url, String> {
     const ALLOWED: &str =
         "write it like \"http://proxy.internal:3128\" (schemes: http, https, socks5)";
     let url = Url::parse(s.trim()).map_err(|e| format!("\"{s}\" is not a URL ({e}); {ALLOWED}"))?;

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use super::{Blocked, NetworkPolicy};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DenyRule {
+pub(crate) struct DenyRule {
     pub net: IpNet,
     pub label: &'static str,
 }
@@ -52,13 +52,14 @@ static TABLE: LazyLock<Vec<DenyRule>> = LazyLock::new(|| {
         .collect()
 });
 
-/// The rules, for documentation and tests.
-pub fn table() -> &'static [DenyRule] {
+/// The rules, for the tests.
+#[cfg(test)]
+fn table() -> &'static [DenyRule] {
     &TABLE
 }
 
 /// The IPv4 address an IPv6 address stands for, if any (mapped, compatible, NAT64).
-pub fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+pub(super) fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return Some(v4);
     }
@@ -84,7 +85,7 @@ pub fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 }
 
 /// The rule that denies `ip`, if one does.
-pub fn deny_rule(ip: IpAddr) -> Option<DenyRule> {
+pub(crate) fn deny_rule(ip: IpAddr) -> Option<DenyRule> {
     let ip = match ip {
         IpAddr::V6(v6) => match embedded_v4(v6) {
             Some(v4) => IpAddr::V4(v4),
@@ -106,7 +107,7 @@ pub fn deny_rule(ip: IpAddr) -> Option<DenyRule> {
 }
 
 /// Whether the policy lets a request reach `ip`.
-pub fn check_ip(ip: IpAddr, policy: &NetworkPolicy) -> Result<(), Blocked> {
+pub(crate) fn check_ip(ip: IpAddr, policy: &NetworkPolicy) -> Result<(), Blocked> {
     let Some(rule) = deny_rule(ip) else {
         return Ok(());
     };

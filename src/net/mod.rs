@@ -6,9 +6,9 @@
 //! never followed; environment proxies are ignored unless the config names a proxy (which is
 //! then trusted to resolve names itself).
 
-pub mod deny;
+mod deny;
 mod resolver;
-pub mod url_check;
+mod url_check;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -20,8 +20,7 @@ use url::Url;
 
 use crate::model::Kind;
 
-pub use deny::{DenyRule, check_ip, deny_rule};
-pub use url_check::check_url;
+pub(crate) use url_check::check_url;
 
 /// `[network]` settings (and per-monitor overrides of the same keys).
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -136,10 +135,6 @@ impl HttpClient {
             client,
             policy: Arc::new(policy.clone()),
         })
-    }
-
-    pub fn policy(&self) -> &NetworkPolicy {
-        &self.policy
     }
 
     /// Refuses URLs the policy does not allow (scheme, userinfo, blocked names, IP literals).

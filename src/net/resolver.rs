@@ -17,14 +17,14 @@ use super::{Blocked, NetworkPolicy};
 
 /// Where names are resolved.
 #[derive(Debug, Clone)]
-pub enum Upstream {
+pub(super) enum Upstream {
     /// /etc/resolv.conf and the hosts file.
     System,
     /// One nameserver (tests, special set-ups).
     Nameserver(SocketAddr),
 }
 
-pub struct GuardedResolver {
+pub(super) struct GuardedResolver {
     policy: NetworkPolicy,
     upstream: Upstream,
     /// Built on first use (inside the runtime), then shared by every lookup.
@@ -32,7 +32,7 @@ pub struct GuardedResolver {
 }
 
 impl GuardedResolver {
-    pub fn new(policy: NetworkPolicy, upstream: Upstream) -> Self {
+    pub(super) fn new(policy: NetworkPolicy, upstream: Upstream) -> Self {
         GuardedResolver {
             policy,
             upstream,
@@ -73,7 +73,7 @@ fn build(upstream: &Upstream) -> Result<TokioResolver, String> {
 /// A lookup failure (not a policy refusal): classified as `dns`.
 #[derive(Debug, thiserror::Error)]
 #[error("DNS lookup of {name} failed: {message}")]
-pub struct DnsError {
+pub(super) struct DnsError {
     pub name: String,
     pub message: String,
 }

@@ -9,7 +9,7 @@ use super::deny::check_ip;
 use super::{Blocked, NetworkPolicy};
 
 /// Names that resolve to the machine itself or to internal infrastructure.
-pub fn blocked_name(host: &str) -> Option<&'static str> {
+pub(super) fn blocked_name(host: &str) -> Option<&'static str> {
     let h = host.trim_end_matches('.').to_ascii_lowercase();
     if h == "localhost" || h.ends_with(".localhost") {
         Some("a loopback name")
@@ -24,7 +24,7 @@ pub fn blocked_name(host: &str) -> Option<&'static str> {
 
 /// A blocked name is allowed with `allow_private`, or (loopback names) when `allow_cidrs`
 /// includes 127.0.0.1.
-pub fn check_name(host: &str, policy: &NetworkPolicy) -> Result<(), Blocked> {
+pub(super) fn check_name(host: &str, policy: &NetworkPolicy) -> Result<(), Blocked> {
     let Some(what) = blocked_name(host) else {
         return Ok(());
     };
@@ -46,7 +46,7 @@ pub fn check_name(host: &str, policy: &NetworkPolicy) -> Result<(), Blocked> {
 }
 
 /// Scheme, userinfo, blocked names and IP literals.
-pub fn check_url(url: &Url, policy: &NetworkPolicy) -> Result<(), Blocked> {
+pub(crate) fn check_url(url: &Url, policy: &NetworkPolicy) -> Result<(), Blocked> {
     match url.scheme() {
         "https" => {}
         "http" if policy.allow_http => {}

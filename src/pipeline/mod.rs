@@ -14,4 +14,4 @@ pub mod bus;
 pub mod tracker;
 mod writer;
 
-pub use writer::{SyncError, Writer, WriterHandle};
+pub(crate) use writer::{Writer, WriterHandle};

@@ -36,13 +36,13 @@ enum Msg {
 
 /// The writer thread. Dropping every handle and calling [`Writer::finish`] flushes what is
 /// queued and stops the thread.
-pub struct Writer {
+pub(crate) struct Writer {
     tx: mpsc::UnboundedSender<Msg>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 #[derive(Clone)]
-pub struct WriterHandle {
+pub(crate) struct WriterHandle {
     tx: mpsc::UnboundedSender<Msg>,
 }
 
@@ -59,7 +59,7 @@ struct State {
 }
 
 impl Writer {
-    pub fn start(
+    pub(crate) fn start(
         store: Box<dyn Storage>,
         key: MasterKey,
         metrics: Arc<Metrics>,
@@ -83,14 +83,14 @@ impl Writer {
         })
     }
 
-    pub fn handle(&self) -> WriterHandle {
+    pub(crate) fn handle(&self) -> WriterHandle {
         WriterHandle {
             tx: self.tx.clone(),
         }
     }
 
     /// Writes everything queued so far, then stops. Blocks: call from a blocking context.
-    pub fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         let (tx, _) = mpsc::unbounded_channel();
         drop(std::mem::replace(&mut self.tx, tx));
         if let Some(t) = self.thread.take()
@@ -102,14 +102,17 @@ impl Writer {
 }
 
 impl WriterHandle {
-    pub fn write(&self, results: Vec<CheckResult>) {
+    pub(crate) fn write(&self, results: Vec<CheckResult>) {
         if !results.is_empty() && self.tx.send(Msg::Results(results)).is_err() {
             tracing::error!("results arrived after the writer stopped; they are lost");
         }
     }
 
     /// Re-syncs monitor definitions through the writer (config reload).
-    pub async fn sync(&self, monitors: Vec<MonitorConfig>) -> Result<Vec<Monitor>, SyncError> {
+    pub(crate) async fn sync(
+        &self,
+        monitors: Vec<MonitorConfig>,
+    ) -> Result<Vec<Monitor>, SyncError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Msg::Sync(monitors, tx))
@@ -121,7 +124,7 @@ impl WriterHandle {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum SyncError {
+pub(crate) enum SyncError {
     #[error("the database writer has stopped")]
     Stopped,
     #[error(transparent)]

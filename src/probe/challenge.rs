@@ -8,24 +8,24 @@
 //! appear in the prompt, so an echo of the prompt fails.
 
 /// Longest reply (in characters, trimmed) that still counts as a short answer.
-pub const MAX_REPLY_CHARS: usize = 200;
+pub(super) const MAX_REPLY_CHARS: usize = 200;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Challenge {
+pub(super) struct Challenge {
     pub prompt: String,
     /// `None` when the monitor has `challenge = false`: any non-empty text passes.
     pub answer: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Check {
+pub(super) enum Check {
     Pass,
     Empty,
     Mismatch(String),
 }
 
 impl Challenge {
-    pub fn new(rng: &mut fastrand::Rng, verify: bool) -> Challenge {
+    pub(super) fn new(rng: &mut fastrand::Rng, verify: bool) -> Challenge {
         if !verify {
             return Challenge {
                 prompt: "Reply with one short word.".to_owned(),
@@ -47,7 +47,7 @@ impl Challenge {
     }
 
     /// Judges the visible reply text.
-    pub fn check(&self, reply: &str) -> Check {
+    pub(super) fn check(&self, reply: &str) -> Check {
         let text = reply.trim();
         if text.is_empty() {
             return Check::Empty;

@@ -10,8 +10,8 @@
 //! (reasoning and thinking deltas do not count; only streams have it), `latency_ms` to the end
 //! of the reply. `ping_ms` is a HEAD to the origin, concurrent, with its own short timeout.
 
-pub mod challenge;
-pub mod sse;
+mod challenge;
+mod sse;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

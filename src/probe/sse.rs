@@ -3,13 +3,13 @@
 //! dispatches, `:` starts a comment. Bytes may split anywhere, including inside UTF-8.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
+pub(super) struct Event {
     pub event: Option<String>,
     pub data: String,
 }
 
 #[derive(Debug, Default)]
-pub struct Parser {
+pub(super) struct Parser {
     buf: Vec<u8>,
     event: Option<String>,
     data: Option<String>,
@@ -18,7 +18,7 @@ pub struct Parser {
 }
 
 impl Parser {
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<Event> {
+    pub(super) fn push(&mut self, chunk: &[u8]) -> Vec<Event> {
         let mut out = Vec::new();
         let mut bytes = chunk;
         if self.skip_lf && bytes.first() == Some(&b'\n') {
@@ -54,7 +54,7 @@ impl Parser {
     }
 
     /// End of stream: a final event without its blank line still counts.
-    pub fn finish(&mut self) -> Vec<Event> {
+    pub(super) fn finish(&mut self) -> Vec<Event> {
         let mut out = Vec::new();
         if !self.buf.is_empty() {
             let line = String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned();

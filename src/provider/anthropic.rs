@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::protocol::{Piece, Protocol};
 use super::wire::{error_in, event_type, parse_json};
 
-pub struct Anthropic;
+pub(super) struct Anthropic;
 
 impl Protocol for Anthropic {
     fn name(&self) -> &'static str {

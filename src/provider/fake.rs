@@ -14,7 +14,7 @@ use super::protocol::{Piece, Protocol, Sample, halves};
 use super::wire::{kind_of_status, parse_json, percent_encode};
 use crate::model::Kind;
 
-pub struct Fake;
+pub(super) struct Fake;
 
 impl Fake {
     fn pieces(v: &Value) -> Result<Vec<Piece>, String> {

@@ -13,7 +13,7 @@ use super::protocol::{Piece, Protocol};
 use super::wire::{error_in, kind_of_status, parse_json, percent_encode};
 use crate::model::Kind;
 
-pub struct Gemini;
+pub(super) struct Gemini;
 
 const REFUSAL_FINISH: &[&str] = &[
     "SAFETY",
@@ -30,6 +30,19 @@ const BAD_KEY_MARKERS: &[&str] = &[
     "API key not valid",
     "API_KEY_SERVICE_BLOCKED",
 ];
+
+/// Google answers a bad key with 400 and a marker in the body, natively and on its
+/// OpenAI-compatible endpoint (which speaks the openai chat protocol, so that one asks here too).
+pub(super) fn classify_google_error(status: u16, body: &[u8]) -> Kind {
+    let kind = kind_of_status(status);
+    if kind == Kind::ClientError {
+        let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+        if BAD_KEY_MARKERS.iter().any(|m| text.contains(m)) {
+            return Kind::Auth;
+        }
+    }
+    kind
+}
 
 impl Gemini {
     fn pieces(&self, v: &Value) -> Vec<Piece> {
@@ -132,14 +145,7 @@ impl Protocol for Gemini {
     }
 
     fn classify_error(&self, status: u16, body: &[u8]) -> Kind {
-        let kind = kind_of_status(status);
-        if kind == Kind::ClientError {
-            let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
-            if BAD_KEY_MARKERS.iter().any(|m| text.contains(m)) {
-                return Kind::Auth;
-            }
-        }
-        kind
+        classify_google_error(status, body)
     }
 
     #[cfg(test)]

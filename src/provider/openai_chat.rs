@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 
 use super::protocol::{Piece, Protocol};
 use super::wire::{error_in, is_reasoning_model, parse_json, text_of};
+use crate::model::Kind;
 
-pub struct OpenAiChat;
+pub(super) struct OpenAiChat;
 
 impl Protocol for OpenAiChat {
     fn name(&self) -> &'static str {
@@ -46,6 +47,12 @@ impl Protocol for OpenAiChat {
             b["stream_options"] = json!({"include_usage": true});
         }
         b
+    }
+
+    /// Google's OpenAI-compatible endpoint (and relays in front of it) says "bad key" as
+    /// Gemini does: a 400 with a marker.
+    fn classify_error(&self, status: u16, body: &[u8]) -> Kind {
+        super::gemini::classify_google_error(status, body)
     }
 
     fn reserved_body_keys(&self) -> &'static [&'static str] {
@@ -133,6 +140,17 @@ impl Protocol for OpenAiChat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn googles_bad_key_reply_is_an_auth_error_on_its_openai_endpoint() {
+        let body = br#"[{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}]"#;
+        assert_eq!(OpenAiChat.classify_error(400, body), Kind::Auth);
+        assert_eq!(
+            OpenAiChat.classify_error(400, br#"{"error":{"message":"bad field"}}"#),
+            Kind::ClientError
+        );
+        assert_eq!(OpenAiChat.classify_error(429, body), Kind::RateLimited);
+    }
 
     #[test]
     fn reads_streams_skipping_reasoning() {

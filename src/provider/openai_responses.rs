@@ -11,7 +11,7 @@ use super::protocol::{Piece, Protocol};
 use super::wire::{error_in, event_type, is_reasoning_model, parse_json};
 use crate::model::Kind;
 
-pub struct OpenAiResponses;
+pub(super) struct OpenAiResponses;
 
 impl Protocol for OpenAiResponses {
     fn name(&self) -> &'static str {

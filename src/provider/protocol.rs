@@ -66,7 +66,7 @@ pub struct Sample {
 
 /// `s` cut in two near its middle (on a char boundary), for samples that stream in pieces.
 #[cfg(test)]
-pub fn halves(s: &str) -> [&str; 2] {
+pub(super) fn halves(s: &str) -> [&str; 2] {
     let mut mid = s.len() / 2;
     while !s.is_char_boundary(mid) {
         mid += 1;

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::model::Kind;
 
 /// The kind of a non-2xx HTTP status (3xx is handled before: redirects are never followed).
-pub fn kind_of_status(status: u16) -> Kind {
+pub(crate) fn kind_of_status(status: u16) -> Kind {
     match status {
         401 | 403 => Kind::Auth,
         404 => Kind::NotFound,
@@ -22,7 +22,7 @@ pub fn kind_of_status(status: u16) -> Kind {
 
 /// The upstream's own words from an error body: the `error` object's type and message when
 /// the body is one of the providers' JSON shapes, else the start of the body.
-pub fn error_message(status: u16, body: &[u8]) -> String {
+pub(crate) fn error_message(status: u16, body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let detail = match serde_json::from_slice::<Value>(body) {
         Ok(v) => match error_in(&v) {
@@ -44,7 +44,7 @@ pub fn error_message(status: u16, body: &[u8]) -> String {
 
 /// Reasoning models spend output tokens thinking before the visible answer: they get room
 /// for it (and a low effort where the API takes one); other models get a tiny cap.
-pub fn is_reasoning_model(model: &str) -> bool {
+pub(crate) fn is_reasoning_model(model: &str) -> bool {
     let m = model
         .rsplit('/')
         .next()
@@ -60,7 +60,7 @@ pub fn is_reasoning_model(model: &str) -> bool {
 }
 
 /// A kind for an upstream error type or status name found in a body.
-pub fn kind_of_error_type(t: &str) -> Kind {
+pub(crate) fn kind_of_error_type(t: &str) -> Kind {
     let t = t.to_ascii_lowercase();
     if t.contains("overloaded") || t == "unavailable" {
         Kind::Overloaded
@@ -78,7 +78,7 @@ pub fn kind_of_error_type(t: &str) -> Kind {
 }
 
 /// The `error` object of an error body in any of the providers' shapes, as (kind, message).
-pub fn error_in(body: &Value) -> Option<(Kind, String)> {
+pub(crate) fn error_in(body: &Value) -> Option<(Kind, String)> {
     let e = body.get("error")?;
     if let Some(s) = e.as_str() {
         return Some((Kind::ServerError, s.to_owned()));
@@ -108,7 +108,7 @@ pub fn error_in(body: &Value) -> Option<(Kind, String)> {
 }
 
 /// Text of a JSON string field, or of an array of `{type: text, text}` parts.
-pub fn text_of(v: &Value) -> Option<String> {
+pub(crate) fn text_of(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Array(parts) => Some(
@@ -127,21 +127,21 @@ pub fn text_of(v: &Value) -> Option<String> {
 }
 
 /// An event's type: the JSON `type` field, else the SSE `event:` name.
-pub fn event_type<'a>(v: &'a Value, event: Option<&'a str>) -> &'a str {
+pub(crate) fn event_type<'a>(v: &'a Value, event: Option<&'a str>) -> &'a str {
     v.get("type")
         .and_then(Value::as_str)
         .or(event)
         .unwrap_or("")
 }
 
-pub fn parse_json(data: &str) -> Result<Value, String> {
+pub(crate) fn parse_json(data: &str) -> Result<Value, String> {
     serde_json::from_str(data).map_err(|e| format!("invalid JSON in the reply ({e})"))
 }
 
 /// `%XX` for every byte that is not an RFC 3986 unreserved character: safe as one URL path
 /// segment or query value whatever the input (the redactor also uses it, to find keys that a
 /// client encoded this way).
-pub fn percent_encode(s: &str) -> String {
+pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

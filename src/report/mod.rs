@@ -14,7 +14,7 @@ use crate::store::{StatusRow, WindowStats};
 use table::Table;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Table,
     Json,
     Csv,
@@ -51,7 +51,7 @@ fn cut(s: &str, max: usize) -> String {
 }
 
 /// Check results (history, `check`).
-pub fn render_results(rows: &[CheckResult], format: Format, color: bool) -> String {
+pub(crate) fn render_results(rows: &[CheckResult], format: Format, color: bool) -> String {
     match format {
         Format::Json => serde_json::to_string_pretty(rows).unwrap_or_else(|_| "[]".into()) + "\n",
         Format::Csv => {
@@ -207,7 +207,7 @@ fn letters(results: &[CheckResult]) -> String {
 }
 
 /// `chanmon status`. `timelines` (same order as `rows`) are given for a single monitor.
-pub fn render_status(
+pub(crate) fn render_status(
     rows: &[StatusRow],
     timelines: Option<&[Vec<CheckResult>]>,
     format: Format,

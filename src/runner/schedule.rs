@@ -11,7 +11,7 @@ use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 /// What the schedule needs to know about a monitor.
-pub trait Scheduled {
+pub(super) trait Scheduled {
     type Id: Clone + Eq + Hash + Ord;
     fn id(&self) -> &Self::Id;
     fn interval(&self) -> Duration;
@@ -27,13 +27,13 @@ struct Entry<T> {
 }
 
 /// A run that is due now.
-pub struct Due<T> {
+pub(super) struct Due<T> {
     pub target: T,
     /// When it was due (for the start-lag metric).
     pub due: Instant,
 }
 
-pub struct Schedule<T: Scheduled> {
+pub(super) struct Schedule<T: Scheduled> {
     entries: HashMap<T::Id, Entry<T>>,
     tick: Duration,
     jitter: Duration,
@@ -44,7 +44,7 @@ pub struct Schedule<T: Scheduled> {
 }
 
 impl<T: Scheduled + Clone> Schedule<T> {
-    pub fn new(tick: Duration, jitter: Duration) -> Self {
+    pub(super) fn new(tick: Duration, jitter: Duration) -> Self {
         Schedule {
             entries: HashMap::new(),
             tick,
@@ -67,14 +67,14 @@ impl<T: Scheduled + Clone> Schedule<T> {
         self.entries.len()
     }
 
-    pub fn in_flight(&self) -> usize {
+    pub(super) fn in_flight(&self) -> usize {
         self.in_flight
     }
 
     /// Replaces the set of monitors (start-up and reload). Kept monitors keep their place,
     /// pulled earlier if their interval shrank; new ones are spread over the coming ticks;
     /// removed ones are forgotten (a completion for them is ignored).
-    pub fn set_targets(&mut self, targets: Vec<T>, now: Instant) {
+    pub(super) fn set_targets(&mut self, targets: Vec<T>, now: Instant) {
         let mut old = std::mem::take(&mut self.entries);
         let mut fresh: Vec<T> = Vec::new();
         for t in targets {
@@ -112,7 +112,7 @@ impl<T: Scheduled + Clone> Schedule<T> {
 
     /// Monitors due at `now`, earliest first, each marked in flight and advanced to its next
     /// run.
-    pub fn take_due(&mut self, now: Instant) -> Vec<Due<T>> {
+    pub(super) fn take_due(&mut self, now: Instant) -> Vec<Due<T>> {
         let mut due = Vec::new();
         for e in self.entries.values_mut() {
             if e.in_flight || e.due > now {
@@ -144,7 +144,7 @@ impl<T: Scheduled + Clone> Schedule<T> {
     }
 
     /// The run finished, or its job was dropped: the monitor may be due again.
-    pub fn release(&mut self, id: &T::Id) {
+    pub(super) fn release(&mut self, id: &T::Id) {
         if let Some(e) = self.entries.get_mut(id)
             && e.in_flight
         {

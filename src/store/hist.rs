@@ -22,7 +22,7 @@ impl Default for Histogram {
     }
 }
 
-pub fn bucket_of(ms: u32) -> u8 {
+pub(super) fn bucket_of(ms: u32) -> u8 {
     if ms == 0 {
         return 0;
     }
@@ -89,7 +89,7 @@ impl Histogram {
 
 /// Sparse (u8 key, u32 LE count) pairs of the non-zero entries of `counts`: used for
 /// histograms and for per-kind counts.
-pub fn encode_pairs(counts: &[u64]) -> Vec<u8> {
+pub(super) fn encode_pairs(counts: &[u64]) -> Vec<u8> {
     let mut out = Vec::new();
     for (k, c) in counts.iter().enumerate().take(256) {
         if *c > 0 {
@@ -101,7 +101,7 @@ pub fn encode_pairs(counts: &[u64]) -> Vec<u8> {
 }
 
 /// Adds encoded pairs into `counts`; keys beyond its length are ignored.
-pub fn add_pairs(counts: &mut [u64], bytes: &[u8]) {
+pub(super) fn add_pairs(counts: &mut [u64], bytes: &[u8]) {
     for chunk in bytes.chunks_exact(5) {
         let c = u32::from_le_bytes([chunk[1], chunk[2], chunk[3], chunk[4]]);
         if let Some(slot) = counts.get_mut(chunk[0] as usize) {

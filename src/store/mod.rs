@@ -26,9 +26,8 @@ use std::time::Duration;
 use crate::model::{CheckResult, MonitorId, Status, Timestamp};
 use crate::pipeline::tracker::{SeriesState, StatusChange};
 
-pub use hist::Histogram;
 pub use sqlite::SCHEMA_VERSION;
-pub use window::{Rollup, WindowStats};
+pub use window::WindowStats;
 
 /// One rollup bucket: an hour, UTC.
 pub const BUCKET_MS: i64 = 3_600_000;

@@ -106,7 +106,7 @@ impl WindowStats {
 
 /// One part of a window, to be fetched by a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
+pub(super) enum Part {
     /// Raw rows with `from <= started_at < to` (milliseconds).
     Raw { from: i64, to: i64 },
     /// Rollup buckets `lo <= bucket < hi` (hour numbers).
@@ -115,7 +115,7 @@ pub enum Part {
 
 /// The parts that make up [from, to): full hours from rollups, partial hours from raw rows
 /// when all of them still exist (`from >= raw_from`), else that hour's whole rollup.
-pub fn plan(from: i64, to: i64, raw_from: i64) -> Vec<Part> {
+pub(super) fn plan(from: i64, to: i64, raw_from: i64) -> Vec<Part> {
     let mut parts = Vec::with_capacity(3);
     if from >= to {
         return parts;

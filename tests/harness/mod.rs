@@ -6,41 +6,42 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const MASTER_KEY: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+pub(crate) const MASTER_KEY: &str =
+    "0101010101010101010101010101010101010101010101010101010101010101";
 
-pub fn bin() -> PathBuf {
+pub(crate) fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_chanmon"))
 }
 
 /// A scratch directory holding `monitors.toml` (and the database beside it).
-pub struct Env {
+pub(crate) struct Env {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
 }
 
 impl Env {
-    pub fn new(config: &str) -> Env {
+    pub(crate) fn new(config: &str) -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("monitors.toml");
         std::fs::write(&path, config).expect("write config");
         Env { dir, config: path }
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    pub fn db(&self) -> PathBuf {
+    pub(crate) fn db(&self) -> PathBuf {
         self.path("chanmon.db")
     }
 
-    pub fn write_config(&self, config: &str) {
+    pub(crate) fn write_config(&self, config: &str) {
         std::fs::write(&self.config, config).expect("write config");
     }
 
     /// `chanmon --config <config> <args>` with a fixed master key, a clean environment
     /// (no proxies, no RUST_LOG) and colours off.
-    pub fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
         c.arg("--config").arg(&self.config).args(args);
         c.current_dir(self.dir.path());
@@ -62,12 +63,12 @@ impl Env {
         c
     }
 
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("run chanmon")
     }
 
     /// Starts `chanmon run` with stderr captured to `daemon.log` in the temp dir.
-    pub fn spawn_daemon(&self, extra_env: &[(&str, &str)]) -> Daemon {
+    pub(crate) fn spawn_daemon(&self, extra_env: &[(&str, &str)]) -> Daemon {
         let log = self.path(&format!("daemon-{}.log", fastrand_suffix()));
         let file = std::fs::File::create(&log).expect("log file");
         let mut c = self.command(&["run"]);
@@ -84,7 +85,7 @@ impl Env {
     }
 
     /// History rows (newest first) as JSON objects.
-    pub fn history(&self, extra: &[&str]) -> Vec<serde_json::Value> {
+    pub(crate) fn history(&self, extra: &[&str]) -> Vec<serde_json::Value> {
         if !self.db().exists() {
             // The daemon has not created it yet: nothing recorded so far.
             return Vec::new();
@@ -108,7 +109,7 @@ impl Env {
         serde_json::from_slice(&out.stdout).expect("history json")
     }
 
-    pub fn history_for(&self, id: &str) -> Vec<serde_json::Value> {
+    pub(crate) fn history_for(&self, id: &str) -> Vec<serde_json::Value> {
         self.history(&[id])
     }
 }
@@ -119,17 +120,17 @@ fn fastrand_suffix() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
-pub struct Daemon {
+pub(crate) struct Daemon {
     pub child: Child,
     pub log: PathBuf,
 }
 
 impl Daemon {
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let st = Command::new("kill")
             .arg(format!("-{sig}"))
             .arg(self.pid().to_string())
@@ -140,7 +141,7 @@ impl Daemon {
 
     /// A counter from the daemon's final `daemon stopped` line, where every counter is a
     /// structured `name=value` field.
-    pub fn final_counter(&self, name: &str) -> Option<u64> {
+    pub(crate) fn final_counter(&self, name: &str) -> Option<u64> {
         let log = self.log();
         let line = log.lines().rev().find(|l| l.contains("daemon stopped"))?;
         let key = format!("{name}=");
@@ -149,12 +150,12 @@ impl Daemon {
             .and_then(|v| v.parse().ok())
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Waits for exit; panics (after killing it) if it does not exit in `within`.
-    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + within;
         loop {
             if let Some(st) = self.child.try_wait().expect("try_wait") {
@@ -171,7 +172,7 @@ impl Daemon {
         }
     }
 
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()
     }
 }
@@ -184,7 +185,7 @@ impl Drop for Daemon {
 }
 
 /// Polls `cond` every 100 ms until it holds; panics with `what` after `within`.
-pub fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
@@ -193,7 +194,7 @@ pub fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) 
 }
 
 /// A `[[monitor]]` table pointing at a loopback mock.
-pub fn monitor(
+pub(crate) fn monitor(
     id: &str,
     provider: &str,
     origin: &str,
@@ -216,24 +217,24 @@ pub fn monitor(
 }
 
 /// The preamble every test config shares: loopback allowed explicitly.
-pub fn preamble(runner: &str) -> String {
+pub(crate) fn preamble(runner: &str) -> String {
     format!("[network]\nallow_http = true\nallow_cidrs = [\"127.0.0.0/8\"]\n\n[runner]\n{runner}\n")
 }
 
-pub fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-pub fn field<'a>(row: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+pub(crate) fn field<'a>(row: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     &row[name]
 }
 
-pub fn s<'a>(row: &'a serde_json::Value, name: &str) -> &'a str {
+pub(crate) fn s<'a>(row: &'a serde_json::Value, name: &str) -> &'a str {
     row[name].as_str().unwrap_or("")
 }
 
 /// Bytes of the database and its WAL, for "the key is not in the file" checks.
-pub fn db_bytes(db: &Path) -> Vec<u8> {
+pub(crate) fn db_bytes(db: &Path) -> Vec<u8> {
     let mut all = std::fs::read(db).unwrap_or_default();
     let mut wal = db.as_os_str().to_owned();
     wal.push("-wal");
@@ -241,12 +242,12 @@ pub fn db_bytes(db: &Path) -> Vec<u8> {
     all
 }
 
-pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// `started_at` of a history row in epoch ms (JSON number or RFC 3339 string).
-pub fn started_ms(row: &serde_json::Value) -> i64 {
+pub(crate) fn started_ms(row: &serde_json::Value) -> i64 {
     let v = &row["started_at"];
     v.as_i64()
         .or_else(|| {

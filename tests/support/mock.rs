@@ -51,15 +51,15 @@ const MAX_REQUEST_BODY: usize = 4 * 1024 * 1024;
 /// Size of the `huge` reply: larger than any sane response cap.
 const HUGE_REPLY_BYTES: usize = 5 * 1024 * 1024;
 /// Where the `redirect` model points: the cloud metadata address an SSRF would aim for.
-pub const REDIRECT_TARGET: &str = "http://169.254.169.254/latest/meta-data/";
+pub(crate) const REDIRECT_TARGET: &str = "http://169.254.169.254/latest/meta-data/";
 /// What the `canned` model answers whatever the question.
-pub const CANNED_REPLY: &str = "Hello! How can I help you today?";
+pub(crate) const CANNED_REPLY: &str = "Hello! How can I help you today?";
 /// The visible text of the `refuse` / `safety` models where the protocol carries text.
-pub const REFUSAL_TEXT: &str = "I'm sorry, but I can't help with that request.";
+pub(crate) const REFUSAL_TEXT: &str = "I'm sorry, but I can't help with that request.";
 
 /// How to start a [`MockUpstream`].
 #[derive(Debug, Clone)]
-pub struct MockOptions {
+pub(crate) struct MockOptions {
     /// The only API key the mock accepts (every provider).
     pub key: String,
     /// Loopback port to bind; 0 picks a free one.
@@ -77,7 +77,7 @@ impl Default for MockOptions {
 
 /// One request as the mock received it, before any validation.
 #[derive(Debug, Clone)]
-pub struct RecordedRequest {
+pub(crate) struct RecordedRequest {
     pub method: String,
     /// The raw (still percent-encoded) path.
     pub path: String,
@@ -96,7 +96,7 @@ pub struct RecordedRequest {
 
 impl RecordedRequest {
     /// The first value of header `name` (any case).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -104,7 +104,7 @@ impl RecordedRequest {
     }
 
     /// Whether the body asked for a streamed reply (`"stream": true`), or the path did (Gemini).
-    pub fn wants_stream(&self) -> bool {
+    pub(crate) fn wants_stream(&self) -> bool {
         self.path.ends_with(":streamGenerateContent")
             || self
                 .body
@@ -116,7 +116,7 @@ impl RecordedRequest {
 }
 
 /// A running mock upstream; dropping it stops the server and every open stream.
-pub struct MockUpstream {
+pub(crate) struct MockUpstream {
     addr: SocketAddr,
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
@@ -125,13 +125,13 @@ pub struct MockUpstream {
 
 impl MockUpstream {
     /// Key `test-key`, a free loopback port.
-    pub fn start() -> MockUpstream {
+    pub(crate) fn start() -> MockUpstream {
         MockUpstream::start_with(MockOptions::default())
     }
 
     /// Panics when the port cannot be bound: this is test support, and a test cannot go on
     /// without its upstream.
-    pub fn start_with(opts: MockOptions) -> MockUpstream {
+    pub(crate) fn start_with(opts: MockOptions) -> MockUpstream {
         let shared = Arc::new(Shared {
             key: opts.key,
             log: Mutex::new(Vec::new()),
@@ -159,25 +159,25 @@ impl MockUpstream {
     }
 
     /// `http://127.0.0.1:PORT`, no trailing slash.
-    pub fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    pub fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         &self.shared.key
     }
 
     /// Every request so far, in arrival order.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
+    pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.log().clone()
     }
 
     /// The requests that named `model`.
-    pub fn requests_for(&self, model: &str) -> Vec<RecordedRequest> {
+    pub(crate) fn requests_for(&self, model: &str) -> Vec<RecordedRequest> {
         self.shared
             .log()
             .iter()
@@ -189,29 +189,29 @@ impl MockUpstream {
     /// The highest number of requests for `model` that were in flight at once, counted from
     /// arrival to the end of the response body (a stalled stream stays in flight until the
     /// client hangs up).
-    pub fn max_in_flight(&self, model: &str) -> usize {
+    pub(crate) fn max_in_flight(&self, model: &str) -> usize {
         self.shared.flights().get(model).map_or(0, |f| f.max)
     }
 
     /// How many requests for `model` are in flight right now.
-    pub fn in_flight(&self, model: &str) -> usize {
+    pub(crate) fn in_flight(&self, model: &str) -> usize {
         self.shared.flights().get(model).map_or(0, |f| f.now)
     }
 
     /// The highest number of model requests, whatever the model, that were in flight at once:
     /// POSTs to a provider path, counted from arrival to the end of the response body (or the
     /// client hanging up), whatever the answer. Pings (`HEAD /`) and unknown paths do not count.
-    pub fn max_posts_in_flight(&self) -> usize {
+    pub(crate) fn max_posts_in_flight(&self) -> usize {
         self.shared.posts().max
     }
 
     /// How many model requests (see [`MockUpstream::max_posts_in_flight`]) are in flight now.
-    pub fn posts_in_flight(&self) -> usize {
+    pub(crate) fn posts_in_flight(&self) -> usize {
         self.shared.posts().now
     }
 
     /// Forgets recorded requests and concurrency peaks (requests still in flight stay counted).
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.shared.log().clear();
         for flight in self.shared.flights().values_mut() {
             flight.max = flight.now;
@@ -449,7 +449,7 @@ fn query_has_key(query: Option<&str>) -> bool {
 /// The reply a model name asks for (the model name is the variant in kebab-case, e.g.
 /// `thinking-only`). Anything unrecognised answers correctly.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Behaviour {
+pub(crate) enum Behaviour {
     /// "The answer is N." (or "OK" when the prompt holds no `A + B`).
     Correct,
     /// `delay-T-L`: first content token at T ms after arrival, reply complete at L ms; a
@@ -490,7 +490,7 @@ pub enum Behaviour {
 }
 
 impl Behaviour {
-    pub fn from_model(model: &str) -> Behaviour {
+    pub(crate) fn from_model(model: &str) -> Behaviour {
         match model {
             "wrong" => Behaviour::Wrong,
             "echo" => Behaviour::Echo,
@@ -532,7 +532,7 @@ static SUM: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(-?\d+)\s*\+\s*(-?\d+)").expect("literal regex"));
 
 /// The challenge contract: the prompt holds one `A + B`; the answer is the sum.
-pub fn challenge_answer(prompt: &str) -> Option<i128> {
+pub(crate) fn challenge_answer(prompt: &str) -> Option<i128> {
     let caps = SUM.captures(prompt)?;
     let a: i128 = caps[1].parse().ok()?;
     let b: i128 = caps[2].parse().ok()?;

@@ -6,6 +6,6 @@
 // Every test crate compiles this module but uses only part of it.
 #![allow(dead_code, unused_imports)]
 
-pub mod mock;
+pub(crate) mod mock;
 
-pub use mock::{Behaviour, MockOptions, MockUpstream, RecordedRequest, challenge_answer};
+pub(crate) use mock::{Behaviour, MockOptions, MockUpstream, RecordedRequest, challenge_answer};

@@ -117,7 +117,7 @@ fn open_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
 }
 
 /// Opens and migrates. `create` allows a missing file to be created.
-pub fn open(path: &Path, create: bool) -> Result<Connection, StoreError> {
+pub(super) fn open(path: &Path, create: bool) -> Result<Connection, StoreError> {
     if !create && !path.exists() {
         return Err(StoreError::Missing {
             path: path.display().to_string(),
