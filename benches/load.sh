@@ -44,7 +44,7 @@ import csv, re, sys
 out, secs, cpu = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 log = open(f"{out}/daemon.log").read()
 line = [l for l in log.splitlines() if "daemon stopped" in l][-1]
-m = dict((k, int(v)) for k, v in re.findall(r"(\w+): (\d+)", line))
+m = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", line))
 rows = list(csv.DictReader(open(f"{out}/samples.csv")))
 rss = [int(r["rss_kib"]) for r in rows]
 started = m["checks_started"]

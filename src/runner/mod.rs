@@ -446,15 +446,14 @@ async fn worker(ctx: Arc<WorkerCtx>) {
 
 async fn run_job(ctx: &WorkerCtx, job: Job) {
     let id = job.target.monitor.config.id.clone();
-    let lag = Instant::now().saturating_duration_since(job.due);
-    let probe = ctx.prober.probe(job.target, WhenBusy::Skip);
-    let outcome = tokio::select! {
-        o = probe => o,
-        _ = ctx.abandon.cancelled() => return,
-    };
-    match outcome {
-        Ok(Some(results)) => {
+    match ctx.prober.lock(&id, WhenBusy::Skip).await {
+        Ok(Some(guard)) => {
+            let lag = Instant::now().saturating_duration_since(job.due);
             ctx.metrics.started(lag <= ctx.tick);
+            let results = tokio::select! {
+                r = ctx.prober.probe_held(job.target, guard) => r,
+                _ = ctx.abandon.cancelled() => return,
+            };
             for r in &results {
                 ctx.metrics.finished(r);
                 tracing::debug!(

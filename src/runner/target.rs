@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::config::{KeyState, Monitor};
-use crate::model::{CheckResult, Kind, Timestamp};
+use crate::model::{CheckResult, Kind, MonitorId, Timestamp};
 use crate::net::{HttpClient, NetError, NetworkPolicy};
 use crate::probe;
 use crate::redact::Redactor;
-use crate::store::{ProbeLocks, StoreError};
+use crate::store::{ProbeGuard, ProbeLocks, StoreError};
 
 /// A monitor prepared for probing: its HTTP client (per network policy) and its redactor.
 #[derive(Debug)]
@@ -95,24 +95,42 @@ impl Prober {
         target: Arc<Target>,
         when_busy: WhenBusy,
     ) -> Result<Option<Vec<CheckResult>>, StoreError> {
-        let id = target.monitor.config.id.clone();
-        let guard = match (self.locks.try_lock(&id)?, when_busy) {
-            (Some(g), _) => g,
-            (None, WhenBusy::Skip) => return Ok(None),
+        match self.lock(&target.monitor.config.id, when_busy).await? {
+            Some(guard) => Ok(Some(self.probe_held(target, guard).await)),
+            None => Ok(None),
+        }
+    }
+
+    /// Takes the monitor's cross-process probe lock. `Ok(None)`: busy elsewhere and
+    /// `when_busy` is `Skip`.
+    pub async fn lock(
+        &self,
+        id: &MonitorId,
+        when_busy: WhenBusy,
+    ) -> Result<Option<ProbeGuard>, StoreError> {
+        match (self.locks.try_lock(id)?, when_busy) {
+            (Some(g), _) => Ok(Some(g)),
+            (None, WhenBusy::Skip) => Ok(None),
             (None, WhenBusy::Wait) => {
                 tracing::info!(monitor = %id, "waiting for the running probe of this monitor to finish");
                 let locks = self.locks.clone();
-                tokio::task::spawn_blocking(move || locks.lock(&id))
+                let id = id.clone();
+                let guard = tokio::task::spawn_blocking(move || locks.lock(&id))
                     .await
                     .map_err(|e| StoreError::Lock {
                         path: "the probe lock".into(),
                         message: e.to_string(),
-                    })??
+                    })??;
+                Ok(Some(guard))
             }
-        };
+        }
+    }
+
+    /// Probes `target` while `guard` (its lock) is held; the lock is released at the end.
+    pub async fn probe_held(&self, target: Arc<Target>, guard: ProbeGuard) -> Vec<CheckResult> {
         let results = self.probe_isolated(target).await;
         drop(guard);
-        Ok(Some(results))
+        results
     }
 
     /// Probes in a task of its own, so a panic inside the probe becomes an `error`/`internal`
