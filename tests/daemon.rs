@@ -360,5 +360,8 @@ fn a_shell_check_waits_for_the_daemons_probe_and_is_recorded_too() {
         std::path::PathBuf::from(p)
     };
     assert!(lock_file(".probe-locks").is_file());
-    assert!(!lock_file(".locks").exists(), "no per-monitor lock directory");
+    assert!(
+        !lock_file(".locks").exists(),
+        "no per-monitor lock directory"
+    );
 }

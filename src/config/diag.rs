@@ -189,7 +189,10 @@ pub(crate) mod counters {
 
     /// (index builds, bytes scanned) on this thread since the last call; resets both.
     pub(crate) fn take() -> (usize, usize) {
-        (BUILDS.with(|c| c.replace(0)), SCANNED.with(|c| c.replace(0)))
+        (
+            BUILDS.with(|c| c.replace(0)),
+            SCANNED.with(|c| c.replace(0)),
+        )
     }
 }
 

@@ -385,17 +385,16 @@ impl Reloader {
         // Preparing 100,000 targets (a redactor each) is CPU work: kept off the runtime's
         // threads, where it would delay the probes running beside the reload.
         let (prober, enabled) = (self.prober.clone(), new.enabled);
-        let targets = match tokio::task::spawn_blocking(move || {
-            active_targets(enabled, monitors, &prober)
-        })
-        .await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(error = %e, "reload failed, keeping the running config");
-                return self;
-            }
-        };
+        let targets =
+            match tokio::task::spawn_blocking(move || active_targets(enabled, monitors, &prober))
+                .await
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "reload failed, keeping the running config");
+                    return self;
+                }
+            };
         tracing::info!(monitors = targets.len(), "config reloaded");
         let _ = ready.send(targets).await;
         new.runner = self.running.runner.clone();

@@ -337,19 +337,32 @@ mod tests {
         let fleet: Vec<M> = (0..n).map(|i| m(&format!("m{i:06}"), 60)).collect();
         s.set_targets(fleet.clone(), t0);
         assert_eq!(s.waiting_len(), n);
-        let mut runs: HashMap<String, u32> = HashMap::new();
+        let mut runs: HashMap<String, Vec<Instant>> = HashMap::new();
         // Two intervals, one tick at a time; every run finishes before the next tick.
         for k in 0..120u32 {
             let due = s.take_due(t0 + TICK * k);
             assert_eq!(s.waiting_len() + s.in_flight(), n, "tick {k}");
-            assert!(due.windows(2).all(|w| w[0].due <= w[1].due), "earliest first");
+            assert!(
+                due.windows(2).all(|w| w[0].due <= w[1].due),
+                "earliest first"
+            );
             for d in due {
-                *runs.entry(d.target.0.clone()).or_default() += 1;
+                runs.entry(d.target.0.clone()).or_default().push(d.due);
                 s.release(&d.target.0);
             }
         }
         assert_eq!(runs.len(), n, "every monitor ran");
-        assert!(runs.values().all(|&c| c == 2), "twice each in two intervals");
+        for (id, dues) in &runs {
+            assert!(
+                dues.windows(2)
+                    .all(|w| w[1] - w[0] == Duration::from_secs(60)),
+                "{id}: runs one interval apart, never twice in one"
+            );
+        }
+        // The first runs were spread over the first interval: those that started by second 59
+        // (nearly all) had their second run by tick 119, the last few not yet.
+        let twice = runs.values().filter(|d| d.len() == 2).count();
+        assert!(twice > n / 2 && twice < n, "{twice}");
         // A reload keeps the invariant, in-flight monitors included.
         let taken = s.take_due(t0 + TICK * 120).len();
         assert!(taken > 0);

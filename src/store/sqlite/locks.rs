@@ -232,12 +232,18 @@ mod tests {
             })
         };
         // Still held: the waiter has not got it (a generous wait, asserting only absence).
-        assert!(rx.recv_timeout(std::time::Duration::from_millis(200)).is_err());
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(200))
+                .is_err()
+        );
         drop(held);
         rx.recv_timeout(std::time::Duration::from_secs(30))
             .expect("the waiter takes the lock once it is released");
         let g = waiter.join().unwrap();
-        assert!(locks.try_lock(&id).unwrap().is_none(), "the waiter holds it");
+        assert!(
+            locks.try_lock(&id).unwrap().is_none(),
+            "the waiter holds it"
+        );
         drop(g);
     }
 
@@ -248,7 +254,10 @@ mod tests {
         let guards: Vec<_> = (0..1000)
             .map(|i| {
                 let id = MonitorId::parse(&format!("m{i}")).unwrap();
-                locks.try_lock(&id).unwrap().expect("distinct monitors never conflict")
+                locks
+                    .try_lock(&id)
+                    .unwrap()
+                    .expect("distinct monitors never conflict")
             })
             .collect();
         let names: Vec<_> = std::fs::read_dir(dir.path())
