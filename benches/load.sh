@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Load bench for `chanmon run`: many monitors against the loopback mock upstream.
 #
-#   benches/load.sh [MONITORS] [INTERVAL] [WORKERS] [SECONDS] [MODEL] [QUEUE]
+#   benches/load.sh [MONITORS] [INTERVAL] [WORKERS] [SECONDS] [MODEL] [QUEUE] [RELOAD_AT]
 #   benches/load.sh 10000 60s 64 200 delay-50-50      # the nominal run
 #   benches/load.sh 1000 10s 2 120 delay-50-50 64     # the overload run
+#   benches/load.sh 100000 60s 256 300 delay-50-50 8192 150   # scale, SIGHUP at 150 s
 #
-# Builds release binaries, starts the mock, writes a config, runs the daemon for SECONDS,
-# samples its RSS and CPU once a second, stops it with SIGTERM and prints the counters of its
-# final summary line. Samples go to target/load-bench/samples.csv.
+# Builds release binaries, starts the mock, writes a config, times `chanmon validate` on it,
+# runs the daemon for SECONDS (sending SIGHUP at RELOAD_AT seconds when given), samples its RSS
+# and CPU once a second, stops it with SIGTERM and prints the counters of its final summary
+# line, the start-up time (process start to the first queued check, from the log) and how
+# long the reload took. Samples go to target/load-bench/samples.csv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${1:-10000}; INTERVAL=${2:-60s}; WORKERS=${3:-64}; SECS=${4:-200}; MODEL=${5:-delay-50-50}; QUEUE=${6:-1024}
+N=${1:-10000}; INTERVAL=${2:-60s}; WORKERS=${3:-64}; SECS=${4:-200}; MODEL=${5:-delay-50-50}; QUEUE=${6:-1024}; RELOAD_AT=${7:-0}
 OUT=target/load-bench; rm -rf "$OUT"; mkdir -p "$OUT"
 cargo build --release --bin chanmon --example mock_upstream >/dev/null 2>&1
 PORT=$((20000 + RANDOM % 20000))
@@ -27,6 +30,11 @@ sleep 1
   done
 } >"$OUT/monitors.toml"
 export CHANMON_MASTER_KEY=0202020202020202020202020202020202020202020202020202020202020202
+V0=$(date +%s.%N)
+target/release/chanmon --config "$OUT/monitors.toml" validate >/dev/null
+V1=$(date +%s.%N)
+echo "validate: $(python3 -c "print(f'{$V1 - $V0:.2f}')") s for $N monitors ($(du -h "$OUT/monitors.toml" | cut -f1))"
+T0=$(date -u +%s.%N)
 target/release/chanmon --config "$OUT/monitors.toml" run 2>"$OUT/daemon.log" &
 D=$!
 HZ=$(getconf CLK_TCK)
@@ -36,13 +44,27 @@ for t in $(seq 1 "$SECS"); do
   rss=$(awk '/VmRSS/ {print $2}' /proc/$D/status)
   cpu=$(awk -v hz="$HZ" '{print ($14 + $15) / hz}' /proc/$D/stat)
   echo "$t,$rss,$cpu" >>"$OUT/samples.csv"
+  if [ "$t" = "$RELOAD_AT" ]; then kill -HUP $D; fi
 done
 CPU=$(awk -v hz="$HZ" '{print ($14 + $15) / hz}' /proc/$D/stat)
 kill -TERM $D; wait $D
-python3 - "$OUT" "$SECS" "$CPU" <<'PY'
+python3 - "$OUT" "$SECS" "$CPU" "$T0" <<'PY'
 import csv, re, sys
-out, secs, cpu = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+from datetime import datetime
+out, secs, cpu, t0 = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 log = open(f"{out}/daemon.log").read()
+def at(needle):
+    for l in log.splitlines():
+        if needle in l:
+            ts = re.match(r"\S+", re.sub(r"\x1b\[[0-9;]*m", "", l)).group(0)
+            return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    return None
+for needle, what in (("daemon started", "daemon started"), ("first check queued", "first check queued")):
+    t = at(needle)
+    print(f"{what}: {t - t0:.2f} s after process start" if t else f"{what}: not in the log")
+r0, r1 = at("SIGHUP: reloading"), at("config reloaded")
+if r0 and r1:
+    print(f"reload: {r1 - r0:.2f} s from SIGHUP to the new targets")
 line = [l for l in log.splitlines() if "daemon stopped" in l][-1]
 m = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", line))
 rows = list(csv.DictReader(open(f"{out}/samples.csv")))

@@ -353,4 +353,15 @@ fn a_shell_check_waits_for_the_daemons_probe_and_is_recorded_too() {
     wait_until(T, "both results", || env.history_for("shared").len() == 2);
     d.signal("TERM");
     assert!(d.wait_exit(T).success());
+    // The probe locks are one file for the whole fleet; no per-monitor files are left behind.
+    let lock_file = |suffix: &str| {
+        let mut p = env.db().into_os_string();
+        p.push(suffix);
+        std::path::PathBuf::from(p)
+    };
+    assert!(lock_file(".probe-locks").is_file());
+    assert!(
+        !lock_file(".locks").exists(),
+        "no per-monitor lock directory"
+    );
 }

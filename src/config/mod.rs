@@ -36,6 +36,8 @@ mod validate;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod scale_tests;
+#[cfg(test)]
 mod tests;
 
 /// Environment variable naming the config file.

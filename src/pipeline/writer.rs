@@ -4,6 +4,11 @@
 //!
 //! After each commit it publishes the batch's results and status changes on the bus and logs
 //! the changes: an observer only ever sees what is durably stored.
+//!
+//! The channel into the thread is bounded ([`QUEUE`] messages, one per probe run): when the
+//! database falls behind, the workers wait to hand over their results (backpressure, counted
+//! in `writer_waits`) instead of memory growing without limit. The ticker never writes, so it
+//! never waits here; nothing handed over is dropped.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -26,6 +31,9 @@ use crate::store::{Storage, StoreError};
 const MAX_PENDING: usize = 200_000;
 /// Rows per transaction.
 const BATCH: usize = 2_000;
+/// Messages (one probe run's results, or a sync) waiting for the writer thread: several
+/// seconds of results at 100,000 monitors a minute, a few MiB at most.
+const QUEUE: usize = 8_192;
 
 type SyncReply = oneshot::Sender<Result<Vec<Monitor>, StoreError>>;
 
@@ -37,13 +45,16 @@ enum Msg {
 /// The writer thread. Dropping every handle and calling [`Writer::finish`] flushes what is
 /// queued and stops the thread.
 pub(crate) struct Writer {
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: mpsc::Sender<Msg>,
     thread: Option<thread::JoinHandle<()>>,
+    /// Handed to each handle, which counts its waits on a full queue.
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Clone)]
 pub(crate) struct WriterHandle {
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: mpsc::Sender<Msg>,
+    metrics: Arc<Metrics>,
 }
 
 /// What the writer thread owns.
@@ -65,11 +76,11 @@ impl Writer {
         metrics: Arc<Metrics>,
         bus: Arc<Bus>,
     ) -> std::io::Result<Writer> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(QUEUE);
         let state = State {
             store,
             key,
-            metrics,
+            metrics: metrics.clone(),
             bus,
             pending: Vec::new(),
             failures: 0,
@@ -80,18 +91,20 @@ impl Writer {
         Ok(Writer {
             tx,
             thread: Some(thread),
+            metrics,
         })
     }
 
     pub(crate) fn handle(&self) -> WriterHandle {
         WriterHandle {
             tx: self.tx.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 
     /// Writes everything queued so far, then stops. Blocks: call from a blocking context.
     pub(crate) fn finish(mut self) {
-        let (tx, _) = mpsc::unbounded_channel();
+        let (tx, _) = mpsc::channel(1);
         drop(std::mem::replace(&mut self.tx, tx));
         if let Some(t) = self.thread.take()
             && t.join().is_err()
@@ -102,8 +115,23 @@ impl Writer {
 }
 
 impl WriterHandle {
-    pub(crate) fn write(&self, results: Vec<CheckResult>) {
-        if !results.is_empty() && self.tx.send(Msg::Results(results)).is_err() {
+    /// Hands results to the writer thread, waiting while its queue is full.
+    pub(crate) async fn write(&self, results: Vec<CheckResult>) {
+        if results.is_empty() {
+            return;
+        }
+        let msg = match self.tx.try_send(Msg::Results(results)) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                self.metrics.writer_waits.fetch_add(1, Relaxed);
+                msg
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("results arrived after the writer stopped; they are lost");
+                return;
+            }
+        };
+        if self.tx.send(msg).await.is_err() {
             tracing::error!("results arrived after the writer stopped; they are lost");
         }
     }
@@ -116,6 +144,7 @@ impl WriterHandle {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Msg::Sync(monitors, tx))
+            .await
             .map_err(|_| SyncError::Stopped)?;
         rx.await
             .map_err(|_| SyncError::Stopped)?
@@ -131,7 +160,7 @@ pub(crate) enum SyncError {
     Store(StoreError),
 }
 
-fn writer_loop(mut st: State, mut rx: mpsc::UnboundedReceiver<Msg>) {
+fn writer_loop(mut st: State, mut rx: mpsc::Receiver<Msg>) {
     loop {
         // Block for the first message unless rows are waiting for a retry.
         let first = if st.pending.is_empty() {

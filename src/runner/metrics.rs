@@ -27,6 +27,9 @@ pub struct Metrics {
     pub write_failures: AtomicU64,
     pub in_flight: AtomicU64,
     pub queue_depth: AtomicU64,
+    /// Times a worker found the writer's queue full and waited to hand its results over (the
+    /// database is behind; nothing is dropped).
+    pub writer_waits: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -44,6 +47,7 @@ pub struct Snapshot {
     pub write_failures: u64,
     pub in_flight: u64,
     pub queue_depth: u64,
+    pub writer_waits: u64,
 }
 
 impl Metrics {
@@ -82,6 +86,7 @@ impl Metrics {
             write_failures = s.write_failures,
             in_flight = s.in_flight,
             queue_depth = s.queue_depth,
+            writer_waits = s.writer_waits,
             bus_published = bus.published(),
             bus_lagged = bus.lagged(),
             "{message}"
@@ -104,6 +109,7 @@ impl Metrics {
             write_failures: self.write_failures.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed),
             queue_depth: self.queue_depth.load(Relaxed),
+            writer_waits: self.writer_waits.load(Relaxed),
         }
     }
 }

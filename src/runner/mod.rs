@@ -205,8 +205,9 @@ impl Daemon {
             done: done_rx,
             queue: runner.queue,
             metrics: self.metrics.clone(),
+            started: false,
         };
-        let targets = active_targets(&self.config, self.monitors, &self.prober);
+        let targets = active_targets(self.config.enabled, self.monitors, &self.prober);
         tracing::info!(
             monitors = targets.len(),
             workers = runner.workers,
@@ -215,9 +216,13 @@ impl Daemon {
             "daemon started"
         );
         ticker.schedule.set_targets(targets, Instant::now());
+        let mut running = self.config;
+        // The monitors live in the targets; a second copy of 100,000 of them here would only
+        // cost memory (the reloader compares `[runner]` and the database path).
+        running.monitors = Vec::new();
         let reloader = Reloader {
             path: self.config_path,
-            running: self.config,
+            running,
             writer: ctx.writer.clone(),
             prober: self.prober.clone(),
         };
@@ -243,6 +248,9 @@ struct Ticker {
     done: mpsc::UnboundedReceiver<MonitorId>,
     queue: usize,
     metrics: Arc<Metrics>,
+    /// Whether a job has been queued yet: the first one is logged, so start-up time (process
+    /// start to first probe) can be read from the log.
+    started: bool,
 }
 
 impl Ticker {
@@ -283,6 +291,10 @@ impl Ticker {
                 target: due.target,
                 due: due.due,
             }) {
+                Ok(()) if !self.started => {
+                    self.started = true;
+                    tracing::info!(monitor = %id, "first check queued");
+                }
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     self.schedule.release(&id);
@@ -328,7 +340,8 @@ async fn wait_reload(task: &mut Option<tokio::task::JoinHandle<Reloader>>) -> Op
 /// SIGHUP: re-read the config, re-sync it through the writer, hand new targets to the ticker.
 struct Reloader {
     path: PathBuf,
-    /// The config in effect (its `[runner]` and database stay until a restart).
+    /// The config in effect (its `[runner]` and database stay until a restart), without its
+    /// monitors: those are in the schedule's targets.
     running: Config,
     writer: WriterHandle,
     prober: Arc<Prober>,
@@ -361,7 +374,7 @@ impl Reloader {
         if new.database != self.running.database {
             tracing::warn!("a new database path takes effect at the next restart");
         }
-        let monitors = match self.writer.sync(new.monitors.clone()).await {
+        let monitors = match self.writer.sync(std::mem::take(&mut new.monitors)).await {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(error = %e, "reload failed to sync the database, keeping the running config");
@@ -369,7 +382,19 @@ impl Reloader {
             }
         };
         self.prober.reset_clients();
-        let targets = active_targets(&new, monitors, &self.prober);
+        // Preparing 100,000 targets (a redactor each) is CPU work: kept off the runtime's
+        // threads, where it would delay the probes running beside the reload.
+        let (prober, enabled) = (self.prober.clone(), new.enabled);
+        let targets =
+            match tokio::task::spawn_blocking(move || active_targets(enabled, monitors, &prober))
+                .await
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "reload failed, keeping the running config");
+                    return self;
+                }
+            };
         tracing::info!(monitors = targets.len(), "config reloaded");
         let _ = ready.send(targets).await;
         new.runner = self.running.runner.clone();
@@ -419,8 +444,8 @@ async fn shutdown(
 }
 
 /// The targets the daemon should schedule: none when the config is globally disabled.
-fn active_targets(config: &Config, monitors: Vec<Monitor>, prober: &Prober) -> Vec<Arc<Target>> {
-    if !config.enabled {
+fn active_targets(enabled: bool, monitors: Vec<Monitor>, prober: &Prober) -> Vec<Arc<Target>> {
+    if !enabled {
         tracing::info!("config has enabled = false: the daemon stays idle");
         return Vec::new();
     }
@@ -463,7 +488,7 @@ async fn run_job(ctx: &WorkerCtx, job: Job) {
                     message = %r.message, "check finished"
                 );
             }
-            ctx.writer.write(results);
+            ctx.writer.write(results).await;
         }
         Ok(None) => {
             ctx.metrics.skipped_busy.fetch_add(1, Relaxed);

@@ -5,8 +5,14 @@
 //! plus an optional random jitter that does not accumulate; a monitor in flight is never due;
 //! missed runs are skipped, not burst; first runs are spread about one per tick, never over
 //! more than one interval, so a restart does not fire everything at once.
+//!
+//! A tick costs what is due, not the fleet: monitors waiting for their time sit in a min-heap
+//! keyed by due time (one entry per monitor not in flight; a monitor in flight is pushed back
+//! when it is released), so 100,000 monitors at one interval cost a few heap operations per
+//! due monitor rather than a scan of all of them every tick.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
@@ -35,6 +41,9 @@ pub(super) struct Due<T> {
 
 pub(super) struct Schedule<T: Scheduled> {
     entries: HashMap<T::Id, Entry<T>>,
+    /// (due, id) of every entry not in flight, earliest on top. Invariant: exactly one item per
+    /// such entry, carrying its current `due`; none for an entry in flight.
+    waiting: BinaryHeap<Reverse<(Instant, T::Id)>>,
     tick: Duration,
     jitter: Duration,
     rng: fastrand::Rng,
@@ -47,6 +56,7 @@ impl<T: Scheduled + Clone> Schedule<T> {
     pub(super) fn new(tick: Duration, jitter: Duration) -> Self {
         Schedule {
             entries: HashMap::new(),
+            waiting: BinaryHeap::new(),
             tick,
             jitter,
             rng: fastrand::Rng::new(),
@@ -65,6 +75,12 @@ impl<T: Scheduled + Clone> Schedule<T> {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Heap items (the invariant: one per entry not in flight).
+    #[cfg(test)]
+    fn waiting_len(&self) -> usize {
+        self.waiting.len()
     }
 
     pub(super) fn in_flight(&self) -> usize {
@@ -108,14 +124,32 @@ impl<T: Scheduled + Clone> Schedule<T> {
                 },
             );
         }
+        // Rebuilt whole (O(n), once per reload) rather than patched: kept entries may have
+        // moved and removed ones must leave.
+        self.waiting = self
+            .entries
+            .iter()
+            .filter(|(_, e)| !e.in_flight)
+            .map(|(id, e)| Reverse((e.due, id.clone())))
+            .collect();
     }
 
     /// Monitors due at `now`, earliest first, each marked in flight and advanced to its next
     /// run.
     pub(super) fn take_due(&mut self, now: Instant) -> Vec<Due<T>> {
         let mut due = Vec::new();
-        for e in self.entries.values_mut() {
-            if e.in_flight || e.due > now {
+        while let Some(Reverse((at, _))) = self.waiting.peek()
+            && *at <= now
+        {
+            let Some(Reverse((at, id))) = self.waiting.pop() else {
+                break;
+            };
+            let Some(e) = self.entries.get_mut(&id) else {
+                continue;
+            };
+            if e.in_flight || e.due != at {
+                // Cannot happen while the invariant holds; an item that disagrees with its
+                // entry is simply stale.
                 continue;
             }
             due.push(Due {
@@ -139,7 +173,6 @@ impl<T: Scheduled + Clone> Schedule<T> {
             };
             e.due = e.base + jitter;
         }
-        due.sort_by_key(|d| d.due);
         due
     }
 
@@ -150,6 +183,7 @@ impl<T: Scheduled + Clone> Schedule<T> {
         {
             e.in_flight = false;
             self.in_flight -= 1;
+            self.waiting.push(Reverse((e.due, id.clone())));
         }
     }
 
@@ -293,5 +327,46 @@ mod tests {
         assert_eq!(ids(&s.take_due(t1 + Duration::from_secs(20))), ["a"]);
         s.release(&"b".to_string()); // a late completion of a removed monitor is harmless
         assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn a_100k_fleet_runs_once_per_interval_with_one_heap_item_per_waiting_monitor() {
+        let t0 = Instant::now();
+        let n = 100_000;
+        let mut s = Schedule::new(TICK, Duration::ZERO);
+        let fleet: Vec<M> = (0..n).map(|i| m(&format!("m{i:06}"), 60)).collect();
+        s.set_targets(fleet.clone(), t0);
+        assert_eq!(s.waiting_len(), n);
+        let mut runs: HashMap<String, Vec<Instant>> = HashMap::new();
+        // Two intervals, one tick at a time; every run finishes before the next tick.
+        for k in 0..120u32 {
+            let due = s.take_due(t0 + TICK * k);
+            assert_eq!(s.waiting_len() + s.in_flight(), n, "tick {k}");
+            assert!(
+                due.windows(2).all(|w| w[0].due <= w[1].due),
+                "earliest first"
+            );
+            for d in due {
+                runs.entry(d.target.0.clone()).or_default().push(d.due);
+                s.release(&d.target.0);
+            }
+        }
+        assert_eq!(runs.len(), n, "every monitor ran");
+        for (id, dues) in &runs {
+            assert!(
+                dues.windows(2)
+                    .all(|w| w[1] - w[0] == Duration::from_secs(60)),
+                "{id}: runs one interval apart, never twice in one"
+            );
+        }
+        // The first runs were spread over the first interval: those that started by second 59
+        // (nearly all) had their second run by tick 119, the last few not yet.
+        let twice = runs.values().filter(|d| d.len() == 2).count();
+        assert!(twice > n / 2 && twice < n, "{twice}");
+        // A reload keeps the invariant, in-flight monitors included.
+        let taken = s.take_due(t0 + TICK * 120).len();
+        assert!(taken > 0);
+        s.set_targets(fleet[..n / 2].to_vec(), t0 + TICK * 120);
+        assert_eq!(s.waiting_len() + s.in_flight(), n / 2);
     }
 }

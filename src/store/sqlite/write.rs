@@ -19,56 +19,75 @@ pub(super) fn sync_monitors(
     rows: &[MonitorRow],
 ) -> Result<SyncReport, StoreError> {
     let now = Timestamp::now().millis();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut report = SyncReport::default();
-    {
-        // Only a row whose content changed is written (and gets a new `updated_at`).
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO monitors (id, name, provider, api, endpoint, grp, enabled, interval_ms,
-                 models, sealed_key, sealed_headers, key_error, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name, provider = excluded.provider,
-                 api = excluded.api, endpoint = excluded.endpoint, grp = excluded.grp,
-                 enabled = excluded.enabled, interval_ms = excluded.interval_ms,
-                 models = excluded.models, sealed_key = excluded.sealed_key,
-                 sealed_headers = excluded.sealed_headers, key_error = excluded.key_error,
-                 updated_at = excluded.updated_at
-             WHERE name IS NOT excluded.name OR provider IS NOT excluded.provider
-                 OR api IS NOT excluded.api OR endpoint IS NOT excluded.endpoint
-                 OR grp IS NOT excluded.grp OR enabled IS NOT excluded.enabled
-                 OR interval_ms IS NOT excluded.interval_ms OR models IS NOT excluded.models
-                 OR sealed_key IS NOT excluded.sealed_key
-                 OR sealed_headers IS NOT excluded.sealed_headers
-                 OR key_error IS NOT excluded.key_error",
-        )?;
-        let mut series = tx.prepare_cached(
-            "INSERT OR IGNORE INTO series (monitor, model) SELECT pk, ?2 FROM monitors WHERE id = ?1",
-        )?;
-        for m in rows {
-            let models = serde_json::to_string(&m.models).unwrap_or_else(|_| "[]".into());
-            report.written += upsert.execute(params![
-                m.id.as_str(),
-                m.name,
-                m.provider,
-                m.api,
-                m.endpoint,
-                m.group,
-                m.enabled,
-                m.interval_ms,
-                models,
-                m.sealed_key,
-                m.sealed_headers,
-                m.key_error,
-                now,
-            ])?;
-            for model in &m.models {
-                series.execute(params![m.id.as_str(), model])?;
-            }
-        }
+    // Batches of rows, a transaction each: a 100,000-monitor sync never holds the write lock
+    // long enough to stall a `chanmon check` writing beside the daemon. Each row stands alone,
+    // so a sync cut short leaves rows of the old or the new config, and the next sync finishes.
+    for batch in rows.chunks(SYNC_BATCH) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        report.written += upsert_monitors(&tx, batch, now)?;
+        tx.commit()?;
     }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     report.disabled = disable_missing(&tx, rows, now)?;
     tx.commit()?;
     Ok(report)
+}
+
+/// Monitor rows per sync transaction.
+const SYNC_BATCH: usize = 5_000;
+
+/// Upserts `rows`, returning how many were written: only a row whose content changed is
+/// (and gets a new `updated_at`).
+fn upsert_monitors(
+    tx: &Transaction<'_>,
+    rows: &[MonitorRow],
+    now: i64,
+) -> Result<usize, StoreError> {
+    let mut written = 0;
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO monitors (id, name, provider, api, endpoint, grp, enabled, interval_ms,
+             models, sealed_key, sealed_headers, key_error, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, provider = excluded.provider,
+             api = excluded.api, endpoint = excluded.endpoint, grp = excluded.grp,
+             enabled = excluded.enabled, interval_ms = excluded.interval_ms,
+             models = excluded.models, sealed_key = excluded.sealed_key,
+             sealed_headers = excluded.sealed_headers, key_error = excluded.key_error,
+             updated_at = excluded.updated_at
+         WHERE name IS NOT excluded.name OR provider IS NOT excluded.provider
+             OR api IS NOT excluded.api OR endpoint IS NOT excluded.endpoint
+             OR grp IS NOT excluded.grp OR enabled IS NOT excluded.enabled
+             OR interval_ms IS NOT excluded.interval_ms OR models IS NOT excluded.models
+             OR sealed_key IS NOT excluded.sealed_key
+             OR sealed_headers IS NOT excluded.sealed_headers
+             OR key_error IS NOT excluded.key_error",
+    )?;
+    let mut series = tx.prepare_cached(
+        "INSERT OR IGNORE INTO series (monitor, model) SELECT pk, ?2 FROM monitors WHERE id = ?1",
+    )?;
+    for m in rows {
+        let models = serde_json::to_string(&m.models).unwrap_or_else(|_| "[]".into());
+        written += upsert.execute(params![
+            m.id.as_str(),
+            m.name,
+            m.provider,
+            m.api,
+            m.endpoint,
+            m.group,
+            m.enabled,
+            m.interval_ms,
+            models,
+            m.sealed_key,
+            m.sealed_headers,
+            m.key_error,
+            now,
+        ])?;
+        for model in &m.models {
+            series.execute(params![m.id.as_str(), model])?;
+        }
+    }
+    Ok(written)
 }
 
 /// Disables (never deletes) stored monitors that are not among `rows`.
@@ -376,4 +395,47 @@ pub(super) fn rebuild_rollups(conn: &mut Connection, raw_from: i64) -> Result<u6
     }
     tx.commit()?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MonitorId;
+
+    fn row(i: usize) -> MonitorRow {
+        MonitorRow {
+            id: MonitorId::parse(&format!("m{i:05}")).unwrap(),
+            name: format!("m{i}"),
+            provider: "openai".into(),
+            api: "chat".into(),
+            endpoint: "https://api.example.com".into(),
+            group: None,
+            enabled: true,
+            interval_ms: 60_000,
+            models: vec!["gpt-4o-mini".into()],
+            sealed_key: Some(vec![1, 2, 3]),
+            sealed_headers: None,
+            key_error: None,
+        }
+    }
+
+    #[test]
+    fn a_sync_larger_than_a_batch_writes_only_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = super::super::schema::open(&dir.path().join("c.db"), true).unwrap();
+        let n = SYNC_BATCH * 2 + 7;
+        let mut rows: Vec<MonitorRow> = (0..n).map(row).collect();
+        let first = sync_monitors(&mut conn, &rows).unwrap();
+        assert_eq!((first.written, first.disabled), (n, 0));
+        let again = sync_monitors(&mut conn, &rows).unwrap();
+        assert_eq!(again.written, 0, "an unchanged config rewrites nothing");
+        rows[SYNC_BATCH + 1].name = "renamed".into();
+        rows.truncate(n - 3);
+        let changed = sync_monitors(&mut conn, &rows).unwrap();
+        assert_eq!((changed.written, changed.disabled), (1, 3));
+        let series: i64 = conn
+            .query_row("SELECT count(*) FROM series", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(series, n as i64, "one series per monitor and model");
+    }
 }
