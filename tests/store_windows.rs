@@ -43,6 +43,19 @@ fn result(at: i64, code: u8, latency: u32) -> CheckResult {
         latency_ms: Some(latency),
         ping_ms: None,
         message: String::new(),
+        // Every other row reports usage and a cost; the rest read as not recorded.
+        facts: if at % 2 == 0 {
+            ReplyFacts {
+                tokens_in: Some(latency % 50 + 5),
+                tokens_out: Some(latency % 13),
+                tokens_reasoning: None,
+                cost_nano: Some(u64::from(latency) * 7),
+                tps: (code == 0).then_some(f64::from(latency) / 10.0),
+                answered_model: None,
+            }
+        } else {
+            ReplyFacts::default()
+        },
     }
 }
 

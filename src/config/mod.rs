@@ -32,6 +32,9 @@ mod network;
 mod schema;
 mod shared;
 mod validate;
+mod verdict;
+
+pub use verdict::{OnModelMismatch, Price, model_matches};
 
 #[cfg(test)]
 mod proptests;
@@ -148,12 +151,28 @@ pub struct MonitorConfig {
     pub network: NetworkPolicy,
     /// Line of the `[[monitor]]` header in the config file, for messages.
     pub line: usize,
+    /// What a reply naming another model does to the verdict (default degrade).
+    pub on_model_mismatch: OnModelMismatch,
+    /// Per requested model, the further names a reply may give (`model_aliases`).
+    pub model_aliases: Vec<(String, Vec<String>)>,
+    /// Prices for computing each check's cost when it is recorded; none = no cost.
+    pub price: Option<Price>,
+    /// A streamed answer writing fewer output tokens per second is `degraded`.
+    pub degraded_below_tps: Option<f64>,
 }
 
 impl MonitorConfig {
     /// The wire format the probe speaks to this monitor.
     pub fn protocol(&self) -> &'static dyn Protocol {
         self.api.protocol()
+    }
+
+    /// The names a reply may give for `model` besides its own (its declared aliases).
+    pub fn aliases_of(&self, model: &str) -> &[String] {
+        self.model_aliases
+            .iter()
+            .find(|(m, _)| m == model)
+            .map_or(&[], |(_, a)| a.as_slice())
     }
 
     /// The primary model, then the extra models.

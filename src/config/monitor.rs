@@ -92,6 +92,8 @@ pub(crate) fn read(
     let id = id?;
     let (provider, api) = chosen?;
     let (model, extra_models) = models?;
+    check_aliases(&s, &eff, &model, &extra_models, d);
+    let verdict = eff.verdict;
     Some(MonitorConfig {
         name: name.unwrap_or_else(|| id.to_string()),
         id,
@@ -117,7 +119,47 @@ pub(crate) fn read(
         stream: eff.stream.unwrap_or(true),
         network,
         line,
+        on_model_mismatch: verdict.on_model_mismatch.unwrap_or_default(),
+        model_aliases: verdict
+            .model_aliases
+            .into_iter()
+            .map(|(m, a)| (m.v, a))
+            .collect(),
+        price: verdict.price,
+        degraded_below_tps: verdict.degraded_below_tps,
     })
+}
+
+/// Aliases must name one of this monitor's models (from `[defaults]`, any model is fine: the
+/// default serves many monitors).
+fn check_aliases(
+    s: &Section<'_, '_>,
+    eff: &Shared,
+    model: &str,
+    extra: &[String],
+    d: &mut Diags<'_>,
+) {
+    let Some(own) = s.raw("model_aliases") else {
+        return;
+    };
+    let own_span = own.1.span();
+    for (m, _) in &eff.verdict.model_aliases {
+        let written_here = m.span.start >= own_span.start && m.span.end <= own_span.end;
+        if written_here && m.v != model && !extra.contains(&m.v) {
+            d.error(
+                &m.span,
+                format!(
+                    "`model_aliases` in {} names `{}`, which is not one of its models ({})",
+                    s.ctx,
+                    m.v,
+                    std::iter::once(model)
+                        .chain(extra.iter().map(String::as_str))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+    }
 }
 
 /// The monitor's `id`: required, a slug.

@@ -12,6 +12,7 @@ use super::fields::{Section, a_type, integer_value};
 use super::validate::{
     api_list, check_header_name, check_header_value, check_label, provider_list,
 };
+use super::verdict::VerdictKeys;
 use crate::provider::{self, Provider};
 
 /// Every key of a `[[monitor]]`, in the order messages list them, and whether `[defaults]`
@@ -36,6 +37,10 @@ const KEYS: &[(&str, bool)] = &[
     ("challenge", true),
     ("stream", true),
     ("network", false),
+    ("on_model_mismatch", true),
+    ("model_aliases", true),
+    ("price", true),
+    ("degraded_below_tps", true),
 ];
 
 /// Keys `[[monitor]]` accepts.
@@ -86,6 +91,7 @@ pub(crate) struct Shared {
     pub body: Vec<BodyKey>,
     pub challenge: Option<bool>,
     pub stream: Option<bool>,
+    pub verdict: VerdictKeys,
 }
 
 impl Shared {
@@ -158,6 +164,7 @@ impl Shared {
             body: read_body(s, d),
             challenge: s.boolean(d, "challenge").map(|b| b.v),
             stream: s.boolean(d, "stream").map(|b| b.v),
+            verdict: VerdictKeys::read(s, d),
         }
     }
 
@@ -192,6 +199,7 @@ impl Shared {
             body,
             challenge: self.challenge.or(defaults.challenge),
             stream: self.stream.or(defaults.stream),
+            verdict: self.verdict.over(&defaults.verdict),
         }
     }
 }

@@ -30,7 +30,7 @@ pub(crate) mod wire;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
-pub use protocol::{Piece, Protocol};
+pub use protocol::{Piece, Protocol, Usage};
 
 /// One provider as the config names it.
 struct ProviderDef {

@@ -181,6 +181,12 @@ struct WindowJson {
     p50_latency_ms: Option<f64>,
     p95_latency_ms: Option<f64>,
     avg_ttft_ms: Option<f64>,
+    /// Token and cost sums; `null` when no check in the window recorded them.
+    tokens_in: Option<u64>,
+    tokens_out: Option<u64>,
+    cost: Option<f64>,
+    p50_tps: Option<f64>,
+    p95_tps: Option<f64>,
 }
 
 impl WindowJson {
@@ -197,6 +203,11 @@ impl WindowJson {
             p50_latency_ms: w.latency_percentile(0.5),
             p95_latency_ms: w.latency_percentile(0.95),
             avg_ttft_ms: w.avg_ttft_ms(),
+            tokens_in: w.tokens().map(|t| t.0),
+            tokens_out: w.tokens().map(|t| t.1),
+            cost: w.cost(),
+            p50_tps: w.tps_percentile(0.5),
+            p95_tps: w.tps_percentile(0.95),
         }
     }
 }
@@ -264,7 +275,25 @@ fn status_head(first: &StatusRow) -> Vec<String> {
             .map(|(d, _)| format!("UP {}", window_label(*d))),
     );
     head.push("P95".to_owned());
+    // Tokens and cost of the first window (a day by default) and cost of the last (30 days).
+    if let (Some((d0, _)), Some((dn, _))) = (first.windows.first(), first.windows.last()) {
+        head.push(format!("TOKENS {}", window_label(*d0)));
+        head.push(format!("COST {}", window_label(*d0)));
+        if dn != d0 {
+            head.push(format!("COST {}", window_label(*dn)));
+        }
+    }
     head
+}
+
+/// `in/out` tokens, or `-` when not recorded.
+fn tokens_cell(w: &WindowStats) -> String {
+    w.tokens().map_or("-".into(), |(i, o)| format!("{i}/{o}"))
+}
+
+/// A cost with enough digits for probe-sized sums, or `-` when not recorded.
+pub(crate) fn cost_cell(cost: Option<f64>) -> String {
+    cost.map_or("-".into(), |c| format!("{c:.6}"))
 }
 
 /// One table row: the monitor, its newest check, availability per window, p95 of the first.
@@ -289,6 +318,13 @@ fn status_cells(r: &StatusRow, now: Timestamp) -> Vec<(String, Option<Status>)> 
         .first()
         .and_then(|(_, w)| w.latency_percentile(0.95));
     cells.push((p95.map_or("-".into(), |v| format!("{v:.0}ms")), None));
+    if let (Some((d0, w0)), Some((dn, wn))) = (r.windows.first(), r.windows.last()) {
+        cells.push((tokens_cell(w0), None));
+        cells.push((cost_cell(w0.cost()), None));
+        if dn != d0 {
+            cells.push((cost_cell(wn.cost()), None));
+        }
+    }
     cells
 }
 
@@ -377,6 +413,7 @@ mod tests {
             latency_ms: Some(300),
             ping_ms: None,
             message: msg.into(),
+            facts: Default::default(),
         }
     }
 

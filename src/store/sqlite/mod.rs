@@ -116,10 +116,10 @@ impl SqliteStore {
                 }
             }
         }
-        let mut latest_st = self.conn.prepare_cached(
-            "SELECT started_at, status, kind, http, ttft_ms, latency_ms, ping_ms, message
-             FROM history WHERE series = ?1 ORDER BY started_at DESC LIMIT 1",
-        )?;
+        let mut latest_st = self.conn.prepare_cached(&format!(
+            "SELECT {RESULT_COLS}
+             FROM history WHERE series = ?1 ORDER BY started_at DESC LIMIT 1"
+        ))?;
         let mut out = Vec::with_capacity(models.len());
         for model in models {
             let pk = series.iter().find(|(_, _, s)| *s == model).map(|s| s.0);
@@ -225,13 +225,13 @@ impl Storage for SqliteStore {
         };
         let limit = q.limit.max(1) as i64;
         let status = q.status.map(|s| s.code() as i64);
-        let mut st = self.conn.prepare_cached(
-            "SELECT started_at, status, kind, http, ttft_ms, latency_ms, ping_ms, message
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {RESULT_COLS}
              FROM history
              WHERE series = ?1 AND started_at >= ?2 AND started_at < ?3
                AND (?4 IS NULL OR status = ?4)
-             ORDER BY started_at DESC LIMIT ?5",
-        )?;
+             ORDER BY started_at DESC LIMIT ?5"
+        ))?;
         let mut out = Vec::new();
         for (pk, monitor, model) in series {
             let rows = st.query_map(params![pk, lo, hi, status, limit], |r| {
@@ -360,6 +360,10 @@ impl Storage for SqliteStore {
     }
 }
 
+/// The history columns `row_to_result` reads, in its order.
+const RESULT_COLS: &str = "started_at, status, kind, http, ttft_ms, latency_ms, ping_ms, message,
+    tokens_in, tokens_out, tokens_reasoning, cost_nano, tps, answered_model";
+
 fn row_to_result(
     r: &rusqlite::Row<'_>,
     monitor: &MonitorId,
@@ -377,5 +381,9 @@ fn row_to_result(
         latency_ms: r.get(5)?,
         ping_ms: r.get(6)?,
         message: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+        facts: crate::model::ReplyFacts {
+            answered_model: r.get(13)?,
+            ..rollups::facts_from_row(r, 8)?
+        },
     })
 }

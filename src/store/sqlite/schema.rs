@@ -94,6 +94,24 @@ const MIGRATIONS: &[&str] = &[
         WHERE h.started_at = (SELECT max(started_at) FROM history x WHERE x.series = h.series)
     ) AS n;
     ",
+    // 3: what each reply reported (the model that answered, tokens), its cost and throughput,
+    // and their sums per hour. Every history column is nullable and every older row reads
+    // NULL = not recorded; older rollups read usage_n = cost_n = 0, shown as not recorded.
+    "
+    ALTER TABLE history ADD COLUMN answered_model TEXT;
+    ALTER TABLE history ADD COLUMN tokens_in INTEGER;
+    ALTER TABLE history ADD COLUMN tokens_out INTEGER;
+    ALTER TABLE history ADD COLUMN tokens_reasoning INTEGER;
+    ALTER TABLE history ADD COLUMN cost_nano INTEGER;  -- billionths of the price's unit
+    ALTER TABLE history ADD COLUMN tps REAL;           -- output tokens/s after the first token
+    ALTER TABLE rollups ADD COLUMN usage_n INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rollups ADD COLUMN tokens_in INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rollups ADD COLUMN tokens_out INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rollups ADD COLUMN tokens_reasoning INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rollups ADD COLUMN cost_n INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rollups ADD COLUMN cost_nano INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rollups ADD COLUMN tps_hist BLOB NOT NULL DEFAULT x'';  -- tenths of tokens/s
+    ",
 ];
 
 /// The schema version this binary writes.
