@@ -73,7 +73,7 @@ impl VerdictKeys {
             on_model_mismatch,
             model_aliases: read_aliases(s, d),
             price: read_price(s, d),
-            degraded_below_tps: positive_number(s, d, "degraded_below_tps"),
+            degraded_below_tps: number(s, d, "degraded_below_tps", false),
         }
     }
 
@@ -95,8 +95,8 @@ impl VerdictKeys {
     }
 }
 
-/// A number (integer or float) > 0 and finite, at `key`.
-fn positive_number(s: &Section<'_, '_>, d: &mut Diags<'_>, key: &str) -> Option<f64> {
+/// A finite number (integer or float) at `key`, above 0 (or from 0 with `zero_ok`), at most 1e9.
+fn number(s: &Section<'_, '_>, d: &mut Diags<'_>, key: &str, zero_ok: bool) -> Option<f64> {
     let (_, v) = s.raw(key)?;
     let n = match v.get_ref() {
         DeValue::Integer(i) => integer_value(i).map(|n| n as f64),
@@ -113,11 +113,12 @@ fn positive_number(s: &Section<'_, '_>, d: &mut Diags<'_>, key: &str) -> Option<
         }
     };
     match n {
-        Some(n) if n.is_finite() && n > 0.0 && n <= 1e9 => Some(n),
+        Some(n) if n.is_finite() && (n > 0.0 || (zero_ok && n == 0.0)) && n <= 1e9 => Some(n),
         _ => {
+            let low = if zero_ok { "from 0" } else { "above 0" };
             d.error(
                 &v.span(),
-                format!("{} must be a number above 0 (and at most 1e9)", s.name(key)),
+                format!("{} must be a number {low} (and at most 1e9)", s.name(key)),
             );
             None
         }
@@ -140,24 +141,13 @@ fn read_price(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<Price> {
                 ),
             );
         } else {
-            *slot = zero_or_positive(&t, d, key);
+            *slot = number(&t, d, key, true);
         }
     }
     Some(Price {
         input_per_mtok: got[0]?,
         output_per_mtok: got[1]?,
     })
-}
-
-/// A price: a finite number ≥ 0 (free models exist).
-fn zero_or_positive(s: &Section<'_, '_>, d: &mut Diags<'_>, key: &str) -> Option<f64> {
-    let (_, v) = s.raw(key)?;
-    if let DeValue::Integer(i) = v.get_ref()
-        && integer_value(i) == Some(0)
-    {
-        return Some(0.0);
-    }
-    positive_number(s, d, key)
 }
 
 /// `model_aliases = { "gpt-4o" = ["gpt-4o-2024-11-20", "azure-gpt4o"] }` (a single string is

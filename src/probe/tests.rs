@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::*;
 use crate::config::{self, Config};
+use crate::model::Status;
 use crate::provider::{Api, Provider};
 use crate::secret::Secret;
 

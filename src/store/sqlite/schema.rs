@@ -289,4 +289,37 @@ mod tests {
             .unwrap();
         assert_eq!(rows, vec![(1, 3, 6, 200, 400, 3), (2, 0, 0, 150, 250, 2)]);
     }
+
+    /// Rows and rollups written before migration 3 read as "not recorded", never as zero.
+    #[test]
+    fn migration_3_leaves_old_rows_not_recorded() {
+        use crate::model::{MonitorId, Timestamp};
+        use crate::store::{Database, OpenMode, open as open_store};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO monitors (pk, id, name, provider, api, endpoint, enabled, interval_ms,
+                 models, updated_at) VALUES (1, 'm', 'm', 'openai', 'chat', 'https://h/', 1, 1, '[\"a\"]', 0);
+             INSERT INTO series (pk, monitor, model) VALUES (1, 1, 'a');
+             INSERT INTO history (series, started_at, status, kind, latency_ms) VALUES
+                 (1, 7200000, 0, 0, 100), (1, 7300000, 0, 0, 120);
+             INSERT INTO rollups VALUES (1, 0, 5, 0, 0, 0, x'', 500, 5, 0, 0, x'');",
+        )
+        .unwrap();
+        drop(conn);
+        let store = open_store(&Database::Sqlite(path), OpenMode::Existing).unwrap();
+        let id = MonitorId::parse("m").unwrap();
+        let w = store
+            .window_stats(&id, "a", Timestamp(0), Timestamp(4 * 3_600_000))
+            .unwrap();
+        assert_eq!(w.total(), 7);
+        assert_eq!((w.tokens(), w.cost(), w.tps_percentile(0.5)), (None, None, None));
+        let latest = store.status(Some(&id), Timestamp(4 * 3_600_000), &[]).unwrap();
+        let facts = &latest[0].latest.as_ref().expect("a row").facts;
+        assert_eq!(*facts, crate::model::ReplyFacts::default());
+    }
 }
