@@ -136,7 +136,8 @@ fn config_text(provider: Provider, api: Api, extra: &str) -> String {
     format!(
         "[network]\nallow_http = true\nallow_cidrs = [\"127.0.0.0/8\"]\n\n\
          [[monitor]]\nid = \"m\"\nprovider = \"{provider}\"\napi = \"{}\"\n\
-         model = \"some/model\"\napi_key = \"{KEY}\"\ntimeout = \"10s\"\n{extra}",
+         model = \"some/model\"\napi_key = \"{KEY}\"\ntimeout = \"10s\"\n\
+         model_aliases = {{ \"some/model\" = \"m\" }}\n{extra}",
         api.as_str()
     )
 }

@@ -432,6 +432,13 @@ mod tests {
         day.rollup.add(Status::Degraded, Kind::Ok, Some(900), None);
         day.rollup
             .add(Status::Failed, Kind::ChallengeMismatch, Some(250), None);
+        day.rollup.add_facts(&crate::model::ReplyFacts {
+            tokens_in: Some(20),
+            tokens_out: Some(5),
+            cost_nano: Some(6000),
+            tps: Some(42.0),
+            ..Default::default()
+        });
         let week = WindowStats::default();
         let windows = |d: &WindowStats, w: &WindowStats| {
             vec![
@@ -481,10 +488,10 @@ mod tests {
         let out = render_status(&rows, None, Format::Table, false, FIXTURE_NOW);
         assert_eq!(
             out,
-            r#"MONITOR        MODEL     STATUS         KIND                LAST     TTFT   LATENCY  PING  UP 24h  UP 7d  P95
-keyless        claude-y  error          key_unavailable     61m ago  -      -        -     66.67%  -      911ms
-m1 (disabled)  gpt-x     degraded       challenge_mismatch  61m ago  120ms  300ms    15ms  66.67%  -      911ms
-fresh          gemini-z  never checked  -                   -        -      -        -     -       -      -
+            r#"MONITOR        MODEL     STATUS         KIND                LAST     TTFT   LATENCY  PING  UP 24h  UP 7d  P95    TOKENS 24h  COST 24h  COST 7d
+keyless        claude-y  error          key_unavailable     61m ago  -      -        -     66.67%  -      911ms  20/5        0.000006  -
+m1 (disabled)  gpt-x     degraded       challenge_mismatch  61m ago  120ms  300ms    15ms  66.67%  -      911ms  20/5        0.000006  -
+fresh          gemini-z  never checked  -                   -        -      -        -     -       -      -      -           -         -
 "#
         );
     }
@@ -495,10 +502,10 @@ fresh          gemini-z  never checked  -                   -        -      -   
         let out = render_status(&rows, Some(&timelines), Format::Table, false, FIXTURE_NOW);
         assert_eq!(
             out,
-            r#"MONITOR        MODEL     STATUS         KIND                LAST     TTFT   LATENCY  PING  UP 24h  UP 7d  P95
-keyless        claude-y  error          key_unavailable     61m ago  -      -        -     66.67%  -      911ms
-m1 (disabled)  gpt-x     degraded       challenge_mismatch  61m ago  120ms  300ms    15ms  66.67%  -      911ms
-fresh          gemini-z  never checked  -                   -        -      -        -     -       -      -
+            r#"MONITOR        MODEL     STATUS         KIND                LAST     TTFT   LATENCY  PING  UP 24h  UP 7d  P95    TOKENS 24h  COST 24h  COST 7d
+keyless        claude-y  error          key_unavailable     61m ago  -      -        -     66.67%  -      911ms  20/5        0.000006  -
+m1 (disabled)  gpt-x     degraded       challenge_mismatch  61m ago  120ms  300ms    15ms  66.67%  -      911ms  20/5        0.000006  -
+fresh          gemini-z  never checked  -                   -        -      -        -     -       -      -      -           -         -
 
 keyless claude-y  oE
 m1 gpt-x  dF
@@ -509,7 +516,7 @@ fresh gemini-z  (no results)
         let out = render_status(&rows, Some(&timelines), Format::Table, true, FIXTURE_NOW);
         assert_eq!(
             out,
-            "MONITOR        MODEL     STATUS         KIND                LAST     TTFT   LATENCY  PING  UP 24h  UP 7d  P95\nkeyless        claude-y  \u{1b}[1;31merror\u{1b}[0m          key_unavailable     61m ago  -      -        -     66.67%  -      911ms\nm1 (disabled)  gpt-x     \u{1b}[33mdegraded\u{1b}[0m       challenge_mismatch  61m ago  120ms  300ms    15ms  66.67%  -      911ms\nfresh          gemini-z  never checked  -                   -        -      -        -     -       -      -\n\nkeyless claude-y  \u{1b}[32m█\u{1b}[0m\u{1b}[1;31m█\u{1b}[0m\nm1 gpt-x  \u{1b}[33m█\u{1b}[0m\u{1b}[31m█\u{1b}[0m\nfresh gemini-z  (no results)\n"
+            "MONITOR        MODEL     STATUS         KIND                LAST     TTFT   LATENCY  PING  UP 24h  UP 7d  P95    TOKENS 24h  COST 24h  COST 7d\nkeyless        claude-y  \u{1b}[1;31merror\u{1b}[0m          key_unavailable     61m ago  -      -        -     66.67%  -      911ms  20/5        0.000006  -\nm1 (disabled)  gpt-x     \u{1b}[33mdegraded\u{1b}[0m       challenge_mismatch  61m ago  120ms  300ms    15ms  66.67%  -      911ms  20/5        0.000006  -\nfresh          gemini-z  never checked  -                   -        -      -        -     -       -      -      -           -         -\n\nkeyless claude-y  \u{1b}[32m█\u{1b}[0m\u{1b}[1;31m█\u{1b}[0m\nm1 gpt-x  \u{1b}[33m█\u{1b}[0m\u{1b}[31m█\u{1b}[0m\nfresh gemini-z  (no results)\n"
         );
     }
 
@@ -588,7 +595,13 @@ fresh gemini-z  (no results)
       "ttft_ms": 120,
       "latency_ms": 300,
       "ping_ms": 15,
-      "message": "fine"
+      "message": "fine",
+      "answered_model": null,
+      "tokens_in": null,
+      "tokens_out": null,
+      "tokens_reasoning": null,
+      "cost_nano": null,
+      "tps": null
     },
     "windows": [
       {
@@ -602,7 +615,12 @@ fresh gemini-z  (no results)
         "avg_latency_ms": 600.0,
         "p50_latency_ms": 290.31185241490505,
         "p95_latency_ms": 911.1229557173777,
-        "avg_ttft_ms": 120.0
+        "avg_ttft_ms": 120.0,
+        "tokens_in": 20,
+        "tokens_out": 5,
+        "cost": 6e-6,
+        "p50_tps": 42.50455831206626,
+        "p95_tps": 42.50455831206626
       },
       {
         "window": "7d",
@@ -615,7 +633,12 @@ fresh gemini-z  (no results)
         "avg_latency_ms": null,
         "p50_latency_ms": null,
         "p95_latency_ms": null,
-        "avg_ttft_ms": null
+        "avg_ttft_ms": null,
+        "tokens_in": null,
+        "tokens_out": null,
+        "cost": null,
+        "p50_tps": null,
+        "p95_tps": null
       }
     ],
     "timeline": "oE"
@@ -636,7 +659,13 @@ fresh gemini-z  (no results)
       "ttft_ms": 120,
       "latency_ms": 300,
       "ping_ms": 15,
-      "message": "fine"
+      "message": "fine",
+      "answered_model": null,
+      "tokens_in": null,
+      "tokens_out": null,
+      "tokens_reasoning": null,
+      "cost_nano": null,
+      "tps": null
     },
     "windows": [
       {
@@ -650,7 +679,12 @@ fresh gemini-z  (no results)
         "avg_latency_ms": 600.0,
         "p50_latency_ms": 290.31185241490505,
         "p95_latency_ms": 911.1229557173777,
-        "avg_ttft_ms": 120.0
+        "avg_ttft_ms": 120.0,
+        "tokens_in": 20,
+        "tokens_out": 5,
+        "cost": 6e-6,
+        "p50_tps": 42.50455831206626,
+        "p95_tps": 42.50455831206626
       },
       {
         "window": "7d",
@@ -663,7 +697,12 @@ fresh gemini-z  (no results)
         "avg_latency_ms": null,
         "p50_latency_ms": null,
         "p95_latency_ms": null,
-        "avg_ttft_ms": null
+        "avg_ttft_ms": null,
+        "tokens_in": null,
+        "tokens_out": null,
+        "cost": null,
+        "p50_tps": null,
+        "p95_tps": null
       }
     ],
     "timeline": "dF"
@@ -687,7 +726,12 @@ fresh gemini-z  (no results)
         "avg_latency_ms": null,
         "p50_latency_ms": null,
         "p95_latency_ms": null,
-        "avg_ttft_ms": null
+        "avg_ttft_ms": null,
+        "tokens_in": null,
+        "tokens_out": null,
+        "cost": null,
+        "p50_tps": null,
+        "p95_tps": null
       },
       {
         "window": "7d",
@@ -700,7 +744,12 @@ fresh gemini-z  (no results)
         "avg_latency_ms": null,
         "p50_latency_ms": null,
         "p95_latency_ms": null,
-        "avg_ttft_ms": null
+        "avg_ttft_ms": null,
+        "tokens_in": null,
+        "tokens_out": null,
+        "cost": null,
+        "p50_tps": null,
+        "p95_tps": null
       }
     ],
     "timeline": ""
@@ -726,7 +775,13 @@ fresh gemini-z  (no results)
       "ttft_ms": 120,
       "latency_ms": 300,
       "ping_ms": 15,
-      "message": "fine"
+      "message": "fine",
+      "answered_model": null,
+      "tokens_in": null,
+      "tokens_out": null,
+      "tokens_reasoning": null,
+      "cost_nano": null,
+      "tps": null
     },
     "windows": [
       {
@@ -740,7 +795,12 @@ fresh gemini-z  (no results)
         "avg_latency_ms": 600.0,
         "p50_latency_ms": 290.31185241490505,
         "p95_latency_ms": 911.1229557173777,
-        "avg_ttft_ms": 120.0
+        "avg_ttft_ms": 120.0,
+        "tokens_in": 20,
+        "tokens_out": 5,
+        "cost": 6e-6,
+        "p50_tps": 42.50455831206626,
+        "p95_tps": 42.50455831206626
       },
       {
         "window": "7d",
@@ -753,7 +813,12 @@ fresh gemini-z  (no results)
         "avg_latency_ms": null,
         "p50_latency_ms": null,
         "p95_latency_ms": null,
-        "avg_ttft_ms": null
+        "avg_ttft_ms": null,
+        "tokens_in": null,
+        "tokens_out": null,
+        "cost": null,
+        "p50_tps": null,
+        "p95_tps": null
       }
     ]
   }

@@ -314,7 +314,7 @@ mod tests {
         let store = open_store(&Database::Sqlite(path), OpenMode::Existing).unwrap();
         let id = MonitorId::parse("m").unwrap();
         let w = store
-            .window_stats(&id, "a", Timestamp(0), Timestamp(4 * 3_600_000))
+            .window_stats(&id, "a", Timestamp(0), Timestamp(7_400_000))
             .unwrap();
         assert_eq!(w.total(), 7);
         assert_eq!((w.tokens(), w.cost(), w.tps_percentile(0.5)), (None, None, None));
