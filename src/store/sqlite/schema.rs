@@ -317,8 +317,13 @@ mod tests {
             .window_stats(&id, "a", Timestamp(0), Timestamp(7_400_000))
             .unwrap();
         assert_eq!(w.total(), 7);
-        assert_eq!((w.tokens(), w.cost(), w.tps_percentile(0.5)), (None, None, None));
-        let latest = store.status(Some(&id), Timestamp(4 * 3_600_000), &[]).unwrap();
+        assert_eq!(
+            (w.tokens(), w.cost(), w.tps_percentile(0.5)),
+            (None, None, None)
+        );
+        let latest = store
+            .status(Some(&id), Timestamp(4 * 3_600_000), &[])
+            .unwrap();
         let facts = &latest[0].latest.as_ref().expect("a row").facts;
         assert_eq!(*facts, crate::model::ReplyFacts::default());
     }
