@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::config::{KeyState, Monitor, MonitorConfig};
-use crate::model::{CheckResult, Kind, Timestamp, millis_u32, tidy_message};
+use crate::model::{CheckResult, Kind, ReplyFacts, Timestamp, millis_u32, tidy_message};
 use crate::net::{self, HttpClient};
 use crate::provider::{Piece, Protocol, wire};
 use crate::redact::Redactor;
@@ -130,6 +130,16 @@ async fn check_model(
     let facts = verdict::facts(&reply, cfg, elapsed);
     let (status, kind, message) =
         verdict::judge(&reply, &challenge, cfg, model, elapsed, facts.tps);
+    // The model name is upstream text like any message: redacted (a hostile relay could echo
+    // the key there) and tidied before it is stored or shown.
+    let facts = ReplyFacts {
+        answered_model: facts
+            .answered_model
+            .as_deref()
+            .map(|m| tidy_message(&redactor.redact(m)))
+            .filter(|m| !m.is_empty()),
+        ..facts
+    };
     let answered =
         reply.error.is_none() && reply.http_status.is_some_and(|s| (200..300).contains(&s));
     CheckResult {
