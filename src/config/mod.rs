@@ -157,6 +157,8 @@ pub struct MonitorConfig {
     pub model_aliases: Vec<(String, Vec<String>)>,
     /// Prices for computing each check's cost when it is recorded; none = no cost.
     pub price: Option<Price>,
+    /// Per requested model, a price over `price` (`model_prices`).
+    pub model_prices: Vec<(String, Price)>,
     /// A streamed answer writing fewer output tokens per second is `degraded`.
     pub degraded_below_tps: Option<f64>,
 }
@@ -173,6 +175,15 @@ impl MonitorConfig {
             .iter()
             .find(|(m, _)| m == model)
             .map_or(&[], |(_, a)| a.as_slice())
+    }
+
+    /// The price a check of `model` is costed at: its own, else the monitor's.
+    pub fn price_of(&self, model: &str) -> Option<Price> {
+        self.model_prices
+            .iter()
+            .find(|(m, _)| m == model)
+            .map(|(_, p)| *p)
+            .or(self.price)
     }
 
     /// The primary model, then the extra models.

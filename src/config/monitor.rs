@@ -126,12 +126,17 @@ pub(crate) fn read(
             .map(|(m, a)| (m.v, a))
             .collect(),
         price: verdict.price,
+        model_prices: verdict
+            .model_prices
+            .into_iter()
+            .map(|(m, p)| (m.v, p))
+            .collect(),
         degraded_below_tps: verdict.degraded_below_tps,
     })
 }
 
-/// Aliases must name one of this monitor's models (from `[defaults]`, any model is fine: the
-/// default serves many monitors).
+/// Aliases and model prices must name one of this monitor's models (from `[defaults]`, any
+/// model is fine: the default serves many monitors).
 fn check_aliases(
     s: &Section<'_, '_>,
     eff: &Shared,
@@ -139,25 +144,32 @@ fn check_aliases(
     extra: &[String],
     d: &mut Diags<'_>,
 ) {
-    let Some(own) = s.raw("model_aliases") else {
-        return;
-    };
-    let own_span = own.1.span();
-    for (m, _) in &eff.verdict.model_aliases {
-        let written_here = m.span.start >= own_span.start && m.span.end <= own_span.end;
-        if written_here && m.v != model && !extra.contains(&m.v) {
-            d.error(
-                &m.span,
-                format!(
-                    "`model_aliases` in {} names `{}`, which is not one of its models ({})",
-                    s.ctx,
-                    m.v,
-                    std::iter::once(model)
-                        .chain(extra.iter().map(String::as_str))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            );
+    let aliased = eff.verdict.model_aliases.iter().map(|(m, _)| m);
+    let priced = eff.verdict.model_prices.iter().map(|(m, _)| m);
+    for (key, named) in [
+        ("model_aliases", aliased.collect::<Vec<_>>()),
+        ("model_prices", priced.collect()),
+    ] {
+        let Some(own) = s.raw(key) else {
+            continue;
+        };
+        let own_span = own.1.span();
+        for m in named {
+            let written_here = m.span.start >= own_span.start && m.span.end <= own_span.end;
+            if written_here && m.v != model && !extra.contains(&m.v) {
+                d.error(
+                    &m.span,
+                    format!(
+                        "`{key}` in {} names `{}`, which is not one of its models ({})",
+                        s.ctx,
+                        m.v,
+                        std::iter::once(model)
+                            .chain(extra.iter().map(String::as_str))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
         }
     }
 }

@@ -40,6 +40,7 @@ const KEYS: &[(&str, bool)] = &[
     ("on_model_mismatch", true),
     ("model_aliases", true),
     ("price", true),
+    ("model_prices", true),
     ("degraded_below_tps", true),
 ];
 

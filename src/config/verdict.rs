@@ -1,6 +1,6 @@
 //! The keys that refine a verdict beyond the challenge: `on_model_mismatch`, `model_aliases`,
-//! `price` and `degraded_below_tps`. Read the same way from `[defaults]` and `[[monitor]]`
-//! (the monitor's value wins; aliases merge model by model).
+//! `price`, `model_prices` and `degraded_below_tps`. Read the same way from `[defaults]` and
+//! `[[monitor]]` (the monitor's value wins; aliases and model prices merge model by model).
 
 use toml::de::DeValue;
 
@@ -47,6 +47,8 @@ pub(crate) struct VerdictKeys {
     /// Requested model → further names a reply may give for it.
     pub model_aliases: Vec<(Sp<String>, Vec<String>)>,
     pub price: Option<Price>,
+    /// Requested model → its own price, over `price` (a fleet rarely pays one rate for all).
+    pub model_prices: Vec<(Sp<String>, Price)>,
     pub degraded_below_tps: Option<f64>,
 }
 
@@ -72,27 +74,40 @@ impl VerdictKeys {
         VerdictKeys {
             on_model_mismatch,
             model_aliases: read_aliases(s, d),
-            price: read_price(s, d),
+            price: s
+                .table(d, "price", format!("the price of {}", s.ctx))
+                .and_then(|t| read_price(&t, d, &s.name("price"))),
+            model_prices: read_model_prices(s, d),
             degraded_below_tps: number(s, d, "degraded_below_tps", false),
         }
     }
 
     /// `self` (a monitor) over `defaults`.
     pub(super) fn over(self, defaults: &VerdictKeys) -> VerdictKeys {
-        let mut aliases = defaults.model_aliases.clone();
-        for (model, names) in self.model_aliases {
-            match aliases.iter_mut().find(|(m, _)| m.v == model.v) {
-                Some(slot) => *slot = (model, names),
-                None => aliases.push((model, names)),
-            }
-        }
         VerdictKeys {
             on_model_mismatch: self.on_model_mismatch.or(defaults.on_model_mismatch),
-            model_aliases: aliases,
+            model_aliases: merge_by_model(&defaults.model_aliases, self.model_aliases),
             price: self.price.or(defaults.price),
+            model_prices: merge_by_model(&defaults.model_prices, self.model_prices),
             degraded_below_tps: self.degraded_below_tps.or(defaults.degraded_below_tps),
         }
     }
+}
+
+/// `defaults`' entries, each replaced by the monitor's entry for the same model, then the
+/// monitor's other entries.
+fn merge_by_model<T: Clone>(
+    defaults: &[(Sp<String>, T)],
+    own: Vec<(Sp<String>, T)>,
+) -> Vec<(Sp<String>, T)> {
+    let mut out = defaults.to_vec();
+    for (model, v) in own {
+        match out.iter_mut().find(|(m, _)| m.v == model.v) {
+            Some(slot) => *slot = (model, v),
+            None => out.push((model, v)),
+        }
+    }
+    out
 }
 
 /// A finite number (integer or float) at `key`, above 0 (or from 0 with `zero_ok`), at most 1e9.
@@ -125,9 +140,9 @@ fn number(s: &Section<'_, '_>, d: &mut Diags<'_>, key: &str, zero_ok: bool) -> O
     }
 }
 
-/// `price = { input_per_mtok = 0.15, output_per_mtok = 0.60 }`: both keys required.
-fn read_price(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<Price> {
-    let t = s.table(d, "price", format!("the price of {}", s.ctx))?;
+/// `{ input_per_mtok = 0.15, output_per_mtok = 0.60 }` (the table `t`, called `name` in
+/// messages): both keys required.
+fn read_price(t: &Section<'_, '_>, d: &mut Diags<'_>, name: &str) -> Option<Price> {
     let keys = ["input_per_mtok", "output_per_mtok"];
     t.check_keys(d, &keys, &|_| None);
     let mut got = [None, None];
@@ -135,19 +150,40 @@ fn read_price(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<Price> {
         if t.raw(key).is_none() {
             d.error(
                 &t.span,
-                format!(
-                    "{} needs `{key}` (a price per million tokens, e.g. 0.60)",
-                    s.name("price")
-                ),
+                format!("{name} needs `{key}` (a price per million tokens, e.g. 0.60)"),
             );
         } else {
-            *slot = number(&t, d, key, true);
+            *slot = number(t, d, key, true);
         }
     }
     Some(Price {
         input_per_mtok: got[0]?,
         output_per_mtok: got[1]?,
     })
+}
+
+/// `model_prices = { "gpt-4o-mini" = { input_per_mtok = 0.15, output_per_mtok = 0.6 } }`.
+fn read_model_prices(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Vec<(Sp<String>, Price)> {
+    let Some(t) = s.table(d, "model_prices", format!("the model_prices of {}", s.ctx)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, value) in t.table.iter() {
+        let model = Sp::new(key.get_ref().to_string(), key.span());
+        let name = format!("the price of `{}` in {}", model.v, s.ctx);
+        let DeValue::Table(inner) = value.get_ref() else {
+            d.error(
+                &value.span(),
+                format!("{name} must be a table, not {}", a_type(value.get_ref())),
+            );
+            continue;
+        };
+        let inner = Section::new(inner, value.span(), name.clone());
+        if let Some(p) = read_price(&inner, d, &name) {
+            out.push((model, p));
+        }
+    }
+    out
 }
 
 /// `model_aliases = { "gpt-4o" = ["gpt-4o-2024-11-20", "azure-gpt4o"] }` (a single string is

@@ -127,7 +127,7 @@ async fn check_model(
             format!("{what} within {}", humantime::format_duration(cfg.timeout)),
         ));
     }
-    let facts = verdict::facts(&reply, cfg, elapsed);
+    let facts = verdict::facts(&reply, cfg, model, elapsed);
     let (status, kind, message) =
         verdict::judge(&reply, &challenge, cfg, model, elapsed, facts.tps);
     // The model name is upstream text like any message: redacted (a hostile relay could echo

@@ -49,7 +49,12 @@ struct Finding {
 /// The facts to record: the model and tokens as reported, the cost at the configured price,
 /// and the throughput of a streamed answer. Reasoning tokens are written before the first
 /// answer token, so they are left out of the throughput when the provider counts them apart.
-pub(super) fn facts(reply: &Reply, cfg: &MonitorConfig, elapsed: Duration) -> ReplyFacts {
+pub(super) fn facts(
+    reply: &Reply,
+    cfg: &MonitorConfig,
+    model: &str,
+    elapsed: Duration,
+) -> ReplyFacts {
     let u = reply.usage;
     let tps = match (reply.ttft, u.output) {
         (Some(ttft), Some(out)) if reply.error.is_none() => {
@@ -64,7 +69,9 @@ pub(super) fn facts(reply: &Reply, cfg: &MonitorConfig, elapsed: Duration) -> Re
         tokens_in: u.input,
         tokens_out: u.output,
         tokens_reasoning: u.reasoning,
-        cost_nano: cfg.price.and_then(|p| p.cost_nano(u.input, u.output)),
+        cost_nano: cfg
+            .price_of(model)
+            .and_then(|p| p.cost_nano(u.input, u.output)),
         tps,
     }
 }
@@ -312,11 +319,27 @@ mod tests {
             reasoning: Some(10),
         };
         r.ttft = Some(Duration::from_millis(500));
-        let f = facts(&r, &c, Duration::from_millis(2500));
+        let f = facts(&r, &c, "gpt-4o", Duration::from_millis(2500));
         assert_eq!(f.cost_nano, Some(20 * 150 + 50 * 600));
         // (50 − 10 reasoning) tokens over the 2 s after the first token.
         assert_eq!(f.tps, Some(20.0));
-        let f = facts(&reply("42", None), &cfg(""), FAST);
+        let f = facts(&reply("42", None), &cfg(""), "gpt-4o", FAST);
         assert_eq!((f.tokens_in, f.cost_nano, f.tps), (None, None, None));
+    }
+
+    #[test]
+    fn a_model_price_overrides_the_monitor_price_for_that_model_only() {
+        let c = cfg("extra_models = [\"gpt-4o-mini\"]\n\
+             price = { input_per_mtok = 2.5, output_per_mtok = 10 }\n\
+             model_prices = { \"gpt-4o-mini\" = { input_per_mtok = 0.15, output_per_mtok = 0.6 } }\n");
+        let mut r = reply("42", None);
+        r.usage = Usage {
+            input: Some(20),
+            output: Some(50),
+            reasoning: None,
+        };
+        let cost = |m| facts(&r, &c, m, FAST).cost_nano;
+        assert_eq!(cost("gpt-4o-mini"), Some(20 * 150 + 50 * 600));
+        assert_eq!(cost("gpt-4o"), Some(20 * 2500 + 50 * 10_000));
     }
 }
