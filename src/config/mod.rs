@@ -29,6 +29,7 @@ mod fields;
 mod interp;
 mod monitor;
 mod network;
+mod official;
 mod schema;
 mod shared;
 mod validate;
@@ -159,6 +160,11 @@ pub struct MonitorConfig {
     pub price: Option<Price>,
     /// Per requested model, a price over `price` (`model_prices`).
     pub model_prices: Vec<(String, Price)>,
+    /// The public status page shown beside this monitor's verdict (`official_status`); never
+    /// changes the verdict.
+    pub official_status: Option<crate::official::StatusSource>,
+    /// How often the daemon reads it.
+    pub official_status_interval: std::time::Duration,
     /// A streamed answer writing fewer output tokens per second is `degraded`.
     pub degraded_below_tps: Option<f64>,
 }

@@ -11,12 +11,14 @@ use super::diag::{Diags, Sp};
 use super::fields::{Section, fmt_duration};
 use super::interp::{Env, is_var_name};
 use super::network::NetworkOverride;
+use super::official::{DEFAULT_OFFICIAL_INTERVAL, OfficialKey};
 use super::shared::{DEFAULT_KEYS, MONITOR_KEYS, Shared};
 use super::validate::{
     MAX_EXTRA_MODELS, check_label, check_model, parse_endpoint, provider_choice, providers_with_api,
 };
 use crate::model::MonitorId;
 use crate::net::NetworkPolicy;
+use crate::official::StatusSource;
 use crate::provider::{Api, Provider};
 use crate::secret::Secret;
 
@@ -93,6 +95,8 @@ pub(crate) fn read(
     let (provider, api) = chosen?;
     let (model, extra_models) = models?;
     check_aliases(&s, &eff, &model, &extra_models, d);
+    let official_status = resolve_official(&eff, provider, &network, d);
+    let official_status_interval = eff.official.interval.unwrap_or(DEFAULT_OFFICIAL_INTERVAL);
     let verdict = eff.verdict;
     Some(MonitorConfig {
         name: name.unwrap_or_else(|| id.to_string()),
@@ -132,7 +136,36 @@ pub(crate) fn read(
             .map(|(m, p)| (m.v, p))
             .collect(),
         degraded_below_tps: verdict.degraded_below_tps,
+        official_status,
+        official_status_interval,
     })
+}
+
+/// `official_status` as a source: `auto` asks the registry; a plain-http URL needs
+/// `allow_http` like an endpoint.
+fn resolve_official(
+    eff: &Shared,
+    provider: Provider,
+    network: &NetworkPolicy,
+    d: &mut Diags<'_>,
+) -> Option<StatusSource> {
+    match eff.official.status.as_ref()? {
+        OfficialKey::Off => None,
+        OfficialKey::Auto => provider.status_page().map(|(url, format)| StatusSource {
+            url: Url::parse(url).expect("the registry's status pages are URLs (registry tests)"),
+            format,
+        }),
+        OfficialKey::Source(src) => {
+            if src.v.url.scheme() == "http" && !network.allow_http {
+                d.error(
+                    &src.span,
+                    "`official_status`: plain http is not allowed; use https, or set allow_http = true in [network] or [monitor.network]",
+                );
+                return None;
+            }
+            Some(src.v.clone())
+        }
+    }
 }
 
 /// Aliases and model prices must name one of this monitor's models (from `[defaults]`, any

@@ -9,6 +9,7 @@ use toml::de::DeValue;
 
 use super::diag::{Diags, Sp, Span};
 use super::fields::{Section, a_type, integer_value};
+use super::official::OfficialKeys;
 use super::validate::{
     api_list, check_header_name, check_header_value, check_label, provider_list,
 };
@@ -42,6 +43,8 @@ const KEYS: &[(&str, bool)] = &[
     ("price", true),
     ("model_prices", true),
     ("degraded_below_tps", true),
+    ("official_status", true),
+    ("official_status_interval", true),
 ];
 
 /// Keys `[[monitor]]` accepts.
@@ -93,6 +96,7 @@ pub(crate) struct Shared {
     pub challenge: Option<bool>,
     pub stream: Option<bool>,
     pub verdict: VerdictKeys,
+    pub official: OfficialKeys,
 }
 
 impl Shared {
@@ -166,6 +170,7 @@ impl Shared {
             challenge: s.boolean(d, "challenge").map(|b| b.v),
             stream: s.boolean(d, "stream").map(|b| b.v),
             verdict: VerdictKeys::read(s, d),
+            official: OfficialKeys::read(s, d),
         }
     }
 
@@ -201,6 +206,7 @@ impl Shared {
             challenge: self.challenge.or(defaults.challenge),
             stream: self.stream.or(defaults.stream),
             verdict: self.verdict.over(&defaults.verdict),
+            official: self.official.over(&defaults.official),
         }
     }
 }

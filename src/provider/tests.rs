@@ -48,6 +48,10 @@ fn the_registry_is_well_formed() {
         let origin = url::Url::parse(p.origin()).expect("the origin is a URL");
         assert_eq!(origin.scheme(), "https", "{p}");
         assert_eq!(origin.path(), "/", "{p}: an origin has no path");
+        if let Some((page, _)) = p.status_page() {
+            let page = url::Url::parse(page).expect("the status page is a URL");
+            assert_eq!(page.scheme(), "https", "{p}");
+        }
     }
     assert_eq!(Provider::from_name("OpenAI"), None);
     let openai = Provider::from_name("openai").expect("registered");

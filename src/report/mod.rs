@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::model::{CheckResult, Status, Timestamp};
+use crate::model::{CheckResult, MonitorId, Status, Timestamp};
+use crate::official::OfficialStatus;
 use crate::store::{StatusRow, WindowStats};
 
 use table::Table;
@@ -147,6 +148,10 @@ struct StatusJson<'a> {
     windows: Vec<WindowJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     timeline: Option<String>,
+    /// The provider's own status page, when the monitor shows one (beside the verdict, never
+    /// part of it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    official: Option<&'a OfficialStatus>,
 }
 
 impl<'a> StatusJson<'a> {
@@ -164,6 +169,7 @@ impl<'a> StatusJson<'a> {
                 .map(|(d, w)| WindowJson::new(*d, w))
                 .collect(),
             timeline: timeline.map(letters),
+            official: r.official.as_ref(),
         }
     }
 }
@@ -256,8 +262,42 @@ fn status_table(
         t.row(status_cells(r, now));
     }
     let mut out = t.render(color);
+    out.push_str(&official_block(rows, now));
     if let Some(tl) = timelines {
         out.push_str(&timeline_block(rows, tl, color));
+    }
+    out
+}
+
+/// One line per monitor showing a status page, under the table (a column would not fit):
+/// `official <monitor>: <indicator> — <description> (<n> open incidents, read <age> ago)`.
+fn official_block(rows: &[StatusRow], now: Timestamp) -> String {
+    let mut out = String::new();
+    let mut seen: Vec<&MonitorId> = Vec::new();
+    for r in rows {
+        let Some(o) = &r.official else { continue };
+        if seen.contains(&&r.monitor) {
+            continue;
+        }
+        seen.push(&r.monitor);
+        let detail = match (&o.error, o.incidents.len()) {
+            (Some(e), _) => cut(e, 80),
+            (None, 0) => cut(&o.description, 60),
+            (None, n) => format!(
+                "{} ({n} open incident{}: {})",
+                cut(&o.description, 40),
+                if n == 1 { "" } else { "s" },
+                cut(&o.incidents[0].name, 50)
+            ),
+        };
+        let read = o
+            .checked_at
+            .map_or(String::new(), |t| format!(", read {}", age(now, t)));
+        out.push_str(&format!(
+            "official {}: {} — {detail}{read}\n",
+            r.monitor,
+            o.indicator.as_str()
+        ));
     }
     out
 }
@@ -455,6 +495,7 @@ mod tests {
             latest: None,
             tracked: None,
             windows: windows(&day, &week),
+            official: None,
         };
         let rows = vec![
             StatusRow {

@@ -10,6 +10,7 @@
 //! `target` is the probe API that `chanmon check` shares with the daemon.
 
 pub mod metrics;
+mod official;
 mod schedule;
 mod target;
 
@@ -217,6 +218,7 @@ impl Daemon {
         ticker.schedule.set_targets(targets, Instant::now());
         let reloader = Reloader {
             path: self.config_path,
+            pollers: official::Pollers::start(&self.config, &ctx.writer),
             running: self.config,
             writer: ctx.writer.clone(),
             prober: self.prober.clone(),
@@ -332,6 +334,8 @@ struct Reloader {
     running: Config,
     writer: WriterHandle,
     prober: Arc<Prober>,
+    /// The status-page pollers of the running config, restarted with it.
+    pollers: official::Pollers,
 }
 
 impl Reloader {
@@ -369,6 +373,7 @@ impl Reloader {
             }
         };
         self.prober.reset_clients();
+        self.pollers.restart(&new, &self.writer);
         let targets = active_targets(&new, monitors, &self.prober);
         tracing::info!(monitors = targets.len(), "config reloaded");
         let _ = ready.send(targets).await;

@@ -22,6 +22,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::model::{CheckResult, Kind, MonitorId, Status, Timestamp};
+use crate::official::{Indicator, OfficialStatus};
 use crate::pipeline::tracker::StatusChange;
 use crate::store::{
     HistoryQuery, MonitorRow, StatusRow, Storage, StoreError, StoredMonitor, StoredSecrets,
@@ -142,6 +143,7 @@ impl SqliteStore {
                 ws.push((*w, stats));
             }
             out.push(StatusRow {
+                official: None,
                 monitor: m.id.clone(),
                 name: m.name.clone(),
                 model,
@@ -357,6 +359,46 @@ impl Storage for SqliteStore {
         self.conn
             .execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")?;
         Ok(())
+    }
+
+    fn put_official_status(&mut self, s: &OfficialStatus) -> Result<(), StoreError> {
+        let incidents = serde_json::to_string(&s.incidents).unwrap_or_else(|_| "[]".into());
+        self.conn.execute(
+            "INSERT OR REPLACE INTO official_status
+                 (url, indicator, description, incidents, checked_at, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                s.url,
+                s.indicator.as_str(),
+                s.description,
+                incidents,
+                s.checked_at.map_or(0, |t| t.0),
+                s.error
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn official_statuses(&self) -> Result<HashMap<String, OfficialStatus>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT url, indicator, description, incidents, checked_at, error FROM official_status",
+        )?;
+        let rows = st.query_map([], |r| {
+            let url: String = r.get(0)?;
+            let indicator: String = r.get(1)?;
+            let incidents: String = r.get(3)?;
+            Ok(OfficialStatus {
+                url: url.clone(),
+                // Written by this program; anything foreign reads as unknown.
+                indicator: Indicator::parse(&indicator).unwrap_or(Indicator::Unknown),
+                description: r.get(2)?,
+                incidents: serde_json::from_str(&incidents).unwrap_or_default(),
+                checked_at: Some(Timestamp(r.get(4)?)),
+                error: r.get(5)?,
+            })
+        })?;
+        rows.map(|r| r.map(|s| (s.url.clone(), s)).map_err(StoreError::from))
+            .collect()
     }
 }
 

@@ -111,6 +111,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE rollups ADD COLUMN cost_n INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE rollups ADD COLUMN cost_nano INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE rollups ADD COLUMN tps_hist BLOB NOT NULL DEFAULT x'';  -- tenths of tokens/s
+    -- The latest reading of each provider status page polled (one row per URL, overwritten).
+    CREATE TABLE official_status (
+        url         TEXT PRIMARY KEY,
+        indicator   TEXT NOT NULL,           -- none/minor/major/critical/maintenance/unknown
+        description TEXT NOT NULL,
+        incidents   TEXT NOT NULL,           -- JSON: [{name, impact, status, updated_at}]
+        checked_at  INTEGER NOT NULL,
+        error       TEXT                     -- why the indicator is unknown
+    );
     ",
 ];
 
