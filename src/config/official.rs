@@ -123,3 +123,52 @@ fn source(
         span,
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::official::StatusFormat;
+
+    fn monitor(provider: &str, extra: &str) -> crate::config::MonitorConfig {
+        let text = format!(
+            "[defaults]\nofficial_status = \"auto\"\n[[monitor]]\nid = \"m\"\nprovider = \"{provider}\"\n\
+             api_key = \"k\"\nmodel = \"x\"\n{extra}"
+        );
+        crate::config::parse(&text, Path::new("t.toml"), &|_| None)
+            .unwrap()
+            .config
+            .monitors
+            .remove(0)
+    }
+
+    #[test]
+    fn auto_asks_the_registry_and_a_monitor_can_turn_it_off() {
+        let g = monitor("gemini", "").official_status.unwrap();
+        assert_eq!(
+            g.url.as_str(),
+            "https://status.cloud.google.com/incidents.json"
+        );
+        assert_eq!(g.format, StatusFormat::GoogleIncidents);
+        let a = monitor("anthropic", "official_status_interval = \"1m\"");
+        assert_eq!(a.official_status.unwrap().format, StatusFormat::Statuspage);
+        assert_eq!(a.official_status_interval.as_secs(), 60);
+        assert!(
+            monitor("openai", "official_status = \"off\"")
+                .official_status
+                .is_none()
+        );
+        let own = monitor(
+            "openai",
+            "official_status = \"https://status.relay.example/api/v2/summary.json\"",
+        );
+        assert_eq!(
+            own.official_status.unwrap().url.host_str(),
+            Some("status.relay.example")
+        );
+        assert_eq!(
+            monitor("openai", "").official_status_interval.as_secs(),
+            300
+        );
+    }
+}
