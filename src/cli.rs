@@ -70,6 +70,10 @@ pub enum Command {
     /// Check the config and print a summary; exit 0 when valid, 2 when not.
     Validate,
 
+    /// Tokens and cost of the recorded checks over a period, per monitor or per model
+    /// (from the hourly rollups, so the figures survive `prune`).
+    Cost(CostArgs),
+
     /// Write the man pages (generated from these definitions).
     #[command(hide = true)]
     Man {
@@ -150,6 +154,31 @@ pub struct StatusArgs {
 
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CostArgs {
+    /// Only this monitor.
+    #[arg(value_parser = parse_id)]
+    pub id: Option<MonitorId>,
+
+    /// The period, ending now.
+    #[arg(long, value_parser = parse_duration, default_value = "30d")]
+    pub since: Duration,
+
+    /// One line per monitor or per model (a model probed by several monitors is summed).
+    #[arg(long, value_enum, default_value_t = CostBy::Monitor)]
+    pub by: CostBy,
+
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// How `chanmon cost` groups its lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CostBy {
+    Monitor,
+    Model,
 }
 
 #[derive(Debug, Args)]

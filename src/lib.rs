@@ -10,6 +10,7 @@ pub mod keys;
 pub mod logging;
 pub mod model;
 pub mod net;
+pub mod official;
 pub mod pipeline;
 pub mod probe;
 pub mod provider;

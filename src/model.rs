@@ -237,6 +237,10 @@ coded_enum! {
         KeyUnavailable = 18 => "key_unavailable",
         /// The probe itself crashed (a bug in chanmon, not the upstream).
         Internal = 19 => "internal",
+        /// The reply names another model than the one asked for (`on_model_mismatch`).
+        ModelMismatch = 20 => "model_mismatch",
+        /// A streamed answer wrote fewer tokens per second than `degraded_below_tps`.
+        LowThroughput = 21 => "low_throughput",
     }
 }
 
@@ -245,7 +249,7 @@ impl Kind {
     pub fn status(self) -> Status {
         match self {
             Kind::Ok => Status::Operational,
-            Kind::Slow => Status::Degraded,
+            Kind::Slow | Kind::ModelMismatch | Kind::LowThroughput => Status::Degraded,
             Kind::ChallengeMismatch | Kind::Empty | Kind::Malformed | Kind::Refused => {
                 Status::Failed
             }
@@ -273,6 +277,28 @@ pub struct CheckResult {
     pub ping_ms: Option<u32>,
     /// Redacted, whitespace-collapsed, at most 500 chars. Empty when there is nothing to say.
     pub message: String,
+    /// What the reply said about itself and what it cost (flattened into the JSON object).
+    #[serde(flatten)]
+    pub facts: ReplyFacts,
+}
+
+/// What a reply reported beyond its answer. Every field is `None` when not recorded: the reply
+/// did not say, the check never got a reply, or the row predates these columns.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplyFacts {
+    /// The model the reply names (OpenAI `model`, Anthropic `model`, Gemini `modelVersion`).
+    pub answered_model: Option<String>,
+    /// Prompt tokens.
+    pub tokens_in: Option<u32>,
+    /// Completion tokens, reasoning included.
+    pub tokens_out: Option<u32>,
+    /// The reasoning share of `tokens_out`, where the provider reports it.
+    pub tokens_reasoning: Option<u32>,
+    /// Cost in billionths of the price's unit, computed with the price in force when the
+    /// result was recorded (a later price change does not rewrite history).
+    pub cost_nano: Option<u64>,
+    /// Output tokens per second after the first token (streamed replies with usage only).
+    pub tps: Option<f64>,
 }
 
 impl CheckResult {
@@ -296,6 +322,7 @@ impl CheckResult {
             latency_ms: None,
             ping_ms: None,
             message: tidy_message(&message),
+            facts: ReplyFacts::default(),
         }
     }
 }

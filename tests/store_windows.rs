@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chanmon::config::{MonitorConfig, parse};
 use chanmon::keys;
-use chanmon::model::{CheckResult, Kind, MonitorId, Status, Timestamp};
+use chanmon::model::{CheckResult, Kind, MonitorId, ReplyFacts, Status, Timestamp};
 use chanmon::secret::MasterKey;
 use chanmon::store::{self, BUCKET_MS, Database, OpenMode, Storage};
 use proptest::prelude::*;
@@ -43,6 +43,19 @@ fn result(at: i64, code: u8, latency: u32) -> CheckResult {
         latency_ms: Some(latency),
         ping_ms: None,
         message: String::new(),
+        // Every other row reports usage and a cost; the rest read as not recorded.
+        facts: if at % 2 == 0 {
+            ReplyFacts {
+                tokens_in: Some(latency % 50 + 5),
+                tokens_out: Some(latency % 13),
+                tokens_reasoning: None,
+                cost_nano: Some(u64::from(latency) * 7),
+                tps: (code == 0).then_some(f64::from(latency) / 10.0),
+                answered_model: None,
+            }
+        } else {
+            ReplyFacts::default()
+        },
     }
 }
 
@@ -72,6 +85,15 @@ proptest! {
         prop_assert_eq!(w.availability(), raw.availability());
         prop_assert_eq!(w.avg_latency_ms(), raw.avg_latency_ms());
         prop_assert_eq!(w.latency_percentile(0.95), raw.latency_percentile(0.95));
+        prop_assert_eq!(w.tokens(), raw.tokens());
+        prop_assert_eq!(w.cost(), raw.cost());
+        prop_assert_eq!(w.rollup.tokens_reasoning, raw.rollup.tokens_reasoning);
+        prop_assert_eq!(w.tps_percentile(0.5), raw.tps_percentile(0.5));
+        // And the raw scan equals a sum over the rows themselves.
+        let inside: Vec<_> = results.iter().filter(|r| r.started_at >= from && r.started_at < to).collect();
+        let cost: u64 = inside.iter().filter_map(|r| r.facts.cost_nano).sum();
+        prop_assert_eq!(raw.rollup.cost_nano, cost);
+        prop_assert_eq!(raw.rollup.usage_n, inside.iter().filter(|r| r.facts.tokens_in.is_some()).count() as u64);
     }
 }
 
@@ -113,6 +135,9 @@ fn pruning_raw_rows_keeps_the_30_day_availability() {
         before.latency_percentile(0.95),
         after.latency_percentile(0.95)
     );
+    assert_eq!(before.cost(), after.cost());
+    assert_eq!(before.tokens(), after.tokens());
+    assert!(before.cost().is_some_and(|c| c > 0.0));
     // Rebuilding is idempotent and keeps the pruned hours' rollups.
     s.rebuild_rollups().unwrap();
     assert_eq!(window(s.as_ref()).total(), before.total());

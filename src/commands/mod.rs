@@ -2,6 +2,7 @@
 //! Errors carry the exit code they map to; `main` prints them.
 
 mod check;
+mod cost;
 mod history;
 mod prune;
 mod run;
@@ -68,6 +69,7 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         Command::Status(args) => status::status(&cli.config, args, color),
         Command::Prune(args) => prune::prune(&cli.config, args),
         Command::Validate => validate::validate(&cli.config),
+        Command::Cost(args) => cost::cost(&cli.config, args),
         Command::Man { out_dir } => write_man(&out_dir),
         Command::Completions { shell } => {
             let mut out = Vec::new();

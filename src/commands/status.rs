@@ -1,5 +1,6 @@
 //! `chanmon status`: latest result, availability windows and latency per monitor and model.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
@@ -8,9 +9,11 @@ use super::{
     EXIT_CONFIG, EXIT_RUNTIME, OrExit, Outcome, format_of, load_config_for_reading, print,
 };
 use crate::cli::{OutputFormat, StatusArgs};
+use crate::config::Config;
 use crate::model::Timestamp;
+use crate::official::OfficialStatus;
 use crate::report;
-use crate::store::{self, OpenMode};
+use crate::store::{self, OpenMode, StatusRow};
 
 /// Results shown in a single monitor's timeline.
 const TIMELINE: usize = 60;
@@ -26,10 +29,15 @@ pub(super) fn status(config_path: &Path, args: StatusArgs, color: bool) -> Outco
     let store = store::open(&config.database, OpenMode::Existing).or_exit(EXIT_RUNTIME)?;
     let now = Timestamp::now();
     let ctx = || format!("reading {}", config.database);
-    let rows = store
+    let mut rows = store
         .status(args.id.as_ref(), now, &args.windows)
         .with_context(ctx)
         .or_exit(EXIT_RUNTIME)?;
+    let readings = store
+        .official_statuses()
+        .with_context(ctx)
+        .or_exit(EXIT_RUNTIME)?;
+    join_official(&mut rows, &config, &readings);
     if let Some(id) = &args.id
         && rows.is_empty()
     {
@@ -58,4 +66,27 @@ pub(super) fn status(config_path: &Path, args: StatusArgs, color: bool) -> Outco
         now,
     ));
     Ok(0)
+}
+
+/// Each row of a monitor whose config shows a status page gets that page's latest reading
+/// (readings are kept per URL; a page not read yet shows as `unknown`).
+fn join_official(
+    rows: &mut [StatusRow],
+    config: &Config,
+    readings: &HashMap<String, OfficialStatus>,
+) {
+    for row in rows {
+        let Some(source) = config
+            .monitors
+            .iter()
+            .find(|m| m.id == row.monitor)
+            .and_then(|m| m.official_status.as_ref())
+        else {
+            continue;
+        };
+        let url = source.url.as_str();
+        row.official = Some(readings.get(url).cloned().unwrap_or_else(|| {
+            OfficialStatus::unknown(url, None, "not read yet: `chanmon run` reads it".into())
+        }));
+    }
 }

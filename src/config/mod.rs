@@ -29,9 +29,13 @@ mod fields;
 mod interp;
 mod monitor;
 mod network;
+mod official;
 mod schema;
 mod shared;
 mod validate;
+mod verdict;
+
+pub use verdict::{OnModelMismatch, Price, model_matches};
 
 #[cfg(test)]
 mod proptests;
@@ -150,12 +154,44 @@ pub struct MonitorConfig {
     pub network: NetworkPolicy,
     /// Line of the `[[monitor]]` header in the config file, for messages.
     pub line: usize,
+    /// What a reply naming another model does to the verdict (default degrade).
+    pub on_model_mismatch: OnModelMismatch,
+    /// Per requested model, the further names a reply may give (`model_aliases`).
+    pub model_aliases: Vec<(String, Vec<String>)>,
+    /// Prices for computing each check's cost when it is recorded; none = no cost.
+    pub price: Option<Price>,
+    /// Per requested model, a price over `price` (`model_prices`).
+    pub model_prices: Vec<(String, Price)>,
+    /// The public status page shown beside this monitor's verdict (`official_status`); never
+    /// changes the verdict.
+    pub official_status: Option<crate::official::StatusSource>,
+    /// How often the daemon reads it.
+    pub official_status_interval: std::time::Duration,
+    /// A streamed answer writing fewer output tokens per second is `degraded`.
+    pub degraded_below_tps: Option<f64>,
 }
 
 impl MonitorConfig {
     /// The wire format the probe speaks to this monitor.
     pub fn protocol(&self) -> &'static dyn Protocol {
         self.api.protocol()
+    }
+
+    /// The names a reply may give for `model` besides its own (its declared aliases).
+    pub fn aliases_of(&self, model: &str) -> &[String] {
+        self.model_aliases
+            .iter()
+            .find(|(m, _)| m == model)
+            .map_or(&[], |(_, a)| a.as_slice())
+    }
+
+    /// The price a check of `model` is costed at: its own, else the monitor's.
+    pub fn price_of(&self, model: &str) -> Option<Price> {
+        self.model_prices
+            .iter()
+            .find(|(m, _)| m == model)
+            .map(|(_, p)| *p)
+            .or(self.price)
     }
 
     /// The primary model, then the extra models.

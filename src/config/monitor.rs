@@ -11,12 +11,14 @@ use super::diag::{Diags, Sp};
 use super::fields::{Section, fmt_duration};
 use super::interp::{Env, is_var_name};
 use super::network::NetworkOverride;
+use super::official::{DEFAULT_OFFICIAL_INTERVAL, OfficialKey};
 use super::shared::{DEFAULT_KEYS, MONITOR_KEYS, Shared};
 use super::validate::{
     MAX_EXTRA_MODELS, check_label, check_model, parse_endpoint, provider_choice, providers_with_api,
 };
 use crate::model::MonitorId;
 use crate::net::NetworkPolicy;
+use crate::official::StatusSource;
 use crate::provider::{Api, Provider};
 use crate::secret::Secret;
 
@@ -92,6 +94,10 @@ pub(crate) fn read(
     let id = id?;
     let (provider, api) = chosen?;
     let (model, extra_models) = models?;
+    check_aliases(&s, &eff, &model, &extra_models, d);
+    let official_status = resolve_official(&eff, provider, &network, d);
+    let official_status_interval = eff.official.interval.unwrap_or(DEFAULT_OFFICIAL_INTERVAL);
+    let verdict = eff.verdict;
     Some(MonitorConfig {
         name: name.unwrap_or_else(|| id.to_string()),
         id,
@@ -117,7 +123,88 @@ pub(crate) fn read(
         stream: eff.stream.unwrap_or(true),
         network,
         line,
+        on_model_mismatch: verdict.on_model_mismatch.unwrap_or_default(),
+        model_aliases: verdict
+            .model_aliases
+            .into_iter()
+            .map(|(m, a)| (m.v, a))
+            .collect(),
+        price: verdict.price,
+        model_prices: verdict
+            .model_prices
+            .into_iter()
+            .map(|(m, p)| (m.v, p))
+            .collect(),
+        degraded_below_tps: verdict.degraded_below_tps,
+        official_status,
+        official_status_interval,
     })
+}
+
+/// `official_status` as a source: `auto` asks the registry; a plain-http URL needs
+/// `allow_http` like an endpoint.
+fn resolve_official(
+    eff: &Shared,
+    provider: Provider,
+    network: &NetworkPolicy,
+    d: &mut Diags<'_>,
+) -> Option<StatusSource> {
+    match eff.official.status.as_ref()? {
+        OfficialKey::Off => None,
+        OfficialKey::Auto => provider.status_page().map(|(url, format)| StatusSource {
+            url: Url::parse(url).expect("the registry's status pages are URLs (registry tests)"),
+            format,
+        }),
+        OfficialKey::Source(src) => {
+            if src.v.url.scheme() == "http" && !network.allow_http {
+                d.error(
+                    &src.span,
+                    "`official_status`: plain http is not allowed; use https, or set allow_http = true in [network] or [monitor.network]",
+                );
+                return None;
+            }
+            Some(src.v.clone())
+        }
+    }
+}
+
+/// Aliases and model prices must name one of this monitor's models (from `[defaults]`, any
+/// model is fine: the default serves many monitors).
+fn check_aliases(
+    s: &Section<'_, '_>,
+    eff: &Shared,
+    model: &str,
+    extra: &[String],
+    d: &mut Diags<'_>,
+) {
+    let aliased = eff.verdict.model_aliases.iter().map(|(m, _)| m);
+    let priced = eff.verdict.model_prices.iter().map(|(m, _)| m);
+    for (key, named) in [
+        ("model_aliases", aliased.collect::<Vec<_>>()),
+        ("model_prices", priced.collect()),
+    ] {
+        let Some(own) = s.raw(key) else {
+            continue;
+        };
+        let own_span = own.1.span();
+        for m in named {
+            let written_here = m.span.start >= own_span.start && m.span.end <= own_span.end;
+            if written_here && m.v != model && !extra.contains(&m.v) {
+                d.error(
+                    &m.span,
+                    format!(
+                        "`{key}` in {} names `{}`, which is not one of its models ({})",
+                        s.ctx,
+                        m.v,
+                        std::iter::once(model)
+                            .chain(extra.iter().map(String::as_str))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// The monitor's `id`: required, a slug.

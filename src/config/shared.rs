@@ -9,9 +9,11 @@ use toml::de::DeValue;
 
 use super::diag::{Diags, Sp, Span};
 use super::fields::{Section, a_type, integer_value};
+use super::official::OfficialKeys;
 use super::validate::{
     api_list, check_header_name, check_header_value, check_label, provider_list,
 };
+use super::verdict::VerdictKeys;
 use crate::provider::{self, Provider};
 
 /// Every key of a `[[monitor]]`, in the order messages list them, and whether `[defaults]`
@@ -36,6 +38,13 @@ const KEYS: &[(&str, bool)] = &[
     ("challenge", true),
     ("stream", true),
     ("network", false),
+    ("on_model_mismatch", true),
+    ("model_aliases", true),
+    ("price", true),
+    ("model_prices", true),
+    ("degraded_below_tps", true),
+    ("official_status", true),
+    ("official_status_interval", true),
 ];
 
 /// Keys `[[monitor]]` accepts.
@@ -86,6 +95,8 @@ pub(crate) struct Shared {
     pub body: Vec<BodyKey>,
     pub challenge: Option<bool>,
     pub stream: Option<bool>,
+    pub verdict: VerdictKeys,
+    pub official: OfficialKeys,
 }
 
 impl Shared {
@@ -158,6 +169,8 @@ impl Shared {
             body: read_body(s, d),
             challenge: s.boolean(d, "challenge").map(|b| b.v),
             stream: s.boolean(d, "stream").map(|b| b.v),
+            verdict: VerdictKeys::read(s, d),
+            official: OfficialKeys::read(s, d),
         }
     }
 
@@ -192,6 +205,8 @@ impl Shared {
             body,
             challenge: self.challenge.or(defaults.challenge),
             stream: self.stream.or(defaults.stream),
+            verdict: self.verdict.over(&defaults.verdict),
+            official: self.official.over(&defaults.official),
         }
     }
 }

@@ -96,6 +96,11 @@ impl Bus {
         });
     }
 
+    /// Whether anyone is subscribed (publishers may skip building events otherwise).
+    pub fn has_subscribers(&self) -> bool {
+        !self.lock().is_empty()
+    }
+
     /// Events dropped for full subscriber queues, in total.
     pub fn lagged(&self) -> u64 {
         self.lagged_total.load(Relaxed)
@@ -131,6 +136,7 @@ mod tests {
             latency_ms: None,
             ping_ms: None,
             message: String::new(),
+            facts: Default::default(),
         }))
     }
 
@@ -156,10 +162,11 @@ mod tests {
     async fn dropped_subscriptions_are_forgotten() {
         let bus = Bus::new();
         let s = bus.subscribe("gone", 1);
+        assert!(bus.has_subscribers());
         drop(s);
         bus.publish(ev(1));
         bus.publish(ev(2));
         assert_eq!(bus.lagged(), 0);
-        assert!(bus.lock().is_empty());
+        assert!(!bus.has_subscribers(), "the closed subscriber was removed");
     }
 }

@@ -86,6 +86,7 @@ mod tests {
             latency_ms: None,
             ping_ms: None,
             message: String::new(),
+            facts: Default::default(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The daemon's single database writer: a thread that owns the write connection and batches
 //! results into one transaction per batch. Everything that writes in the daemon goes through
-//! it (results and config re-syncs), so there is never a second writer in this process.
+//! it (results, config re-syncs and status page readings), so there is never a second writer in this process.
 //!
 //! After each commit it publishes the batch's results and status changes on the bus and logs
 //! the changes: an observer only ever sees what is durably stored.
@@ -22,6 +22,7 @@ use super::tracker::StatusChange;
 use crate::config::{Monitor, MonitorConfig};
 use crate::keys;
 use crate::model::CheckResult;
+use crate::official::OfficialStatus;
 use crate::runner::metrics::Metrics;
 use crate::secret::MasterKey;
 use crate::store::{Storage, StoreError};
@@ -40,6 +41,9 @@ type SyncReply = oneshot::Sender<Result<Vec<Monitor>, StoreError>>;
 enum Msg {
     Results(Vec<CheckResult>),
     Sync(Vec<MonitorConfig>, SyncReply),
+    /// A status page's latest reading: one small upsert, not retried (the next poll rewrites
+    /// it).
+    Official(OfficialStatus),
 }
 
 /// The writer thread. Dropping every handle and calling [`Writer::finish`] flushes what is
@@ -136,6 +140,14 @@ impl WriterHandle {
         }
     }
 
+    /// Hands a status page reading to the writer thread (waits while its queue is full: the
+    /// poller has nothing else to do).
+    pub(crate) async fn official(&self, status: OfficialStatus) {
+        if self.tx.send(Msg::Official(status)).await.is_err() {
+            tracing::debug!("a status page reading arrived after the writer stopped");
+        }
+    }
+
     /// Re-syncs monitor definitions through the writer (config reload).
     pub(crate) async fn sync(
         &self,
@@ -182,6 +194,11 @@ fn writer_loop(mut st: State, mut rx: mpsc::Receiver<Msg>) {
                 Msg::Sync(monitors, reply) => {
                     st.flush();
                     let _ = reply.send(keys::sync(st.store.as_mut(), &monitors, &st.key));
+                }
+                Msg::Official(status) => {
+                    if let Err(e) = st.store.put_official_status(&status) {
+                        tracing::warn!(error = %e, url = %status.url, "writing a status page reading failed");
+                    }
                 }
             }
             if st.pending.len() >= BATCH {
@@ -243,8 +260,12 @@ impl State {
     }
 
     fn publish(&self, batch: Vec<CheckResult>, changes: Vec<StatusChange>) {
-        for r in batch {
-            self.bus.publish(Event::Result(Arc::new(r)));
+        // With nobody listening (the usual daemon), skip the per-result allocations.
+        let listened = self.bus.has_subscribers();
+        if listened {
+            for r in batch {
+                self.bus.publish(Event::Result(Arc::new(r)));
+            }
         }
         for c in changes {
             let from = c.from.map_or("unknown", |s| s.status.as_str());
@@ -252,7 +273,9 @@ impl State {
                 monitor = %c.monitor, model = %c.model, from, to = %c.to.status,
                 kind = %c.to.kind, "status changed"
             );
-            self.bus.publish(Event::Change(Arc::new(c)));
+            if listened {
+                self.bus.publish(Event::Change(Arc::new(c)));
+            }
         }
     }
 }

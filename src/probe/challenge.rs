@@ -1,14 +1,24 @@
-//! The challenge: a question whose answer the reply must contain, so a relay answering 200
-//! with canned text is caught.
+//! The challenge: a question whose answer the reply must give, so a relay answering 200
+//! with canned text is caught — including a fake that answers every probe with one fixed list
+//! of the likeliest sums.
 //!
 //! Contract (shared with the mock upstream): the prompt contains exactly one expression
 //! `A + B` of decimal integers and the expected answer is the sum. A and B are drawn from
-//! 11..=99, so the sum ranges over 177 values with no value more likely than 1/89 (≈ 1.1 %):
-//! a canned reply carrying any fixed number passes at most that often. The sum's digits never
-//! appear in the prompt, so an echo of the prompt fails.
+//! 11..=99 (pairs whose sum's digits appear in the prompt are redrawn), so no sum is more
+//! likely than 89 of 7 921 pairs (≈ 1.12 %).
+//!
+//! Only the reply's **final** number counts, and a reply carrying more than
+//! [`MAX_NUMBERS`] numbers is a mismatch: a fixed reply then has one fixed final number, so it
+//! passes at most as often as the likeliest sum (≈ 1.12 %), however many candidates it lists.
+//! Real answers keep passing: "42", "The answer is 42.", "17 + 25 = 42", "**42**", "答案是 42",
+//! "17 + 25 = 42, so the answer is 42" (four numbers, the last one the answer).
 
 /// Longest reply (in characters, trimmed) that still counts as a short answer.
 pub(super) const MAX_REPLY_CHARS: usize = 200;
+/// Most numbers a reply may carry: "17 + 25 = 42, so the answer is 42" has four.
+pub(super) const MAX_NUMBERS: usize = 4;
+/// The operands' range: two-digit numbers, so every sum has two or three digits.
+const OPERANDS: std::ops::RangeInclusive<u32> = 11..=99;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Challenge {
@@ -33,17 +43,21 @@ impl Challenge {
             };
         }
         loop {
-            let a = rng.u32(11..=99);
-            let b = rng.u32(11..=99);
-            let sum = a + b;
-            let prompt = format!("What is {a} + {b}? Reply with only the number.");
-            if !prompt.contains(&sum.to_string()) {
-                return Challenge {
-                    prompt,
-                    answer: Some(sum),
-                };
+            if let Some(c) = Challenge::of(rng.u32(OPERANDS), rng.u32(OPERANDS)) {
+                return c;
             }
         }
+    }
+
+    /// The challenge `a + b`, or `None` when the sum's digits appear in the prompt (an echo of
+    /// the prompt must never pass).
+    fn of(a: u32, b: u32) -> Option<Challenge> {
+        let sum = a + b;
+        let prompt = format!("What is {a} + {b}? Reply with only the number.");
+        (!prompt.contains(&sum.to_string())).then_some(Challenge {
+            prompt,
+            answer: Some(sum),
+        })
     }
 
     /// Judges the visible reply text.
@@ -61,28 +75,46 @@ impl Challenge {
                 "expected a short answer {answer}, got {chars} characters"
             ));
         }
-        let want = answer.to_string();
-        if number_tokens(text).any(|t| t == want) {
-            Check::Pass
-        } else {
-            Check::Mismatch(format!("expected {answer}, got: {text}"))
+        let numbers = numbers(text);
+        if numbers.len() > MAX_NUMBERS {
+            return Check::Mismatch(format!(
+                "expected {answer}, got {} numbers (at most {MAX_NUMBERS} allowed): {text}",
+                numbers.len()
+            ));
+        }
+        match numbers.last() {
+            Some(Number::Integer(n)) if *n == answer.to_string() => Check::Pass,
+            Some(_) => Check::Mismatch(format!(
+                "expected {answer} as the final number, got: {text}"
+            )),
+            None => Check::Mismatch(format!("expected {answer}, got: {text}")),
         }
     }
 }
 
-/// Standalone integers in `text`: maximal runs of digits (ASCII or full-width), not part of a
-/// decimal number (`42.5` is not 42, `42.` is).
-fn number_tokens(text: &str) -> impl Iterator<Item = String> + '_ {
+/// A number in a reply: an integer (digits without leading zeros) or anything decimal
+/// (`42.5`, `3,14`), which never equals an integer answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Number {
+    Integer(String),
+    Decimal,
+}
+
+/// ASCII or full-width decimal digit.
+fn digit(c: char) -> Option<char> {
+    if c.is_ascii_digit() {
+        Some(c)
+    } else if ('０'..='９').contains(&c) {
+        char::from_u32(c as u32 - '０' as u32 + '0' as u32)
+    } else {
+        None
+    }
+}
+
+/// The numbers in `text`, in order: maximal runs of digits joined by a decimal point or comma
+/// (`42.5` is one decimal number, not 42; `42.` and `42, so` end an integer).
+fn numbers(text: &str) -> Vec<Number> {
     let chars: Vec<char> = text.chars().collect();
-    let digit = |c: char| -> Option<char> {
-        if c.is_ascii_digit() {
-            Some(c)
-        } else if ('０'..='９').contains(&c) {
-            char::from_u32(c as u32 - '０' as u32 + '0' as u32)
-        } else {
-            None
-        }
-    };
     let mut out = Vec::new();
     let mut i = 0;
     while i < chars.len() {
@@ -90,30 +122,35 @@ fn number_tokens(text: &str) -> impl Iterator<Item = String> + '_ {
             i += 1;
             continue;
         }
-        let start = i;
         let mut s = String::new();
-        while i < chars.len() {
-            match digit(chars[i]) {
-                Some(d) => s.push(d),
-                None => break,
+        let mut decimal = false;
+        loop {
+            while let Some(d) = chars.get(i).copied().and_then(digit) {
+                s.push(d);
+                i += 1;
             }
+            let joined = matches!(chars.get(i), Some('.' | ','))
+                && chars.get(i + 1).copied().and_then(digit).is_some();
+            if !joined {
+                break;
+            }
+            decimal = true;
             i += 1;
         }
-        let before_decimal =
-            start >= 2 && chars[start - 1] == '.' && digit(chars[start - 2]).is_some();
-        let after_decimal = i + 1 < chars.len()
-            && (chars[i] == '.' || chars[i] == ',')
-            && digit(chars[i + 1]).is_some();
-        if !before_decimal && !after_decimal {
-            out.push(s.trim_start_matches('0').to_owned());
-        }
+        out.push(if decimal {
+            Number::Decimal
+        } else {
+            let t = s.trim_start_matches('0');
+            Number::Integer(if t.is_empty() { "0" } else { t }.to_owned())
+        });
     }
-    out.into_iter()
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn ch(answer: u32) -> Challenge {
         Challenge {
@@ -122,13 +159,30 @@ mod tests {
         }
     }
 
+    /// Every challenge `new` can draw, each equally likely (rejection sampling over uniform
+    /// pairs keeps the accepted pairs uniform): the exact distribution, no sampling error.
+    fn all_challenges() -> Vec<Challenge> {
+        OPERANDS
+            .flat_map(|a| OPERANDS.map(move |b| (a, b)))
+            .filter_map(|(a, b)| Challenge::of(a, b))
+            .collect()
+    }
+
+    /// The exact share of challenges a fixed reply passes.
+    fn pass_rate(all: &[Challenge], reply: &str) -> f64 {
+        let passes = all.iter().filter(|c| c.check(reply) == Check::Pass).count();
+        passes as f64 / all.len() as f64
+    }
+
     #[test]
-    fn short_replies_with_the_answer_pass() {
+    fn the_ways_real_models_answer_pass() {
         for reply in [
             "42",
             "The answer is 42.",
+            "17 + 25 = 42",
             "**42**",
             "答案是 42",
+            "17 + 25 = 42, so the answer is 42",
             "42\n",
             "= 42",
             "４２",
@@ -139,7 +193,7 @@ mod tests {
     }
 
     #[test]
-    fn wrong_echo_empty_canned_and_essays_fail() {
+    fn wrong_echo_empty_canned_lists_and_essays_fail() {
         let c = Challenge::new(&mut fastrand::Rng::with_seed(1), true);
         assert!(
             matches!(c.check(&c.prompt), Check::Mismatch(_)),
@@ -154,6 +208,12 @@ mod tests {
             "3.42",
             "Hello! How can I help you today?",
             "41",
+            // The answer among others, but not last.
+            "42 or 43",
+            "The answer is 42, not 41.",
+            // Five numbers: a list of candidates, even with the answer last.
+            "40 41 42 43 42",
+            "110 99 100 101 42",
         ] {
             assert!(matches!(ch(42).check(reply), Check::Mismatch(_)), "{reply}");
         }
@@ -173,19 +233,81 @@ mod tests {
     }
 
     #[test]
-    fn a_canned_number_passes_at_most_two_percent_of_challenges() {
-        let mut rng = fastrand::Rng::with_seed(42);
-        let challenges: Vec<Challenge> = (0..20_000)
-            .map(|_| Challenge::new(&mut rng, true))
-            .collect();
-        for n in 0..300u32 {
-            let canned = format!("The answer is {n}.");
-            let passes = challenges
-                .iter()
-                .filter(|c| c.check(&canned) == Check::Pass)
-                .count();
-            let rate = passes as f64 / challenges.len() as f64;
-            assert!(rate <= 0.02, "canned {n} passes {rate}");
+    fn one_fixed_number_passes_at_most_the_likeliest_sums_share() {
+        let all = all_challenges();
+        let worst = (0..300u32)
+            .map(|n| pass_rate(&all, &format!("The answer is {n}.")))
+            .fold(0.0, f64::max);
+        // 89 of 7 921 pairs give 110: the floor any fixed number reaches.
+        assert!(
+            worst > 0.011 && worst <= 0.012,
+            "worst single number {worst}"
+        );
+    }
+
+    #[test]
+    fn the_fake_relays_list_of_likeliest_sums_fails_everywhere() {
+        let all = all_challenges();
+        let likeliest: Vec<String> = (95..=125).map(|n| n.to_string()).collect();
+        for reply in [
+            likeliest.join(" "),
+            likeliest.join(", "),
+            likeliest.join("\n"),
+            format!(
+                "| n | sum |\n{}",
+                likeliest
+                    .iter()
+                    .map(|n| format!("| {n} |\n"))
+                    .collect::<String>()
+            ),
+            "Between 100 and 120: 100 101 102 103 104 105 106 107 108 109 110".to_owned(),
+        ] {
+            assert_eq!(pass_rate(&all, &reply), 0.0, "{reply}");
+        }
+    }
+
+    /// A fixed reply of the shapes a fake would try: numbers in the range sums take, joined
+    /// by separators a list, a range or a table would use, with words around them.
+    fn fixed_reply() -> impl Strategy<Value = String> {
+        let number = prop_oneof![3 => 20u32..=200, 1 => 0u32..1000].prop_map(|n| n.to_string());
+        let sep = prop_oneof![
+            Just(" "),
+            Just(", "),
+            Just("\n"),
+            Just(" | "),
+            Just(" - "),
+            Just(" to "),
+            Just(" or "),
+            Just("; "),
+            Just(" = "),
+            Just(" + "),
+        ];
+        let words = prop_oneof![
+            Just(""),
+            Just("The answer is "),
+            Just("**"),
+            Just("答案是 "),
+            Just("Sums: "),
+            Just("| a | b | sum |\n"),
+        ];
+        (words, proptest::collection::vec((number, sep), 1..40)).prop_map(|(w, parts)| {
+            let mut s = w.to_owned();
+            for (n, sep) in parts {
+                s.push_str(&n);
+                s.push_str(sep);
+            }
+            s
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn no_fixed_reply_passes_more_than_1_2_percent(reply in fixed_reply()) {
+            static ALL: std::sync::LazyLock<Vec<Challenge>> =
+                std::sync::LazyLock::new(all_challenges);
+            let rate = pass_rate(&ALL, &reply);
+            prop_assert!(rate <= 0.012, "{reply:?} passes {rate}");
         }
     }
 

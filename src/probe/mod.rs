@@ -12,6 +12,7 @@
 
 mod challenge;
 mod sse;
+mod verdict;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,12 +21,13 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::config::{KeyState, Monitor, MonitorConfig};
-use crate::model::{CheckResult, Kind, Status, Timestamp, millis_u32, tidy_message};
+use crate::model::{CheckResult, Kind, ReplyFacts, Timestamp, millis_u32, tidy_message};
 use crate::net::{self, HttpClient};
 use crate::provider::{Piece, Protocol, wire};
 use crate::redact::Redactor;
 
-use challenge::{Challenge, Check};
+use challenge::Challenge;
+use verdict::Reply;
 
 /// The ping never waits longer than this.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
@@ -92,17 +94,6 @@ async fn ping(client: &HttpClient, origin: &url::Url, timeout: Duration) -> Opti
     }
 }
 
-/// What one request produced, before the verdict.
-#[derive(Default)]
-struct Reply {
-    http_status: Option<u16>,
-    text: String,
-    ttft: Option<Duration>,
-    refused: Option<String>,
-    /// An error kind and message; ends the check as `error` (or `failed` for malformed).
-    error: Option<(Kind, String)>,
-}
-
 async fn check_model(
     monitor: &Monitor,
     client: &HttpClient,
@@ -136,7 +127,19 @@ async fn check_model(
             format!("{what} within {}", humantime::format_duration(cfg.timeout)),
         ));
     }
-    let (status, kind, message) = judge(&reply, &challenge, elapsed, cfg.degraded_after);
+    let facts = verdict::facts(&reply, cfg, model, elapsed);
+    let (status, kind, message) =
+        verdict::judge(&reply, &challenge, cfg, model, elapsed, facts.tps);
+    // The model name is upstream text like any message: redacted (a hostile relay could echo
+    // the key there) and tidied before it is stored or shown.
+    let facts = ReplyFacts {
+        answered_model: facts
+            .answered_model
+            .as_deref()
+            .map(|m| tidy_message(&redactor.redact(m)))
+            .filter(|m| !m.is_empty()),
+        ..facts
+    };
     let answered =
         reply.error.is_none() && reply.http_status.is_some_and(|s| (200..300).contains(&s));
     CheckResult {
@@ -150,39 +153,7 @@ async fn check_model(
         latency_ms: answered.then(|| millis_u32(elapsed)),
         ping_ms: None,
         message: tidy_message(&redactor.redact(&message)),
-    }
-}
-
-fn judge(
-    reply: &Reply,
-    challenge: &Challenge,
-    elapsed: Duration,
-    degraded_after: Duration,
-) -> (Status, Kind, String) {
-    if let Some((kind, msg)) = &reply.error {
-        return (kind.status(), *kind, msg.clone());
-    }
-    if let Some(why) = &reply.refused {
-        return (Status::Failed, Kind::Refused, format!("refused: {why}"));
-    }
-    match challenge.check(&reply.text) {
-        Check::Empty => (
-            Status::Failed,
-            Kind::Empty,
-            "the reply has no answer text".to_owned(),
-        ),
-        Check::Mismatch(why) => (Status::Failed, Kind::ChallengeMismatch, why),
-        Check::Pass if elapsed > degraded_after => (
-            Status::Degraded,
-            Kind::Slow,
-            format!(
-                "answered correctly in {} ms, slower than degraded_after {}",
-                elapsed.as_millis(),
-                humantime::format_duration(degraded_after)
-            ),
-        ),
-        // Nothing to say about a correct, timely answer (and nothing to store per row).
-        Check::Pass => (Status::Operational, Kind::Ok, String::new()),
+        facts,
     }
 }
 
@@ -394,6 +365,10 @@ fn apply(pieces: Vec<Piece>, reply: &mut Reply, t0: Instant, streaming: bool) ->
                 reply.error = Some((kind, msg));
                 return true;
             }
+            Piece::Model(m) => {
+                reply.answered_model.get_or_insert(m);
+            }
+            Piece::Usage(u) => reply.usage.merge(u),
             Piece::Done => return true,
         }
     }

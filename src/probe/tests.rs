@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::*;
 use crate::config::{self, Config};
+use crate::model::Status;
 use crate::provider::{Api, Provider};
 use crate::secret::Secret;
 
@@ -31,36 +32,6 @@ fn user_body_merges_but_never_overrides_protocol_keys() {
     assert_eq!(base["generationConfig"]["temperature"], 0.1);
 }
 
-#[test]
-fn verdicts() {
-    let ch = Challenge {
-        prompt: String::new(),
-        answer: Some(42),
-    };
-    let fast = Duration::from_millis(100);
-    let limit = Duration::from_secs(1);
-    let r = |text: &str| Reply {
-        http_status: Some(200),
-        text: text.into(),
-        ..Reply::default()
-    };
-    assert_eq!(judge(&r("42"), &ch, fast, limit).1, Kind::Ok);
-    assert_eq!(
-        judge(&r("42"), &ch, Duration::from_secs(2), limit).1,
-        Kind::Slow
-    );
-    assert_eq!(judge(&r("41"), &ch, fast, limit).1, Kind::ChallengeMismatch);
-    assert_eq!(judge(&r(""), &ch, fast, limit).1, Kind::Empty);
-    let mut refused = r("");
-    refused.refused = Some("SAFETY".into());
-    assert_eq!(
-        judge(&refused, &ch, fast, limit),
-        (Status::Failed, Kind::Refused, "refused: SAFETY".into())
-    );
-    let mut err = r("");
-    err.error = Some((Kind::Malformed, "bad".into()));
-    assert_eq!(judge(&err, &ch, fast, limit).0, Status::Failed);
-}
 /// What the loopback upstream saw of one POST.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -165,7 +136,8 @@ fn config_text(provider: Provider, api: Api, extra: &str) -> String {
     format!(
         "[network]\nallow_http = true\nallow_cidrs = [\"127.0.0.0/8\"]\n\n\
          [[monitor]]\nid = \"m\"\nprovider = \"{provider}\"\napi = \"{}\"\n\
-         model = \"some/model\"\napi_key = \"{KEY}\"\ntimeout = \"10s\"\n{extra}",
+         model = \"some/model\"\napi_key = \"{KEY}\"\ntimeout = \"10s\"\n\
+         model_aliases = {{ \"some/model\" = \"m\" }}\n{extra}",
         api.as_str()
     )
 }

@@ -6,8 +6,8 @@
 
 use serde_json::{Value, json};
 
-use super::protocol::{Piece, Protocol};
-use super::wire::{error_in, event_type, parse_json};
+use super::protocol::{Piece, Protocol, Usage};
+use super::wire::{count_at, error_in, event_type, model_at, parse_json};
 
 pub(super) struct Anthropic;
 
@@ -52,12 +52,14 @@ impl Protocol for Anthropic {
             .get("content")
             .and_then(Value::as_array)
             .ok_or("no content in the reply")?;
-        let mut out: Vec<Piece> = blocks
-            .iter()
-            .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
-            .filter_map(|b| b.get("text").and_then(Value::as_str))
-            .map(|t| Piece::Text(t.to_owned()))
-            .collect();
+        let mut out: Vec<Piece> = facts(body, "");
+        out.extend(
+            blocks
+                .iter()
+                .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+                .filter_map(|b| b.get("text").and_then(Value::as_str))
+                .map(|t| Piece::Text(t.to_owned())),
+        );
         if body.get("stop_reason").and_then(Value::as_str) == Some("refusal") {
             out.insert(0, Piece::Refused("stop_reason: refusal".to_owned()));
         }
@@ -78,12 +80,14 @@ impl Protocol for Anthropic {
                 )],
                 _ => Vec::new(),
             },
+            // The model and the input tokens come first; the output count in the last delta.
+            "message_start" => facts(&v, "/message"),
             "message_delta" => {
+                let mut out = facts(&v, "");
                 if v.pointer("/delta/stop_reason").and_then(Value::as_str) == Some("refusal") {
-                    vec![Piece::Refused("stop_reason: refusal".to_owned())]
-                } else {
-                    Vec::new()
+                    out.push(Piece::Refused("stop_reason: refusal".to_owned()));
                 }
+                out
             }
             "message_stop" => vec![Piece::Done],
             "error" => {
@@ -141,6 +145,21 @@ impl Protocol for Anthropic {
     }
 }
 
+/// The model and usage of the message at `at` (`""` = the value itself). Anthropic reports no
+/// reasoning count: thinking tokens are inside `output_tokens`.
+fn facts(v: &Value, at: &str) -> Vec<Piece> {
+    let usage = Usage {
+        input: count_at(v, &format!("{at}/usage/input_tokens")),
+        output: count_at(v, &format!("{at}/usage/output_tokens")),
+        reasoning: None,
+    };
+    model_at(v, &format!("{at}/model"))
+        .map(Piece::Model)
+        .into_iter()
+        .chain((!usage.is_empty()).then_some(Piece::Usage(usage)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +178,41 @@ mod tests {
             .parse_event(Some("content_block_delta"), r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}}"#)
             .unwrap();
         assert!(ev.is_empty());
+    }
+
+    #[test]
+    fn model_and_usage_come_in_two_parts_when_streamed() {
+        let start = Anthropic
+            .parse_event(
+                Some("message_start"),
+                r#"{"type":"message_start","message":{"model":"claude-sonnet-4-5-20250929","content":[],"usage":{"input_tokens":21,"output_tokens":1}}}"#,
+            )
+            .unwrap();
+        assert_eq!(
+            start,
+            vec![
+                Piece::Model("claude-sonnet-4-5-20250929".into()),
+                Piece::Usage(Usage {
+                    input: Some(21),
+                    output: Some(1),
+                    reasoning: None
+                })
+            ]
+        );
+        let delta = Anthropic
+            .parse_event(
+                Some("message_delta"),
+                r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":7}}"#,
+            )
+            .unwrap();
+        assert_eq!(
+            delta,
+            vec![Piece::Usage(Usage {
+                input: None,
+                output: Some(7),
+                reasoning: None
+            })]
+        );
     }
 
     #[test]

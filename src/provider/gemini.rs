@@ -9,8 +9,8 @@
 
 use serde_json::{Value, json};
 
-use super::protocol::{Piece, Protocol};
-use super::wire::{error_in, kind_of_status, parse_json, percent_encode};
+use super::protocol::{Piece, Protocol, Usage};
+use super::wire::{count_at, error_in, kind_of_status, model_at, parse_json, percent_encode};
 use crate::model::Kind;
 
 pub(super) struct Gemini;
@@ -46,7 +46,24 @@ pub(super) fn classify_google_error(status: u16, body: &[u8]) -> Kind {
 
 impl Gemini {
     fn pieces(&self, v: &Value) -> Vec<Piece> {
-        let mut out = Vec::new();
+        let mut out: Vec<Piece> = model_at(v, "/modelVersion")
+            .map(Piece::Model)
+            .into_iter()
+            .collect();
+        // Thinking tokens are billed as output but counted apart from the candidates'.
+        let candidates = count_at(v, "/usageMetadata/candidatesTokenCount");
+        let thoughts = count_at(v, "/usageMetadata/thoughtsTokenCount");
+        let usage = Usage {
+            input: count_at(v, "/usageMetadata/promptTokenCount"),
+            output: match (candidates, thoughts) {
+                (None, None) => None,
+                (c, t) => Some(c.unwrap_or(0).saturating_add(t.unwrap_or(0))),
+            },
+            reasoning: thoughts,
+        };
+        if !usage.is_empty() {
+            out.push(Piece::Usage(usage));
+        }
         if let Some(r) = v
             .pointer("/promptFeedback/blockReason")
             .and_then(Value::as_str)
@@ -157,7 +174,8 @@ impl Protocol for Gemini {
                 "modelVersion": "m"});
             if let Some(f) = finish {
                 c["candidates"][0]["finishReason"] = json!(f);
-                c["usageMetadata"] = json!({"promptTokenCount": 12, "totalTokenCount": 15});
+                c["usageMetadata"] = json!({"promptTokenCount": 12, "candidatesTokenCount": 3,
+                    "totalTokenCount": 15});
             }
             c
         };
@@ -199,6 +217,26 @@ mod tests {
         assert_eq!(
             Gemini.classify_error(400, br#"{"error":{"message":"bad field"}}"#),
             Kind::ClientError
+        );
+    }
+
+    #[test]
+    fn model_version_and_usage_with_thoughts() {
+        let v = json!({"candidates":[{"content":{"parts":[{"text":"42"}]}}],
+            "modelVersion":"gemini-2.5-flash",
+            "usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":2,"thoughtsTokenCount":30}});
+        assert_eq!(
+            Gemini.parse_full(&v).unwrap(),
+            vec![
+                Piece::Model("gemini-2.5-flash".into()),
+                Piece::Usage(Usage {
+                    input: Some(10),
+                    output: Some(32),
+                    reasoning: Some(30)
+                }),
+                Piece::Text("42".into()),
+                Piece::Done
+            ]
         );
     }
 

@@ -30,7 +30,9 @@ pub(crate) mod wire;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
-pub use protocol::{Piece, Protocol};
+use crate::official::StatusFormat;
+
+pub use protocol::{Piece, Protocol, Usage};
 
 /// One provider as the config names it.
 struct ProviderDef {
@@ -40,6 +42,8 @@ struct ProviderDef {
     origin: &'static str,
     /// The protocols offered, by `api` name; the first is the default. Never empty.
     apis: &'static [ApiDef],
+    /// The provider's public status page (`official_status = "auto"`); `None` when it has none.
+    status_page: Option<(&'static str, StatusFormat)>,
 }
 
 /// One protocol as a provider offers it.
@@ -62,22 +66,35 @@ static PROVIDERS: &[ProviderDef] = &[
             api("chat", &openai_chat::OpenAiChat),
             api("responses", &openai_responses::OpenAiResponses),
         ],
+        status_page: Some((
+            "https://status.openai.com/api/v2/summary.json",
+            StatusFormat::Statuspage,
+        )),
     },
     ProviderDef {
         name: "anthropic",
         origin: "https://api.anthropic.com",
         apis: &[api("chat", &anthropic::Anthropic)],
+        status_page: Some((
+            "https://status.anthropic.com/api/v2/summary.json",
+            StatusFormat::Statuspage,
+        )),
     },
     ProviderDef {
         name: "gemini",
         origin: "https://generativelanguage.googleapis.com",
         apis: &[api("chat", &gemini::Gemini)],
+        status_page: Some((
+            "https://status.cloud.google.com/incidents.json",
+            StatusFormat::GoogleIncidents,
+        )),
     },
     #[cfg(test)]
     ProviderDef {
         name: "fake",
         origin: "https://api.fake.example",
         apis: &[api("chat", &fake::Fake)],
+        status_page: None,
     },
 ];
 
@@ -104,6 +121,11 @@ impl Provider {
     /// The public origin, used when a monitor leaves `endpoint` out.
     pub fn origin(self) -> &'static str {
         self.0.origin
+    }
+
+    /// The public status page and its format, for `official_status = "auto"`.
+    pub fn status_page(self) -> Option<(&'static str, StatusFormat)> {
+        self.0.status_page
     }
 
     /// The protocols offered, the default first.

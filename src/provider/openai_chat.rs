@@ -8,8 +8,8 @@
 
 use serde_json::{Value, json};
 
-use super::protocol::{Piece, Protocol};
-use super::wire::{error_in, is_reasoning_model, parse_json, text_of};
+use super::protocol::{Piece, Protocol, Usage};
+use super::wire::{count_at, error_in, is_reasoning_model, model_at, parse_json, text_of};
 use crate::model::Kind;
 
 pub(super) struct OpenAiChat;
@@ -66,7 +66,7 @@ impl Protocol for OpenAiChat {
         let msg = body
             .pointer("/choices/0/message")
             .ok_or("no choices[0].message in the reply")?;
-        let mut out = Vec::new();
+        let mut out = facts(body);
         if let Some(r) = msg
             .get("refusal")
             .and_then(Value::as_str)
@@ -89,7 +89,9 @@ impl Protocol for OpenAiChat {
         if let Some((k, m)) = error_in(&v) {
             return Ok(vec![Piece::Error(k, m)]);
         }
-        let mut out = Vec::new();
+        // Every chunk names the model; with `include_usage` a last chunk (empty `choices`)
+        // carries the usage, earlier chunks `"usage": null`.
+        let mut out = facts(&v);
         if let Some(d) = v.pointer("/choices/0/delta") {
             if let Some(r) = d
                 .get("refusal")
@@ -118,7 +120,8 @@ impl Protocol for OpenAiChat {
         super::protocol::Sample {
             full: json!({"id": "chatcmpl-1", "object": "chat.completion", "model": "m",
                 "choices": [{"index": 0, "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": answer, "refusal": null}}]}),
+                    "message": {"role": "assistant", "content": answer, "refusal": null}}],
+                "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}}),
             events: vec![
                 (
                     None,
@@ -129,12 +132,29 @@ impl Protocol for OpenAiChat {
                 (None, chunk(json!({}), json!("stop"))),
                 (
                     None,
-                    json!({"choices": [], "usage": {"total_tokens": 9}}).to_string(),
+                    json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "m",
+                        "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 3,
+                        "total_tokens": 15}})
+                    .to_string(),
                 ),
                 (None, "[DONE]".to_owned()),
             ],
         }
     }
+}
+
+/// The model and usage a completion or chunk reports.
+fn facts(v: &Value) -> Vec<Piece> {
+    let usage = Usage {
+        input: count_at(v, "/usage/prompt_tokens"),
+        output: count_at(v, "/usage/completion_tokens"),
+        reasoning: count_at(v, "/usage/completion_tokens_details/reasoning_tokens"),
+    };
+    let model = model_at(v, "/model").map(Piece::Model);
+    model
+        .into_iter()
+        .chain((!usage.is_empty()).then_some(Piece::Usage(usage)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -166,6 +186,20 @@ mod tests {
             vec![Piece::Text("42".into())]
         );
         assert!(ev(r#"{"choices":[],"usage":{"total_tokens":3}}"#).is_empty());
+        assert_eq!(
+            ev(
+                r#"{"model":"gpt-4o-mini-2024-07-18","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":4,"completion_tokens_details":{"reasoning_tokens":2}}}"#
+            ),
+            vec![
+                Piece::Model("gpt-4o-mini-2024-07-18".into()),
+                Piece::Usage(Usage {
+                    input: Some(9),
+                    output: Some(4),
+                    reasoning: Some(2)
+                })
+            ]
+        );
+        assert!(ev(r#"{"model":"","choices":[{"delta":{}}],"usage":null}"#).is_empty());
         assert_eq!(ev("[DONE]"), vec![Piece::Done]);
         assert!(matches!(
             ev(r#"{"error":{"message":"boom","type":"server_error"}}"#)[0],

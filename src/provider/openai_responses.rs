@@ -7,8 +7,8 @@
 
 use serde_json::{Value, json};
 
-use super::protocol::{Piece, Protocol};
-use super::wire::{error_in, event_type, is_reasoning_model, parse_json};
+use super::protocol::{Piece, Protocol, Usage};
+use super::wire::{count_at, error_in, event_type, is_reasoning_model, model_at, parse_json};
 use crate::model::Kind;
 
 pub(super) struct OpenAiResponses;
@@ -55,7 +55,7 @@ impl Protocol for OpenAiResponses {
                 "response failed".to_owned(),
             )]);
         }
-        let mut out = Vec::new();
+        let mut out = facts(body);
         if let Some(t) = body.get("output_text").and_then(Value::as_str) {
             out.push(Piece::Text(t.to_owned()));
             out.push(Piece::Done);
@@ -114,7 +114,12 @@ impl Protocol for OpenAiResponses {
                     .unwrap_or("refused")
                     .to_owned(),
             )],
-            "response.completed" | "response.incomplete" => vec![Piece::Done],
+            "response.created" => facts(v.get("response").unwrap_or(&Value::Null)),
+            "response.completed" | "response.incomplete" => {
+                let mut out = facts(v.get("response").unwrap_or(&Value::Null));
+                out.push(Piece::Done);
+                out
+            }
             "response.failed" => {
                 let e = v.pointer("/response/error").cloned().unwrap_or(Value::Null);
                 let wrapped = json!({"error": e});
@@ -138,6 +143,9 @@ impl Protocol for OpenAiResponses {
     fn sample_reply(&self, answer: &str) -> super::protocol::Sample {
         let [a, b] = super::protocol::halves(answer);
         let full = json!({"id": "resp_1", "object": "response", "status": "completed",
+            "model": "m",
+            "usage": {"input_tokens": 12, "output_tokens": 3,
+                "output_tokens_details": {"reasoning_tokens": 0}},
             "output": [
                 {"type": "reasoning", "id": "rs_1", "summary": []},
                 {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
@@ -145,6 +153,7 @@ impl Protocol for OpenAiResponses {
         let mut pending = full.clone();
         pending["status"] = json!("in_progress");
         pending["output"] = json!([]);
+        pending["usage"] = Value::Null;
         let event = |ty: &'static str, v: Value| (Some(ty), v.to_string());
         let delta = |d: &str, n: u32| {
             event(
@@ -169,6 +178,20 @@ impl Protocol for OpenAiResponses {
             full,
         }
     }
+}
+
+/// The model and usage of a response object.
+fn facts(v: &Value) -> Vec<Piece> {
+    let usage = Usage {
+        input: count_at(v, "/usage/input_tokens"),
+        output: count_at(v, "/usage/output_tokens"),
+        reasoning: count_at(v, "/usage/output_tokens_details/reasoning_tokens"),
+    };
+    model_at(v, "/model")
+        .map(Piece::Model)
+        .into_iter()
+        .chain((!usage.is_empty()).then_some(Piece::Usage(usage)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -212,6 +235,15 @@ mod tests {
             s.parse_event(None, r#"{"type":"response.completed","response":{}}"#)
                 .unwrap(),
             vec![Piece::Done]
+        );
+        assert_eq!(
+            s.parse_event(None, r#"{"type":"response.completed","response":{"model":"o4-mini-2025-04-16","usage":{"input_tokens":8,"output_tokens":40,"output_tokens_details":{"reasoning_tokens":32}}}}"#)
+                .unwrap(),
+            vec![
+                Piece::Model("o4-mini-2025-04-16".into()),
+                Piece::Usage(Usage { input: Some(8), output: Some(40), reasoning: Some(32) }),
+                Piece::Done
+            ]
         );
         let e = s
             .parse_event(

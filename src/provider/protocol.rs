@@ -19,8 +19,36 @@ pub enum Piece {
     Refused(String),
     /// The upstream reported an error inside a 2xx reply.
     Error(Kind, String),
+    /// The model the reply says answered (OpenAI `model`, Anthropic `message.model`, Gemini
+    /// `modelVersion`), as the upstream wrote it.
+    Model(String),
+    /// Token counts the reply reports; a stream may report them in parts (Anthropic: input in
+    /// `message_start`, output in `message_delta`), later counts replacing earlier ones.
+    Usage(Usage),
     /// The reply is complete.
     Done,
+}
+
+/// Token counts as a reply reports them; `None` = not reported. `output` is the billed output,
+/// reasoning included (`reasoning` says how much of it was reasoning where reported).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input: Option<u32>,
+    pub output: Option<u32>,
+    pub reasoning: Option<u32>,
+}
+
+impl Usage {
+    /// Later counts replace earlier ones, field by field (streamed counts are cumulative).
+    pub fn merge(&mut self, later: Usage) {
+        self.input = later.input.or(self.input);
+        self.output = later.output.or(self.output);
+        self.reasoning = later.reasoning.or(self.reasoning);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.input.is_none() && self.output.is_none() && self.reasoning.is_none()
+    }
 }
 
 /// One wire format: everything chanmon knows about it lives in its implementation.

@@ -48,6 +48,10 @@ fn the_registry_is_well_formed() {
         let origin = url::Url::parse(p.origin()).expect("the origin is a URL");
         assert_eq!(origin.scheme(), "https", "{p}");
         assert_eq!(origin.path(), "/", "{p}: an origin has no path");
+        if let Some((page, _)) = p.status_page() {
+            let page = url::Url::parse(page).expect("the status page is a URL");
+            assert_eq!(page.scheme(), "https", "{p}");
+        }
     }
     assert_eq!(Provider::from_name("OpenAI"), None);
     let openai = Provider::from_name("openai").expect("registered");
@@ -141,6 +145,7 @@ fn text_of(protocol: &str, pieces: &[Piece]) -> (String, bool) {
         match piece {
             Piece::Text(t) => text.push_str(t),
             Piece::Done => done = true,
+            Piece::Model(_) | Piece::Usage(_) => {}
             other => panic!("{protocol}: unexpected {other:?} in a correct reply"),
         }
     }
@@ -235,4 +240,47 @@ fn protocol_keys_per_provider() {
         protocol("openai", "responses").key_headers(),
         &["authorization"]
     );
+}
+
+/// The model and the merged usage `pieces` report.
+fn facts_of(pieces: &[Piece]) -> (Option<String>, crate::provider::Usage) {
+    let mut model = None;
+    let mut usage = crate::provider::Usage::default();
+    for piece in pieces {
+        match piece {
+            Piece::Model(m) => model = Some(m.clone()),
+            Piece::Usage(u) => usage.merge(*u),
+            _ => {}
+        }
+    }
+    (model, usage)
+}
+
+#[test]
+fn sample_replies_report_their_model_and_usage_whole_and_streamed() {
+    for p in protocols().into_iter().filter(|p| p.name() != "fake") {
+        let sample = p.sample_reply("46");
+        let full = p.parse_full(&sample.full).expect("the sample parses");
+        let (model, usage) = facts_of(&full);
+        assert_eq!(model.as_deref(), Some("m"), "{}", p.name());
+        assert_eq!(
+            (usage.input, usage.output),
+            (Some(12), Some(3)),
+            "{}",
+            p.name()
+        );
+        let streamed: Vec<Piece> = sample
+            .events
+            .iter()
+            .flat_map(|(event, data)| p.parse_event(*event, data).expect("the sample parses"))
+            .collect();
+        let (model, usage) = facts_of(&streamed);
+        assert_eq!(model.as_deref(), Some("m"), "{} streamed", p.name());
+        assert_eq!(
+            (usage.input, usage.output),
+            (Some(12), Some(3)),
+            "{} streamed",
+            p.name()
+        );
+    }
 }

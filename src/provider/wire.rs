@@ -153,6 +153,23 @@ pub(crate) fn percent_encode(s: &str) -> String {
     out
 }
 
+/// A token count at `ptr` in `v`, when it is a non-negative integer (saturating at u32).
+pub(crate) fn count_at(v: &Value, ptr: &str) -> Option<u32> {
+    v.pointer(ptr)
+        .and_then(Value::as_u64)
+        .map(|n| n.min(u64::from(u32::MAX)) as u32)
+}
+
+/// The non-empty model name at `ptr` in `v`, trimmed and cut to 200 characters (a hostile
+/// upstream does not get to store an essay per row).
+pub(crate) fn model_at(v: &Value, ptr: &str) -> Option<String> {
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(|m| m.chars().take(200).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::model::{CheckResult, Status, Timestamp};
+use crate::model::{CheckResult, MonitorId, Status, Timestamp};
+use crate::official::OfficialStatus;
 use crate::store::{StatusRow, WindowStats};
 
 use table::Table;
@@ -147,6 +148,10 @@ struct StatusJson<'a> {
     windows: Vec<WindowJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     timeline: Option<String>,
+    /// The provider's own status page, when the monitor shows one (beside the verdict, never
+    /// part of it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    official: Option<&'a OfficialStatus>,
 }
 
 impl<'a> StatusJson<'a> {
@@ -164,6 +169,7 @@ impl<'a> StatusJson<'a> {
                 .map(|(d, w)| WindowJson::new(*d, w))
                 .collect(),
             timeline: timeline.map(letters),
+            official: r.official.as_ref(),
         }
     }
 }
@@ -181,6 +187,12 @@ struct WindowJson {
     p50_latency_ms: Option<f64>,
     p95_latency_ms: Option<f64>,
     avg_ttft_ms: Option<f64>,
+    /// Token and cost sums; `null` when no check in the window recorded them.
+    tokens_in: Option<u64>,
+    tokens_out: Option<u64>,
+    cost: Option<f64>,
+    p50_tps: Option<f64>,
+    p95_tps: Option<f64>,
 }
 
 impl WindowJson {
@@ -197,6 +209,11 @@ impl WindowJson {
             p50_latency_ms: w.latency_percentile(0.5),
             p95_latency_ms: w.latency_percentile(0.95),
             avg_ttft_ms: w.avg_ttft_ms(),
+            tokens_in: w.tokens().map(|t| t.0),
+            tokens_out: w.tokens().map(|t| t.1),
+            cost: w.cost(),
+            p50_tps: w.tps_percentile(0.5),
+            p95_tps: w.tps_percentile(0.95),
         }
     }
 }
@@ -245,8 +262,42 @@ fn status_table(
         t.row(status_cells(r, now));
     }
     let mut out = t.render(color);
+    out.push_str(&official_block(rows, now));
     if let Some(tl) = timelines {
         out.push_str(&timeline_block(rows, tl, color));
+    }
+    out
+}
+
+/// One line per monitor showing a status page, under the table (a column would not fit):
+/// `official <monitor>: <indicator> — <description> (<n> open incidents, read <age> ago)`.
+fn official_block(rows: &[StatusRow], now: Timestamp) -> String {
+    let mut out = String::new();
+    let mut seen: Vec<&MonitorId> = Vec::new();
+    for r in rows {
+        let Some(o) = &r.official else { continue };
+        if seen.contains(&&r.monitor) {
+            continue;
+        }
+        seen.push(&r.monitor);
+        let detail = match (&o.error, o.incidents.len()) {
+            (Some(e), _) => cut(e, 80),
+            (None, 0) => cut(&o.description, 60),
+            (None, n) => format!(
+                "{} ({n} open incident{}: {})",
+                cut(&o.description, 40),
+                if n == 1 { "" } else { "s" },
+                cut(&o.incidents[0].name, 50)
+            ),
+        };
+        let read = o
+            .checked_at
+            .map_or(String::new(), |t| format!(", read {}", age(now, t)));
+        out.push_str(&format!(
+            "official {}: {} — {detail}{read}\n",
+            r.monitor,
+            o.indicator.as_str()
+        ));
     }
     out
 }
@@ -264,7 +315,25 @@ fn status_head(first: &StatusRow) -> Vec<String> {
             .map(|(d, _)| format!("UP {}", window_label(*d))),
     );
     head.push("P95".to_owned());
+    // Tokens and cost of the first window (a day by default) and cost of the last (30 days).
+    if let (Some((d0, _)), Some((dn, _))) = (first.windows.first(), first.windows.last()) {
+        head.push(format!("TOKENS {}", window_label(*d0)));
+        head.push(format!("COST {}", window_label(*d0)));
+        if dn != d0 {
+            head.push(format!("COST {}", window_label(*dn)));
+        }
+    }
     head
+}
+
+/// `in/out` tokens, or `-` when not recorded.
+fn tokens_cell(w: &WindowStats) -> String {
+    w.tokens().map_or("-".into(), |(i, o)| format!("{i}/{o}"))
+}
+
+/// A cost with enough digits for probe-sized sums, or `-` when not recorded.
+pub(crate) fn cost_cell(cost: Option<f64>) -> String {
+    cost.map_or("-".into(), |c| format!("{c:.6}"))
 }
 
 /// One table row: the monitor, its newest check, availability per window, p95 of the first.
@@ -289,6 +358,13 @@ fn status_cells(r: &StatusRow, now: Timestamp) -> Vec<(String, Option<Status>)> 
         .first()
         .and_then(|(_, w)| w.latency_percentile(0.95));
     cells.push((p95.map_or("-".into(), |v| format!("{v:.0}ms")), None));
+    if let (Some((d0, w0)), Some((dn, wn))) = (r.windows.first(), r.windows.last()) {
+        cells.push((tokens_cell(w0), None));
+        cells.push((cost_cell(w0.cost()), None));
+        if dn != d0 {
+            cells.push((cost_cell(wn.cost()), None));
+        }
+    }
     cells
 }
 
@@ -377,6 +453,7 @@ mod tests {
             latency_ms: Some(300),
             ping_ms: None,
             message: msg.into(),
+            facts: Default::default(),
         }
     }
 
@@ -395,6 +472,13 @@ mod tests {
         day.rollup.add(Status::Degraded, Kind::Ok, Some(900), None);
         day.rollup
             .add(Status::Failed, Kind::ChallengeMismatch, Some(250), None);
+        day.rollup.add_facts(&crate::model::ReplyFacts {
+            tokens_in: Some(20),
+            tokens_out: Some(5),
+            cost_nano: Some(6000),
+            tps: Some(42.0),
+            ..Default::default()
+        });
         let week = WindowStats::default();
         let windows = |d: &WindowStats, w: &WindowStats| {
             vec![
@@ -411,6 +495,7 @@ mod tests {
             latest: None,
             tracked: None,
             windows: windows(&day, &week),
+            official: None,
         };
         let rows = vec![
             StatusRow {
@@ -444,10 +529,10 @@ mod tests {
         let out = render_status(&rows, None, Format::Table, false, FIXTURE_NOW);
         assert_eq!(
             out,
-            r#"MONITOR        MODEL     STATUS         KIND                LAST     TTFT   LATENCY  PING  UP 24h  UP 7d  P95
-keyless        claude-y  error          key_unavailable     61m ago  -      -        -     66.67%  -      911ms
-m1 (disabled)  gpt-x     degraded       challenge_mismatch  61m ago  120ms  300ms    15ms  66.67%  -      911ms
-fresh          gemini-z  never checked  -                   -        -      -        -     -       -      -
+            r#"MONITOR        MODEL     STATUS         KIND                LAST     TTFT   LATENCY  PING  UP 24h  UP 7d  P95    TOKENS 24h  COST 24h  COST 7d
+keyless        claude-y  error          key_unavailable     61m ago  -      -        -     66.67%  -      911ms  20/5        0.000006  -
+m1 (disabled)  gpt-x     degraded       challenge_mismatch  61m ago  120ms  300ms    15ms  66.67%  -      911ms  20/5        0.000006  -
+fresh          gemini-z  never checked  -                   -        -      -        -     -       -      -      -           -         -
 "#
         );
     }
@@ -458,10 +543,10 @@ fresh          gemini-z  never checked  -                   -        -      -   
         let out = render_status(&rows, Some(&timelines), Format::Table, false, FIXTURE_NOW);
         assert_eq!(
             out,
-            r#"MONITOR        MODEL     STATUS         KIND                LAST     TTFT   LATENCY  PING  UP 24h  UP 7d  P95
-keyless        claude-y  error          key_unavailable     61m ago  -      -        -     66.67%  -      911ms
-m1 (disabled)  gpt-x     degraded       challenge_mismatch  61m ago  120ms  300ms    15ms  66.67%  -      911ms
-fresh          gemini-z  never checked  -                   -        -      -        -     -       -      -
+            r#"MONITOR        MODEL     STATUS         KIND                LAST     TTFT   LATENCY  PING  UP 24h  UP 7d  P95    TOKENS 24h  COST 24h  COST 7d
+keyless        claude-y  error          key_unavailable     61m ago  -      -        -     66.67%  -      911ms  20/5        0.000006  -
+m1 (disabled)  gpt-x     degraded       challenge_mismatch  61m ago  120ms  300ms    15ms  66.67%  -      911ms  20/5        0.000006  -
+fresh          gemini-z  never checked  -                   -        -      -        -     -       -      -      -           -         -
 
 keyless claude-y  oE
 m1 gpt-x  dF
@@ -472,7 +557,7 @@ fresh gemini-z  (no results)
         let out = render_status(&rows, Some(&timelines), Format::Table, true, FIXTURE_NOW);
         assert_eq!(
             out,
-            "MONITOR        MODEL     STATUS         KIND                LAST     TTFT   LATENCY  PING  UP 24h  UP 7d  P95\nkeyless        claude-y  \u{1b}[1;31merror\u{1b}[0m          key_unavailable     61m ago  -      -        -     66.67%  -      911ms\nm1 (disabled)  gpt-x     \u{1b}[33mdegraded\u{1b}[0m       challenge_mismatch  61m ago  120ms  300ms    15ms  66.67%  -      911ms\nfresh          gemini-z  never checked  -                   -        -      -        -     -       -      -\n\nkeyless claude-y  \u{1b}[32m█\u{1b}[0m\u{1b}[1;31m█\u{1b}[0m\nm1 gpt-x  \u{1b}[33m█\u{1b}[0m\u{1b}[31m█\u{1b}[0m\nfresh gemini-z  (no results)\n"
+            "MONITOR        MODEL     STATUS         KIND                LAST     TTFT   LATENCY  PING  UP 24h  UP 7d  P95    TOKENS 24h  COST 24h  COST 7d\nkeyless        claude-y  \u{1b}[1;31merror\u{1b}[0m          key_unavailable     61m ago  -      -        -     66.67%  -      911ms  20/5        0.000006  -\nm1 (disabled)  gpt-x     \u{1b}[33mdegraded\u{1b}[0m       challenge_mismatch  61m ago  120ms  300ms    15ms  66.67%  -      911ms  20/5        0.000006  -\nfresh          gemini-z  never checked  -                   -        -      -        -     -       -      -      -           -         -\n\nkeyless claude-y  \u{1b}[32m█\u{1b}[0m\u{1b}[1;31m█\u{1b}[0m\nm1 gpt-x  \u{1b}[33m█\u{1b}[0m\u{1b}[31m█\u{1b}[0m\nfresh gemini-z  (no results)\n"
         );
     }
 
@@ -551,7 +636,13 @@ fresh gemini-z  (no results)
       "ttft_ms": 120,
       "latency_ms": 300,
       "ping_ms": 15,
-      "message": "fine"
+      "message": "fine",
+      "answered_model": null,
+      "tokens_in": null,
+      "tokens_out": null,
+      "tokens_reasoning": null,
+      "cost_nano": null,
+      "tps": null
     },
     "windows": [
       {
@@ -565,7 +656,12 @@ fresh gemini-z  (no results)
         "avg_latency_ms": 600.0,
         "p50_latency_ms": 290.31185241490505,
         "p95_latency_ms": 911.1229557173777,
-        "avg_ttft_ms": 120.0
+        "avg_ttft_ms": 120.0,
+        "tokens_in": 20,
+        "tokens_out": 5,
+        "cost": 6e-6,
+        "p50_tps": 42.50455831206626,
+        "p95_tps": 42.50455831206626
       },
       {
         "window": "7d",
@@ -578,7 +674,12 @@ fresh gemini-z  (no results)
         "avg_latency_ms": null,
         "p50_latency_ms": null,
         "p95_latency_ms": null,
-        "avg_ttft_ms": null
+        "avg_ttft_ms": null,
+        "tokens_in": null,
+        "tokens_out": null,
+        "cost": null,
+        "p50_tps": null,
+        "p95_tps": null
       }
     ],
     "timeline": "oE"
@@ -599,7 +700,13 @@ fresh gemini-z  (no results)
       "ttft_ms": 120,
       "latency_ms": 300,
       "ping_ms": 15,
-      "message": "fine"
+      "message": "fine",
+      "answered_model": null,
+      "tokens_in": null,
+      "tokens_out": null,
+      "tokens_reasoning": null,
+      "cost_nano": null,
+      "tps": null
     },
     "windows": [
       {
@@ -613,7 +720,12 @@ fresh gemini-z  (no results)
         "avg_latency_ms": 600.0,
         "p50_latency_ms": 290.31185241490505,
         "p95_latency_ms": 911.1229557173777,
-        "avg_ttft_ms": 120.0
+        "avg_ttft_ms": 120.0,
+        "tokens_in": 20,
+        "tokens_out": 5,
+        "cost": 6e-6,
+        "p50_tps": 42.50455831206626,
+        "p95_tps": 42.50455831206626
       },
       {
         "window": "7d",
@@ -626,7 +738,12 @@ fresh gemini-z  (no results)
         "avg_latency_ms": null,
         "p50_latency_ms": null,
         "p95_latency_ms": null,
-        "avg_ttft_ms": null
+        "avg_ttft_ms": null,
+        "tokens_in": null,
+        "tokens_out": null,
+        "cost": null,
+        "p50_tps": null,
+        "p95_tps": null
       }
     ],
     "timeline": "dF"
@@ -650,7 +767,12 @@ fresh gemini-z  (no results)
         "avg_latency_ms": null,
         "p50_latency_ms": null,
         "p95_latency_ms": null,
-        "avg_ttft_ms": null
+        "avg_ttft_ms": null,
+        "tokens_in": null,
+        "tokens_out": null,
+        "cost": null,
+        "p50_tps": null,
+        "p95_tps": null
       },
       {
         "window": "7d",
@@ -663,7 +785,12 @@ fresh gemini-z  (no results)
         "avg_latency_ms": null,
         "p50_latency_ms": null,
         "p95_latency_ms": null,
-        "avg_ttft_ms": null
+        "avg_ttft_ms": null,
+        "tokens_in": null,
+        "tokens_out": null,
+        "cost": null,
+        "p50_tps": null,
+        "p95_tps": null
       }
     ],
     "timeline": ""
@@ -689,7 +816,13 @@ fresh gemini-z  (no results)
       "ttft_ms": 120,
       "latency_ms": 300,
       "ping_ms": 15,
-      "message": "fine"
+      "message": "fine",
+      "answered_model": null,
+      "tokens_in": null,
+      "tokens_out": null,
+      "tokens_reasoning": null,
+      "cost_nano": null,
+      "tps": null
     },
     "windows": [
       {
@@ -703,7 +836,12 @@ fresh gemini-z  (no results)
         "avg_latency_ms": 600.0,
         "p50_latency_ms": 290.31185241490505,
         "p95_latency_ms": 911.1229557173777,
-        "avg_ttft_ms": 120.0
+        "avg_ttft_ms": 120.0,
+        "tokens_in": 20,
+        "tokens_out": 5,
+        "cost": 6e-6,
+        "p50_tps": 42.50455831206626,
+        "p95_tps": 42.50455831206626
       },
       {
         "window": "7d",
@@ -716,7 +854,12 @@ fresh gemini-z  (no results)
         "avg_latency_ms": null,
         "p50_latency_ms": null,
         "p95_latency_ms": null,
-        "avg_ttft_ms": null
+        "avg_ttft_ms": null,
+        "tokens_in": null,
+        "tokens_out": null,
+        "cost": null,
+        "p50_tps": null,
+        "p95_tps": null
       }
     ]
   }

@@ -10,6 +10,7 @@
 //! `target` is the probe API that `chanmon check` shares with the daemon.
 
 pub mod metrics;
+mod official;
 mod schedule;
 mod target;
 
@@ -216,12 +217,14 @@ impl Daemon {
             "daemon started"
         );
         ticker.schedule.set_targets(targets, Instant::now());
+        let pollers = official::Pollers::start(&self.config, &ctx.writer);
         let mut running = self.config;
         // The monitors live in the targets; a second copy of 100,000 of them here would only
         // cost memory (the reloader compares `[runner]` and the database path).
         running.monitors = Vec::new();
         let reloader = Reloader {
             path: self.config_path,
+            pollers,
             running,
             writer: ctx.writer.clone(),
             prober: self.prober.clone(),
@@ -345,6 +348,8 @@ struct Reloader {
     running: Config,
     writer: WriterHandle,
     prober: Arc<Prober>,
+    /// The status-page pollers of the running config, restarted with it.
+    pollers: official::Pollers,
 }
 
 impl Reloader {
@@ -374,6 +379,8 @@ impl Reloader {
         if new.database != self.running.database {
             tracing::warn!("a new database path takes effect at the next restart");
         }
+        // Planned before the monitors move into the sync; started only once the sync succeeded.
+        let polls = official::plan(&new);
         let monitors = match self.writer.sync(std::mem::take(&mut new.monitors)).await {
             Ok(m) => m,
             Err(e) => {
@@ -382,6 +389,7 @@ impl Reloader {
             }
         };
         self.prober.reset_clients();
+        self.pollers.restart(polls, &self.writer);
         // Preparing 100,000 targets (a redactor each) is CPU work: kept off the runtime's
         // threads, where it would delay the probes running beside the reload.
         let (prober, enabled) = (self.prober.clone(), new.enabled);

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::{CheckResult, MonitorId, Status, Timestamp};
+use crate::official::OfficialStatus;
 use crate::pipeline::tracker::{SeriesState, StatusChange};
 
 pub use sqlite::SCHEMA_VERSION;
@@ -163,6 +164,9 @@ pub struct StatusRow {
     pub tracked: Option<SeriesState>,
     /// One entry per requested window, in order.
     pub windows: Vec<(Duration, WindowStats)>,
+    /// The provider's own status page, when the monitor shows one: joined in by the `status`
+    /// command from the config (backends leave it `None`; readings are kept per URL).
+    pub official: Option<OfficialStatus>,
 }
 
 /// The tracker's state of one series, with its names.
@@ -263,6 +267,12 @@ pub trait Storage: Send {
 
     /// Gives the space of deleted rows back to the file system.
     fn vacuum(&mut self) -> Result<(), StoreError>;
+
+    /// Replaces the latest reading of one status page (keyed by its URL).
+    fn put_official_status(&mut self, s: &OfficialStatus) -> Result<(), StoreError>;
+
+    /// The latest reading of every status page polled, by URL.
+    fn official_statuses(&self) -> Result<HashMap<String, OfficialStatus>, StoreError>;
 }
 
 /// How [`open`] treats a database that does not exist yet.

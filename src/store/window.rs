@@ -8,7 +8,7 @@
 
 use super::BUCKET_MS;
 use super::hist::Histogram;
-use crate::model::{Kind, Status};
+use crate::model::{Kind, ReplyFacts, Status};
 
 /// Aggregates of one bucket (or of a whole window).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -21,7 +21,21 @@ pub struct Rollup {
     pub ttft_sum: u64,
     pub ttft_n: u64,
     pub latency_hist: Histogram,
+    /// Checks that reported any token count (schema 3 on; older hours have none).
+    pub usage_n: u64,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub tokens_reasoning: u64,
+    /// Checks whose cost was computed (a price was configured and usage reported).
+    pub cost_n: u64,
+    /// Sum of `ReplyFacts::cost_nano`: integers, so sums are exact however they are grouped.
+    pub cost_nano: u64,
+    /// Throughput in tenths of a token per second, on the latency histogram's log scale.
+    pub tps_hist: Histogram,
 }
+
+/// Throughput is kept in tenths of a token per second in `Rollup::tps_hist`.
+pub(crate) const TPS_SCALE: f64 = 10.0;
 
 impl Rollup {
     pub fn add(
@@ -47,6 +61,25 @@ impl Rollup {
         }
     }
 
+    /// Adds what a check used and how fast it wrote, whatever its status: a failed probe
+    /// costs tokens too.
+    pub fn add_facts(&mut self, f: &ReplyFacts) {
+        if f.tokens_in.is_some() || f.tokens_out.is_some() || f.tokens_reasoning.is_some() {
+            self.usage_n += 1;
+            self.tokens_in += u64::from(f.tokens_in.unwrap_or(0));
+            self.tokens_out += u64::from(f.tokens_out.unwrap_or(0));
+            self.tokens_reasoning += u64::from(f.tokens_reasoning.unwrap_or(0));
+        }
+        if let Some(c) = f.cost_nano {
+            self.cost_n += 1;
+            self.cost_nano += c;
+        }
+        if let Some(t) = f.tps.filter(|t| t.is_finite() && *t >= 0.0) {
+            self.tps_hist
+                .add((t * TPS_SCALE).round().min(f64::from(u32::MAX)) as u32);
+        }
+    }
+
     pub fn merge(&mut self, o: &Rollup) {
         for i in 0..4 {
             self.by_status[i] += o.by_status[i];
@@ -59,6 +92,13 @@ impl Rollup {
         self.ttft_sum += o.ttft_sum;
         self.ttft_n += o.ttft_n;
         self.latency_hist.merge(&o.latency_hist);
+        self.usage_n += o.usage_n;
+        self.tokens_in += o.tokens_in;
+        self.tokens_out += o.tokens_out;
+        self.tokens_reasoning += o.tokens_reasoning;
+        self.cost_n += o.cost_n;
+        self.cost_nano += o.cost_nano;
+        self.tps_hist.merge(&o.tps_hist);
     }
 }
 
@@ -96,6 +136,21 @@ impl WindowStats {
 
     pub fn avg_ttft_ms(&self) -> Option<f64> {
         (self.rollup.ttft_n > 0).then(|| self.rollup.ttft_sum as f64 / self.rollup.ttft_n as f64)
+    }
+
+    /// (prompt, completion) tokens, or `None` when no check in the window recorded usage.
+    pub fn tokens(&self) -> Option<(u64, u64)> {
+        (self.rollup.usage_n > 0).then_some((self.rollup.tokens_in, self.rollup.tokens_out))
+    }
+
+    /// Total cost in the price's unit, or `None` when no check in the window has one.
+    pub fn cost(&self) -> Option<f64> {
+        (self.rollup.cost_n > 0).then(|| self.rollup.cost_nano as f64 / 1e9)
+    }
+
+    /// Throughput percentile (tokens per second) of streamed answers, within 5 %.
+    pub fn tps_percentile(&self, q: f64) -> Option<f64> {
+        self.rollup.tps_hist.percentile(q).map(|v| v / TPS_SCALE)
     }
 
     /// Latency percentile of answered checks, within 5 % (histogram buckets).

@@ -487,7 +487,19 @@ pub(crate) enum Behaviour {
     Redirect,
     /// A 400 whose message quotes the received key verbatim and URL-encoded.
     Leak,
+    /// A correct answer whose reply names another model ([`SUBSTITUTE_MODEL`]), as a relay
+    /// serving a cheaper model does.
+    Substitute,
+    /// A correct answer naming a dated snapshot of the requested model (`<model>-2024-07-18`).
+    Snapshot,
+    /// A correct answer with no model field at all.
+    Nameless,
+    /// A correct answer with no usage (tokens) anywhere, as some relays send.
+    NoUsage,
 }
+
+/// What the `substitute` model's replies say answered.
+pub(crate) const SUBSTITUTE_MODEL: &str = "cheap-mini-model";
 
 impl Behaviour {
     pub(crate) fn from_model(model: &str) -> Behaviour {
@@ -507,6 +519,10 @@ impl Behaviour {
             "stream-error" => Behaviour::StreamError,
             "redirect" => Behaviour::Redirect,
             "leak" => Behaviour::Leak,
+            "substitute" => Behaviour::Substitute,
+            "snapshot" => Behaviour::Snapshot,
+            "nameless" => Behaviour::Nameless,
+            "no-usage" => Behaviour::NoUsage,
             _ => Behaviour::parametrised(model).unwrap_or(Behaviour::Correct),
         }
     }
@@ -942,7 +958,7 @@ fn respond_to(wire: &dyn Wire, b: &Behaviour, stream: bool, ctx: &Ctx, at: Insta
     }
     let body = if wire.provider() == Provider::Gemini && stream {
         // streamGenerateContent without alt=sse: the whole stream as one JSON array.
-        let plan = wire.plan(&reply, ctx);
+        let plan = plan_for(wire, b, &reply, ctx);
         let items: Vec<String> = [plan.head, plan.first, plan.rest, plan.tail]
             .into_iter()
             .flatten()
@@ -953,7 +969,9 @@ fn respond_to(wire: &dyn Wire, b: &Behaviour, stream: bool, ctx: &Ctx, at: Insta
             .collect();
         format!("[{}]", items.join(",\r\n"))
     } else {
-        wire.full(&reply, ctx).to_string()
+        let mut full = wire.full(&reply, ctx);
+        doctor(b, ctx, &mut full);
+        full.to_string()
     };
     let content_type = if wire.provider() == Provider::Gemini {
         "application/json; charset=UTF-8"
@@ -979,7 +997,7 @@ fn stream_response(
     ctx: &Ctx,
     at: Instant,
 ) -> Response {
-    let plan = wire.plan(reply, ctx);
+    let plan = plan_for(wire, b, reply, ctx);
     let frame_all = |evs: &[Ev]| evs.iter().map(|e| wire.frame(e)).collect::<String>();
     let steps = match b {
         Behaviour::Delay { first, total } => vec![
@@ -1096,4 +1114,65 @@ fn mask_key(key: &str) -> String {
     let head: String = chars[..3].iter().collect();
     let tail: String = chars[chars.len() - 4..].iter().collect();
     format!("{head}{}{tail}", "*".repeat(chars.len() - 7))
+}
+
+/// The provider's stream plan with the behaviour's changes to what the reply says about
+/// itself applied to every event.
+fn plan_for(wire: &dyn Wire, b: &Behaviour, reply: &Reply, ctx: &Ctx) -> StreamPlan {
+    let mut plan = wire.plan(reply, ctx);
+    for ev in plan
+        .head
+        .iter_mut()
+        .chain(plan.first.iter_mut())
+        .chain(plan.rest.iter_mut())
+        .chain(plan.tail.iter_mut())
+    {
+        if let Ev::Json { data, .. } = ev {
+            doctor(b, ctx, data);
+        }
+    }
+    plan
+}
+
+/// Rewrites the model name and usage where each provider puts them: top level (OpenAI chat
+/// and Responses objects, Gemini), `message` (Anthropic `message_start`) and `response`
+/// (Responses stream events).
+fn doctor(b: &Behaviour, ctx: &Ctx, v: &mut Value) {
+    if !matches!(
+        b,
+        Behaviour::Substitute | Behaviour::Snapshot | Behaviour::Nameless | Behaviour::NoUsage
+    ) {
+        return;
+    }
+    doctor_object(b, ctx, v);
+    for key in ["message", "response"] {
+        if let Some(inner) = v.get_mut(key).filter(|i| i.is_object()) {
+            doctor_object(b, ctx, inner);
+        }
+    }
+}
+
+fn doctor_object(b: &Behaviour, ctx: &Ctx, o: &mut Value) {
+    let Value::Object(m) = o else { return };
+    for key in ["model", "modelVersion"] {
+        if !m.get(key).is_some_and(Value::is_string) {
+            continue;
+        }
+        match b {
+            Behaviour::Substitute => {
+                m.insert(key.to_owned(), json!(SUBSTITUTE_MODEL));
+            }
+            Behaviour::Snapshot => {
+                m.insert(key.to_owned(), json!(format!("{}-2024-07-18", ctx.model)));
+            }
+            Behaviour::Nameless => {
+                m.remove(key);
+            }
+            _ => {}
+        }
+    }
+    if *b == Behaviour::NoUsage {
+        m.remove("usage");
+        m.remove("usageMetadata");
+    }
 }

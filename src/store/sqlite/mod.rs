@@ -22,6 +22,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::model::{CheckResult, Kind, MonitorId, Status, Timestamp};
+use crate::official::{Indicator, OfficialStatus};
 use crate::pipeline::tracker::StatusChange;
 use crate::store::{
     HistoryQuery, MonitorRow, StatusRow, Storage, StoreError, StoredMonitor, StoredSecrets,
@@ -116,10 +117,10 @@ impl SqliteStore {
                 }
             }
         }
-        let mut latest_st = self.conn.prepare_cached(
-            "SELECT started_at, status, kind, http, ttft_ms, latency_ms, ping_ms, message
-             FROM history WHERE series = ?1 ORDER BY started_at DESC LIMIT 1",
-        )?;
+        let mut latest_st = self.conn.prepare_cached(&format!(
+            "SELECT {RESULT_COLS}
+             FROM history WHERE series = ?1 ORDER BY started_at DESC LIMIT 1"
+        ))?;
         let mut out = Vec::with_capacity(models.len());
         for model in models {
             let pk = series.iter().find(|(_, _, s)| *s == model).map(|s| s.0);
@@ -142,6 +143,7 @@ impl SqliteStore {
                 ws.push((*w, stats));
             }
             out.push(StatusRow {
+                official: None,
                 monitor: m.id.clone(),
                 name: m.name.clone(),
                 model,
@@ -225,13 +227,13 @@ impl Storage for SqliteStore {
         };
         let limit = q.limit.max(1) as i64;
         let status = q.status.map(|s| s.code() as i64);
-        let mut st = self.conn.prepare_cached(
-            "SELECT started_at, status, kind, http, ttft_ms, latency_ms, ping_ms, message
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {RESULT_COLS}
              FROM history
              WHERE series = ?1 AND started_at >= ?2 AND started_at < ?3
                AND (?4 IS NULL OR status = ?4)
-             ORDER BY started_at DESC LIMIT ?5",
-        )?;
+             ORDER BY started_at DESC LIMIT ?5"
+        ))?;
         let mut out = Vec::new();
         for (pk, monitor, model) in series {
             let rows = st.query_map(params![pk, lo, hi, status, limit], |r| {
@@ -358,7 +360,51 @@ impl Storage for SqliteStore {
             .execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")?;
         Ok(())
     }
+
+    fn put_official_status(&mut self, s: &OfficialStatus) -> Result<(), StoreError> {
+        let incidents = serde_json::to_string(&s.incidents).unwrap_or_else(|_| "[]".into());
+        self.conn.execute(
+            "INSERT OR REPLACE INTO official_status
+                 (url, indicator, description, incidents, checked_at, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                s.url,
+                s.indicator.as_str(),
+                s.description,
+                incidents,
+                s.checked_at.map_or(0, |t| t.0),
+                s.error
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn official_statuses(&self) -> Result<HashMap<String, OfficialStatus>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT url, indicator, description, incidents, checked_at, error FROM official_status",
+        )?;
+        let rows = st.query_map([], |r| {
+            let url: String = r.get(0)?;
+            let indicator: String = r.get(1)?;
+            let incidents: String = r.get(3)?;
+            Ok(OfficialStatus {
+                url: url.clone(),
+                // Written by this program; anything foreign reads as unknown.
+                indicator: Indicator::parse(&indicator).unwrap_or(Indicator::Unknown),
+                description: r.get(2)?,
+                incidents: serde_json::from_str(&incidents).unwrap_or_default(),
+                checked_at: Some(Timestamp(r.get(4)?)),
+                error: r.get(5)?,
+            })
+        })?;
+        rows.map(|r| r.map(|s| (s.url.clone(), s)).map_err(StoreError::from))
+            .collect()
+    }
 }
+
+/// The history columns `row_to_result` reads, in its order.
+const RESULT_COLS: &str = "started_at, status, kind, http, ttft_ms, latency_ms, ping_ms, message,
+    tokens_in, tokens_out, tokens_reasoning, cost_nano, tps, answered_model";
 
 fn row_to_result(
     r: &rusqlite::Row<'_>,
@@ -377,5 +423,9 @@ fn row_to_result(
         latency_ms: r.get(5)?,
         ping_ms: r.get(6)?,
         message: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+        facts: crate::model::ReplyFacts {
+            answered_model: r.get(13)?,
+            ..rollups::facts_from_row(r, 8)?
+        },
     })
 }

@@ -19,12 +19,16 @@ pub(super) fn merge_rollup(
     cur.merge(d);
     let mut st = conn.prepare_cached(
         "INSERT INTO rollups (series, bucket, n_operational, n_degraded, n_failed, n_error, kinds,
-             latency_sum, latency_n, ttft_sum, ttft_n, hist)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             latency_sum, latency_n, ttft_sum, ttft_n, hist,
+             usage_n, tokens_in, tokens_out, tokens_reasoning, cost_n, cost_nano, tps_hist)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
          ON CONFLICT (series, bucket) DO UPDATE SET n_operational = excluded.n_operational,
              n_degraded = excluded.n_degraded, n_failed = excluded.n_failed, n_error = excluded.n_error,
              kinds = excluded.kinds, latency_sum = excluded.latency_sum, latency_n = excluded.latency_n,
-             ttft_sum = excluded.ttft_sum, ttft_n = excluded.ttft_n, hist = excluded.hist",
+             ttft_sum = excluded.ttft_sum, ttft_n = excluded.ttft_n, hist = excluded.hist,
+             usage_n = excluded.usage_n, tokens_in = excluded.tokens_in,
+             tokens_out = excluded.tokens_out, tokens_reasoning = excluded.tokens_reasoning,
+             cost_n = excluded.cost_n, cost_nano = excluded.cost_nano, tps_hist = excluded.tps_hist",
     )?;
     st.execute(params![
         series,
@@ -39,11 +43,18 @@ pub(super) fn merge_rollup(
         cur.ttft_sum as i64,
         cur.ttft_n as i64,
         cur.latency_hist.encode(),
+        cur.usage_n as i64,
+        cur.tokens_in as i64,
+        cur.tokens_out as i64,
+        cur.tokens_reasoning as i64,
+        cur.cost_n as i64,
+        cur.cost_nano.min(i64::MAX as u64) as i64,
+        cur.tps_hist.encode(),
     ])?;
     Ok(())
 }
 
-const ROLLUP_COLS: &str = "n_operational, n_degraded, n_failed, n_error, kinds, latency_sum, latency_n, ttft_sum, ttft_n, hist";
+const ROLLUP_COLS: &str = "n_operational, n_degraded, n_failed, n_error, kinds, latency_sum, latency_n, ttft_sum, ttft_n, hist, usage_n, tokens_in, tokens_out, tokens_reasoning, cost_n, cost_nano, tps_hist";
 
 /// Adds a stored rollup row to `acc` (decoding straight into it: a window reads hundreds).
 fn add_row(acc: &mut Rollup, r: &rusqlite::Row<'_>) -> rusqlite::Result<()> {
@@ -59,6 +70,14 @@ fn add_row(acc: &mut Rollup, r: &rusqlite::Row<'_>) -> rusqlite::Result<()> {
     acc.ttft_n += n(8)?;
     acc.latency_hist
         .merge_encoded(r.get_ref(9)?.as_blob().unwrap_or(&[]));
+    acc.usage_n += n(10)?;
+    acc.tokens_in += n(11)?;
+    acc.tokens_out += n(12)?;
+    acc.tokens_reasoning += n(13)?;
+    acc.cost_n += n(14)?;
+    acc.cost_nano += n(15)?;
+    acc.tps_hist
+        .merge_encoded(r.get_ref(16)?.as_blob().unwrap_or(&[]));
     Ok(())
 }
 
@@ -89,7 +108,8 @@ fn buckets(conn: &Connection, series: i64, lo: i64, hi: i64) -> Result<Rollup, S
 
 fn raw_rollup(conn: &Connection, series: i64, from: i64, to: i64) -> Result<Rollup, StoreError> {
     let mut st = conn.prepare_cached(
-        "SELECT status, kind, latency_ms, ttft_ms FROM history
+        "SELECT status, kind, latency_ms, ttft_ms, tokens_in, tokens_out, tokens_reasoning,
+             cost_nano, tps FROM history
          WHERE series = ?1 AND started_at >= ?2 AND started_at < ?3",
     )?;
     let mut total = Rollup::default();
@@ -98,6 +118,7 @@ fn raw_rollup(conn: &Connection, series: i64, from: i64, to: i64) -> Result<Roll
         let status = Status::from_code(r.get(0)?).unwrap_or(Status::Error);
         let kind = Kind::from_code(r.get(1)?).unwrap_or(Kind::Internal);
         total.add(status, kind, r.get(2)?, r.get(3)?);
+        total.add_facts(&facts_from_row(r, 4)?);
     }
     Ok(total)
 }
@@ -134,4 +155,27 @@ pub(super) fn stats(
         total.merge(&r);
     }
     Ok(WindowStats { rollup: total })
+}
+
+/// The usage columns `tokens_in, tokens_out, tokens_reasoning, cost_nano, tps` from `first` on
+/// (the answered model is not needed for sums). A negative count from a damaged row reads as
+/// not recorded rather than as a huge number.
+pub(super) fn facts_from_row(
+    r: &rusqlite::Row<'_>,
+    first: usize,
+) -> rusqlite::Result<crate::model::ReplyFacts> {
+    let count = |i: usize| -> rusqlite::Result<Option<u32>> {
+        Ok(r.get::<_, Option<i64>>(first + i)?
+            .and_then(|v| u32::try_from(v).ok()))
+    };
+    Ok(crate::model::ReplyFacts {
+        answered_model: None,
+        tokens_in: count(0)?,
+        tokens_out: count(1)?,
+        tokens_reasoning: count(2)?,
+        cost_nano: r
+            .get::<_, Option<i64>>(first + 3)?
+            .and_then(|v| u64::try_from(v).ok()),
+        tps: r.get::<_, Option<f64>>(first + 4)?,
+    })
 }

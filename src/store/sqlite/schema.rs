@@ -94,6 +94,33 @@ const MIGRATIONS: &[&str] = &[
         WHERE h.started_at = (SELECT max(started_at) FROM history x WHERE x.series = h.series)
     ) AS n;
     ",
+    // 3: what each reply reported (the model that answered, tokens), its cost and throughput,
+    // and their sums per hour. Every history column is nullable and every older row reads
+    // NULL = not recorded; older rollups read usage_n = cost_n = 0, shown as not recorded.
+    "
+    ALTER TABLE history ADD COLUMN answered_model TEXT;
+    ALTER TABLE history ADD COLUMN tokens_in INTEGER;
+    ALTER TABLE history ADD COLUMN tokens_out INTEGER;
+    ALTER TABLE history ADD COLUMN tokens_reasoning INTEGER;
+    ALTER TABLE history ADD COLUMN cost_nano INTEGER;  -- billionths of the price's unit
+    ALTER TABLE history ADD COLUMN tps REAL;           -- output tokens/s after the first token
+    ALTER TABLE rollups ADD COLUMN usage_n INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rollups ADD COLUMN tokens_in INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rollups ADD COLUMN tokens_out INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rollups ADD COLUMN tokens_reasoning INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rollups ADD COLUMN cost_n INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rollups ADD COLUMN cost_nano INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rollups ADD COLUMN tps_hist BLOB NOT NULL DEFAULT x'';  -- tenths of tokens/s
+    -- The latest reading of each provider status page polled (one row per URL, overwritten).
+    CREATE TABLE official_status (
+        url         TEXT PRIMARY KEY,
+        indicator   TEXT NOT NULL,           -- none/minor/major/critical/maintenance/unknown
+        description TEXT NOT NULL,
+        incidents   TEXT NOT NULL,           -- JSON: [{name, impact, status, updated_at}]
+        checked_at  INTEGER NOT NULL,
+        error       TEXT                     -- why the indicator is unknown
+    );
+    ",
 ];
 
 /// The schema version this binary writes.
@@ -270,5 +297,43 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(rows, vec![(1, 3, 6, 200, 400, 3), (2, 0, 0, 150, 250, 2)]);
+    }
+
+    /// Rows and rollups written before migration 3 read as "not recorded", never as zero.
+    #[test]
+    fn migration_3_leaves_old_rows_not_recorded() {
+        use crate::model::{MonitorId, Timestamp};
+        use crate::store::{Database, OpenMode, open as open_store};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO monitors (pk, id, name, provider, api, endpoint, enabled, interval_ms,
+                 models, updated_at) VALUES (1, 'm', 'm', 'openai', 'chat', 'https://h/', 1, 1, '[\"a\"]', 0);
+             INSERT INTO series (pk, monitor, model) VALUES (1, 1, 'a');
+             INSERT INTO history (series, started_at, status, kind, latency_ms) VALUES
+                 (1, 7200000, 0, 0, 100), (1, 7300000, 0, 0, 120);
+             INSERT INTO rollups VALUES (1, 0, 5, 0, 0, 0, x'', 500, 5, 0, 0, x'');",
+        )
+        .unwrap();
+        drop(conn);
+        let store = open_store(&Database::Sqlite(path), OpenMode::Existing).unwrap();
+        let id = MonitorId::parse("m").unwrap();
+        let w = store
+            .window_stats(&id, "a", Timestamp(0), Timestamp(7_400_000))
+            .unwrap();
+        assert_eq!(w.total(), 7);
+        assert_eq!(
+            (w.tokens(), w.cost(), w.tps_percentile(0.5)),
+            (None, None, None)
+        );
+        let latest = store
+            .status(Some(&id), Timestamp(4 * 3_600_000), &[])
+            .unwrap();
+        let facts = &latest[0].latest.as_ref().expect("a row").facts;
+        assert_eq!(*facts, crate::model::ReplyFacts::default());
     }
 }

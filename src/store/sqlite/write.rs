@@ -140,6 +140,10 @@ pub(super) fn insert_results(
             .entry((series, at.div_euclid(BUCKET_MS)))
             .or_default()
             .add(r.status, r.kind, r.latency_ms, r.ttft_ms);
+        deltas
+            .entry((series, at.div_euclid(BUCKET_MS)))
+            .or_default()
+            .add_facts(&r.facts);
         let slot = match states.entry(series) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
@@ -179,8 +183,9 @@ pub(super) fn insert_results(
 fn insert_row(tx: &Transaction<'_>, series: i64, r: &CheckResult) -> Result<i64, StoreError> {
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO history
-         (series, started_at, status, kind, http, ttft_ms, latency_ms, ping_ms, message)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         (series, started_at, status, kind, http, ttft_ms, latency_ms, ping_ms, message,
+          answered_model, tokens_in, tokens_out, tokens_reasoning, cost_nano, tps)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
     let message = (!r.message.is_empty()).then_some(r.message.as_str());
     let mut at = r.started_at.millis();
@@ -195,6 +200,12 @@ fn insert_row(tx: &Transaction<'_>, series: i64, r: &CheckResult) -> Result<i64,
             r.latency_ms,
             r.ping_ms,
             message,
+            r.facts.answered_model,
+            r.facts.tokens_in,
+            r.facts.tokens_out,
+            r.facts.tokens_reasoning,
+            r.facts.cost_nano.map(|c| c.min(i64::MAX as u64) as i64),
+            r.facts.tps.filter(|t| t.is_finite()),
         ])?;
         if n == 1 {
             return Ok(at);
@@ -376,17 +387,19 @@ pub(super) fn rebuild_rollups(conn: &mut Connection, raw_from: i64) -> Result<u6
     let mut deltas: BTreeMap<(i64, i64), Rollup> = BTreeMap::new();
     {
         let mut st = tx.prepare(
-            "SELECT series, started_at, status, kind, ttft_ms, latency_ms FROM history WHERE started_at >= ?1",
+            "SELECT series, started_at, status, kind, ttft_ms, latency_ms, tokens_in, tokens_out,
+                 tokens_reasoning, cost_nano, tps FROM history WHERE started_at >= ?1",
         )?;
         let mut rows = st.query(params![from_ms])?;
         while let Some(r) = rows.next()? {
             let status = Status::from_code(r.get(2)?).unwrap_or(Status::Error);
             let kind = Kind::from_code(r.get(3)?).unwrap_or(Kind::Internal);
             let at: i64 = r.get(1)?;
-            deltas
+            let d = deltas
                 .entry((r.get(0)?, at.div_euclid(BUCKET_MS)))
-                .or_default()
-                .add(status, kind, r.get(5)?, r.get(4)?);
+                .or_default();
+            d.add(status, kind, r.get(5)?, r.get(4)?);
+            d.add_facts(&rollups::facts_from_row(r, 6)?);
         }
     }
     let n = deltas.len() as u64;
