@@ -1,6 +1,8 @@
 //! Store bench: builds a database of 100 monitors × 2 models × 30 days at a one-minute
-//! interval (~8.6 M rows) through the real store API, then times the reads users make and a
-//! prune of the oldest 15 days while another connection keeps inserting.
+//! interval (~8.6 M rows) through the real store API, then times the reads users make, a
+//! backup while another connection keeps inserting, `verify` and `export` of every row (as
+//! processes, with their peak memory), and a prune of the oldest 15 days while another
+//! connection keeps inserting.
 //!
 //!     cargo run --release --example store_bench [-- DIR [MONITORS] [DAYS]]
 //!
@@ -210,6 +212,8 @@ fn main() {
     }
     drop(store);
 
+    care(&database, &cfg_path, &dir, &ids, now, rows);
+
     // Prune the oldest half while another connection inserts every 10 ms.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let s2 = stop.clone();
@@ -295,4 +299,155 @@ fn cli_status(cfg: &Path) -> Option<Duration> {
         })
         .collect();
     Some(median(runs))
+}
+
+/// Runs `f` while another connection inserts one row every 10 ms (into the future, for
+/// `monitor`); returns what `f` returned, the longest insert and the number of inserts.
+fn with_writer<T>(
+    database: &chanmon::store::Database,
+    monitor: &MonitorId,
+    from: i64,
+    f: impl FnOnce() -> T,
+) -> (T, Duration, u64) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let db2 = database.clone();
+    let id = monitor.clone();
+    let writer = std::thread::spawn(move || {
+        let mut w = store::open(&db2, OpenMode::Create).expect("writer");
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut worst = Duration::ZERO;
+        let mut n = 0u64;
+        let mut at = from;
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            let r = result(&mut rng, &id, "gpt-4o-mini", at);
+            let t = Instant::now();
+            w.insert_results(&[r]).expect("insert beside the bench");
+            worst = worst.max(t.elapsed());
+            n += 1;
+            at += 1000;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (worst, n)
+    });
+    // Let the writer get going first.
+    std::thread::sleep(Duration::from_millis(200));
+    let out = f();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (worst, n) = writer.join().expect("writer thread");
+    (out, worst, n)
+}
+
+/// Backup while a writer inserts, then `verify` and `export` as a user runs them.
+fn care(
+    database: &chanmon::store::Database,
+    cfg: &Path,
+    dir: &Path,
+    ids: &[MonitorId],
+    now: i64,
+    rows: u64,
+) {
+    let dest = dir.join("backup.db");
+    let _ = std::fs::remove_file(&dest);
+    let (took, worst, n) = with_writer(database, &ids[1], now + 120 * MINUTE, || {
+        let t = Instant::now();
+        let s = store::open(database, OpenMode::ReadOnly).expect("open read-only");
+        let report = s.backup_to(&dest, false).expect("backup");
+        (t.elapsed(), report)
+    });
+    let (took, report) = took;
+    println!(
+        "| backup of the whole database ({:.1} MiB, checked with integrity_check) while another connection inserts every 10 ms | {:.1} s; longest wait of {} concurrent inserts: {:.1} ms |",
+        report.bytes as f64 / 1_048_576.0,
+        took.as_secs_f64(),
+        n,
+        ms(worst)
+    );
+    let _ = std::fs::remove_file(&dest);
+    for args in [&["verify", "--quick"][..], &["verify"][..]] {
+        if let Some((t, peak, _)) = cli(cfg, args) {
+            println!(
+                "| `chanmon {}` (integrity, keys, rollups against all raw rows) | {:.1} s, peak RSS {:.1} MiB |",
+                args.join(" "),
+                t.as_secs_f64(),
+                peak as f64 / 1024.0
+            );
+        }
+    }
+    let one = ids[0].to_string();
+    for (what, args, n) in [
+        (
+            "one monitor (2 series)",
+            vec!["export", "--monitor", one.as_str()],
+            rows / ids.len() as u64,
+        ),
+        ("every row, CSV", vec!["export"], rows),
+        (
+            "every row, JSON lines",
+            vec!["export", "--format", "jsonl"],
+            rows,
+        ),
+    ] {
+        if let Some((t, peak, bytes)) = cli(cfg, &args) {
+            println!(
+                "| `chanmon {}`: {what}, ~{} rows, {:.0} MiB out | {:.1} s = {:.0} k rows/s; peak RSS {:.1} MiB |",
+                args.join(" "),
+                n,
+                bytes as f64 / 1_048_576.0,
+                t.as_secs_f64(),
+                n as f64 / t.as_secs_f64() / 1000.0,
+                peak as f64 / 1024.0
+            );
+        }
+    }
+}
+
+/// Runs the release binary with `args`, its output counted and thrown away; returns the
+/// wall time, the peak RSS in KiB (VmHWM, sampled from /proc every 20 ms until it exits) and
+/// the bytes written. `None` when the release binary is not built.
+fn cli(cfg: &Path, args: &[&str]) -> Option<(Duration, u64, u64)> {
+    use std::io::Read;
+    let bin = Path::new("target/release/chanmon");
+    if !bin.exists() {
+        return None;
+    }
+    let t = Instant::now();
+    let mut child = std::process::Command::new(bin)
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .env("CHANMON_MASTER_KEY", "09".repeat(32))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run chanmon");
+    let pid = child.id();
+    let mut out = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0u64;
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+        }
+        total
+    });
+    let mut peak = 0u64;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            && let Some(kb) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kb);
+        }
+        if child.try_wait().expect("try_wait").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let bytes = reader.join().expect("reader");
+    Some((t.elapsed(), peak, bytes))
 }

@@ -17,7 +17,8 @@ use crate::model::{MonitorId, Status, Timestamp};
 protocols) with a tiny real chat request whose answer it verifies, and records per model whether \
 the channel answers, how fast, and how available it has been.",
     after_help = "Exit codes: 0 success; 1 runtime error; 2 bad config or usage. `check` uses \
-0 operational, 1 degraded, 2 failed/error, 3 unknown id or config error."
+0 operational, 1 degraded, 2 failed/error, 3 unknown id or config error. `verify` uses 0 sound, \
+1 needs attention, 2 damaged, 3 could not verify."
 )]
 pub struct Cli {
     /// Config file.
@@ -73,6 +74,35 @@ pub enum Command {
     /// Tokens and cost of the recorded checks over a period, per monitor or per model
     /// (from the hourly rollups, so the figures survive `prune`).
     Cost(CostArgs),
+    /// Write a consistent copy of the database while the daemon runs, checked before it is
+    /// put in place.
+    ///
+    /// One snapshot (SQLite `VACUUM INTO`): the daemon keeps writing meanwhile. The copy is
+    /// written beside FILE, passes `integrity_check`, and only then takes FILE's name. It holds
+    /// the sealed API keys: keep the master key with it. To restore, see the README.
+    Backup(BackupArgs),
+
+    /// Check that the database is sound: integrity, sealed keys, rollups, daemon lock.
+    ///
+    /// Reads only; safe while the daemon runs. Exit code: 0 sound, 1 needs attention (keys the
+    /// master key cannot open, rollups that disagree with raw rows), 2 damaged (restore a
+    /// backup), 3 could not verify (bad config, missing or unreadable file).
+    Verify(VerifyArgs),
+
+    /// Re-seal every stored API key and header value under a new master key, in one
+    /// transaction.
+    ///
+    /// The current key comes from CHANMON_MASTER_KEY or the key file, the new one from
+    /// --new-key-file or CHANMON_MASTER_KEY_NEW. Refused while a daemon runs on the database
+    /// (stop it, rekey, install the new key, start it). Interrupted, it leaves the old key
+    /// valid.
+    Rekey(RekeyArgs),
+
+    /// Write every matching history row as CSV or JSON lines, streaming (constant memory).
+    ///
+    /// Rows come per monitor and model (monitor id order), oldest first, from one consistent
+    /// snapshot of the database.
+    Export(ExportArgs),
 
     /// Write the man pages (generated from these definitions).
     #[command(hide = true)]
@@ -202,6 +232,74 @@ pub struct PruneArgs {
     /// Print nothing on success (for cron).
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The file to write (its directory must exist).
+    pub file: PathBuf,
+
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print nothing on success (for cron).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Use SQLite's `quick_check` (skips index cross-checks; much faster on a big file).
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Print nothing when the database is sound (for cron: output means trouble).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RekeyArgs {
+    /// The new master key file; created (mode 0600, random key) when it does not exist.
+    /// Alternatively set CHANMON_MASTER_KEY_NEW.
+    #[arg(long, value_name = "PATH")]
+    pub new_key_file: Option<PathBuf>,
+
+    /// Empty the stored secrets that neither key opens (their monitors then need a key in
+    /// the config) instead of refusing.
+    #[arg(long)]
+    pub forget_unreadable: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only this monitor.
+    #[arg(long, value_parser = parse_id)]
+    pub monitor: Option<MonitorId>,
+
+    /// Only this model.
+    #[arg(long)]
+    pub model: Option<String>,
+
+    /// From this time on: RFC 3339, a date, epoch ms, or a duration ago like `24h`.
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<Timestamp>,
+
+    /// Before this time (same forms as --since).
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<Timestamp>,
+
+    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+    pub format: ExportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// A header line, then one line per row (the columns of `history --format csv`).
+    Csv,
+    /// One JSON object per line (the fields of `history --format json`).
+    Jsonl,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

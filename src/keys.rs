@@ -9,11 +9,155 @@
 use anyhow::Context;
 
 use crate::config::{Config, KeyState, Monitor, MonitorConfig};
-use crate::secret::{KeyOrigin, MASTER_KEY_ENV, MasterKey, Secret};
-use crate::store::{MonitorRow, Storage, StoreError, StoredSecrets};
+use crate::secret::{KeyOrigin, MASTER_KEY_ENV, MASTER_KEY_NEW_ENV, MasterKey, Secret};
+use crate::store::{
+    MonitorRow, Reseal, SealedSecret, SecretSlot, Storage, StoreError, StoredSecrets,
+};
 
 const API_KEY: &str = "api_key";
 const HEADERS: &str = "headers";
+
+/// The purpose a slot's seal is bound to (with its owner), as `secret` puts it in the AAD.
+fn purpose(slot: SecretSlot) -> &'static str {
+    match slot {
+        SecretSlot::ApiKey => API_KEY,
+        SecretSlot::Headers => HEADERS,
+    }
+}
+
+/// How a stored secret is named to people: `monitor `m` (API key)`.
+pub fn describe(s: &SealedSecret) -> String {
+    let what = match s.slot {
+        SecretSlot::ApiKey => "API key",
+        SecretSlot::Headers => "header values",
+    };
+    format!("monitor `{}` ({what})", s.owner)
+}
+
+/// Which stored secrets a master key opens.
+#[derive(Debug, Default)]
+pub struct SecretAudit {
+    /// Sealed secrets stored.
+    pub total: usize,
+    /// Those the key does not open, with why.
+    pub unopenable: Vec<(SealedSecret, String)>,
+}
+
+/// Tries to open every sealed secret with `key`. Nothing is written.
+pub fn audit(store: &dyn Storage, key: &MasterKey) -> Result<SecretAudit, StoreError> {
+    let secrets = store.sealed_secrets()?;
+    let mut out = SecretAudit {
+        total: secrets.len(),
+        ..SecretAudit::default()
+    };
+    for s in secrets {
+        if let Err(e) = key.open(&s.owner, purpose(s.slot), &s.blob) {
+            out.unopenable.push((s, e.to_string()));
+        }
+    }
+    Ok(out)
+}
+
+/// What a rekey did.
+#[derive(Debug, Default)]
+pub struct RekeyReport {
+    /// Secrets re-sealed under the new key.
+    pub resealed: usize,
+    /// Secrets that the new key opens already (an earlier rekey, or a sync under the new key).
+    pub already_new: usize,
+    /// Secrets neither key opens, emptied (only with `forget_unreadable`).
+    pub forgotten: Vec<String>,
+    /// Monitors whose secrets were re-sealed.
+    pub monitors: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RekeyError {
+    #[error("the new master key is the current one; nothing to do")]
+    SameKey,
+    #[error(
+        "the current master key opens none of the {0} sealed secrets in the database: it is the wrong key (check {MASTER_KEY_ENV} and the key file); nothing was written"
+    )]
+    WrongOldKey(usize),
+    #[error(
+        "neither the current nor the new master key opens {} stored secret(s): {}; nothing was written. Put those monitors' keys in the config and run `chanmon check` (it re-seals them), or pass --forget-unreadable to empty them",
+        .0.len(),
+        listed(.0)
+    )]
+    Unreadable(Vec<String>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The first few of `items`, then how many more.
+fn listed(items: &[String]) -> String {
+    const MAX: usize = 20;
+    let mut s = items
+        .iter()
+        .take(MAX)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > MAX {
+        s.push_str(&format!(" … and {} more", items.len() - MAX));
+    }
+    s
+}
+
+/// Re-seals every stored secret under `new`: opened with `old`, sealed with `new`, all
+/// swapped in one transaction (so an interrupted rekey leaves the old key valid). A secret
+/// that only `new` opens is left as it is. Refused before anything is written when `old` opens
+/// nothing, or when a secret opens with neither key (unless `forget_unreadable`: then it is
+/// emptied, in the same transaction).
+pub fn rekey(
+    store: &mut dyn Storage,
+    old: &MasterKey,
+    new: &MasterKey,
+    forget_unreadable: bool,
+) -> Result<RekeyReport, RekeyError> {
+    if old.same_as(new) {
+        return Err(RekeyError::SameKey);
+    }
+    let secrets = store.sealed_secrets()?;
+    let mut report = RekeyReport::default();
+    let mut changes = Vec::with_capacity(secrets.len());
+    let mut unreadable = Vec::new();
+    let mut owners = std::collections::BTreeSet::new();
+    for s in secrets {
+        let p = purpose(s.slot);
+        match old.open(&s.owner, p, &s.blob) {
+            Ok(plain) => {
+                let blob = new.seal(&s.owner, p, &plain);
+                owners.insert(s.owner.clone());
+                report.resealed += 1;
+                changes.push(Reseal {
+                    old: s,
+                    new: Some(blob),
+                });
+            }
+            Err(_) if new.open(&s.owner, p, &s.blob).is_ok() => report.already_new += 1,
+            Err(_) => unreadable.push(s),
+        }
+    }
+    let total = report.resealed + report.already_new + unreadable.len();
+    if total > 0 && report.resealed == 0 && report.already_new == 0 {
+        return Err(RekeyError::WrongOldKey(total));
+    }
+    if !unreadable.is_empty() {
+        if !forget_unreadable {
+            return Err(RekeyError::Unreadable(
+                unreadable.iter().map(describe).collect(),
+            ));
+        }
+        for s in unreadable {
+            report.forgotten.push(describe(&s));
+            changes.push(Reseal { old: s, new: None });
+        }
+    }
+    store.reseal(&changes)?;
+    report.monitors = owners.len();
+    Ok(report)
+}
 
 /// Seals what the config provides, opens what it does not, and writes the monitors: the
 /// config's monitors come back with the key each will use.
@@ -134,6 +278,33 @@ fn env_note(m: &MonitorConfig) -> String {
     }
 }
 
+/// Loads the master key without ever creating one, and says where it came from.
+pub fn current_master_key(config: &Config) -> anyhow::Result<Option<(MasterKey, KeyOrigin)>> {
+    let env = std::env::var(MASTER_KEY_ENV).ok();
+    MasterKey::load(env.as_deref(), &config.master_key_file, false)
+        .context("loading the master key")
+}
+
+/// The new master key for `rekey`: from `file` (created once, mode 0600, when it does not
+/// exist) or from `CHANMON_MASTER_KEY_NEW`; exactly one of them.
+pub fn new_master_key(file: Option<&std::path::Path>) -> anyhow::Result<(MasterKey, KeyOrigin)> {
+    let env = std::env::var(MASTER_KEY_NEW_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    match (file, env) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "both --new-key-file and {MASTER_KEY_NEW_ENV} are given; give the new key one way"
+        ),
+        (None, None) => anyhow::bail!(
+            "no new master key: pass --new-key-file PATH (created when it does not exist) or set {MASTER_KEY_NEW_ENV}"
+        ),
+        (None, Some(v)) => Ok((MasterKey::parse(&v, MASTER_KEY_NEW_ENV)?, KeyOrigin::Env)),
+        (Some(path), None) => {
+            MasterKey::load(None, path, true)?.context("the new key file could not be created")
+        }
+    }
+}
+
 /// Loads (or, with `create`, creates once) the master key, and says where a new one went.
 pub fn master_key(config: &Config, create: bool) -> anyhow::Result<Option<MasterKey>> {
     let env = std::env::var(MASTER_KEY_ENV).ok();
@@ -231,5 +402,126 @@ mod tests {
             "{:?}",
             m.key
         );
+    }
+
+    /// A monitor `id` with a key and a header, parsed as the config would give it.
+    fn keyed(id: &str) -> MonitorConfig {
+        let text = format!(
+            "[[monitor]]\nid = \"{id}\"\nprovider = \"openai\"\napi_key = \"sk-{id}\"\nmodel = \"a\"\nheaders = {{ x-token = \"tok-{id}\" }}\n"
+        );
+        let loaded = crate::config::parse(&text, std::path::Path::new("t.toml"), &|_| None)
+            .expect("valid config");
+        loaded
+            .config
+            .monitors
+            .into_iter()
+            .next()
+            .expect("one monitor")
+    }
+
+    fn temp_store(dir: &tempfile::TempDir) -> Box<dyn Storage> {
+        let db = crate::store::Database::Sqlite(dir.path().join("k.db"));
+        crate::store::open(&db, crate::store::OpenMode::Create).unwrap()
+    }
+
+    fn unopenable(store: &dyn Storage, key: &MasterKey) -> Vec<String> {
+        audit(store, key)
+            .unwrap()
+            .unopenable
+            .iter()
+            .map(|(s, _)| describe(s))
+            .collect()
+    }
+
+    #[test]
+    fn rekey_moves_every_secret_and_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = temp_store(&dir);
+        let (k1, k2) = (
+            MasterKey::from_bytes([1; 32]),
+            MasterKey::from_bytes([2; 32]),
+        );
+        sync(store.as_mut(), &[keyed("a"), keyed("b")], &k1).unwrap();
+        assert!(unopenable(store.as_ref(), &k1).is_empty());
+
+        let r = rekey(store.as_mut(), &k1, &k2, false).unwrap();
+        assert_eq!((r.resealed, r.already_new, r.monitors), (4, 0, 2));
+        assert!(unopenable(store.as_ref(), &k2).is_empty());
+        assert_eq!(unopenable(store.as_ref(), &k1).len(), 4);
+        let stored = store.stored_secrets().unwrap();
+        let blob = stored["a"].sealed_key.as_deref().unwrap();
+        assert_eq!(k2.open_str("a", API_KEY, blob).unwrap().expose(), "sk-a");
+
+        // Run again (say after an interruption): nothing left to move, nothing refused.
+        let again = rekey(store.as_mut(), &k1, &k2, false).unwrap();
+        assert_eq!((again.resealed, again.already_new), (0, 4));
+        assert!(matches!(
+            rekey(store.as_mut(), &k2, &MasterKey::from_bytes([2; 32]), false),
+            Err(RekeyError::SameKey)
+        ));
+    }
+
+    #[test]
+    fn a_wrong_old_key_or_an_unreadable_secret_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = temp_store(&dir);
+        let (k1, k2, k9) = (
+            MasterKey::from_bytes([1; 32]),
+            MasterKey::from_bytes([2; 32]),
+            MasterKey::from_bytes([9; 32]),
+        );
+        // `old` was sealed under k9 and then left the config (disabled, blobs kept).
+        sync(store.as_mut(), &[keyed("old")], &k9).unwrap();
+        sync(store.as_mut(), &[keyed("a")], &k1).unwrap();
+        let before = store.sealed_secrets().unwrap();
+
+        let wrong = rekey(store.as_mut(), &k2, &MasterKey::from_bytes([3; 32]), false);
+        assert!(
+            matches!(wrong, Err(RekeyError::WrongOldKey(4))),
+            "{wrong:?}"
+        );
+        let err = rekey(store.as_mut(), &k1, &k2, false).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("monitor `old` (API key)")
+                && text.contains("monitor `old` (header values)"),
+            "{text}"
+        );
+        assert_eq!(
+            store.sealed_secrets().unwrap(),
+            before,
+            "nothing was written"
+        );
+
+        let r = rekey(store.as_mut(), &k1, &k2, true).unwrap();
+        assert_eq!(r.resealed, 2);
+        assert_eq!(r.forgotten.len(), 2);
+        let left = store.sealed_secrets().unwrap();
+        assert!(left.iter().all(|s| s.owner == "a"), "{left:?}");
+        assert!(unopenable(store.as_ref(), &k2).is_empty());
+    }
+
+    #[test]
+    fn a_secret_changed_meanwhile_aborts_the_whole_swap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = temp_store(&dir);
+        let (k1, k2) = (
+            MasterKey::from_bytes([1; 32]),
+            MasterKey::from_bytes([2; 32]),
+        );
+        sync(store.as_mut(), &[keyed("a"), keyed("b")], &k1).unwrap();
+        let secrets = store.sealed_secrets().unwrap();
+        let mut changes: Vec<Reseal> = secrets
+            .iter()
+            .map(|s| Reseal {
+                old: s.clone(),
+                new: Some(k2.seal(&s.owner, purpose(s.slot), b"x")),
+            })
+            .collect();
+        // The last one was read before someone else re-sealed it.
+        changes.last_mut().unwrap().old.blob[5] ^= 1;
+        let err = store.reseal(&changes).unwrap_err();
+        assert!(matches!(err, StoreError::Changed(_)), "{err}");
+        assert_eq!(store.sealed_secrets().unwrap(), secrets, "all or nothing");
     }
 }

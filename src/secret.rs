@@ -19,6 +19,9 @@ use zeroize::{Zeroize, Zeroizing};
 /// Environment variable holding the master key (32 bytes, base64 or hex).
 pub const MASTER_KEY_ENV: &str = "CHANMON_MASTER_KEY";
 
+/// Environment variable holding the new master key for `chanmon rekey` (same forms).
+pub const MASTER_KEY_NEW_ENV: &str = "CHANMON_MASTER_KEY_NEW";
+
 const SEAL_VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;
 
@@ -194,6 +197,17 @@ impl MasterKey {
         Ok(Some((key, KeyOrigin::Created(key_file.to_owned()))))
     }
 
+    /// Whether two keys are the same key.
+    pub fn same_as(&self, other: &MasterKey) -> bool {
+        // Not secret-dependent timing that matters here (both keys are the caller's), but
+        // cheap to do without an early exit anyway.
+        self.key
+            .iter()
+            .zip(other.key.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(&Key::<Aes256Gcm>::from(*self.key))
     }
@@ -316,6 +330,12 @@ mod tests {
             k.open("m1", "api_key", &v2),
             Err(SecretError::UnknownVersion(2))
         ));
+    }
+
+    #[test]
+    fn same_as_compares_the_bytes() {
+        assert!(key(3).same_as(&key(3)));
+        assert!(!key(3).same_as(&key(4)));
     }
 
     #[test]

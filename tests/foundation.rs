@@ -306,7 +306,10 @@ fn man_and_completions_are_available() {
     let out = env.run(&["completions", "bash"]);
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("chanmon"));
-    for cmd in ["run", "check", "history", "status", "prune", "validate"] {
+    for cmd in [
+        "run", "check", "history", "status", "prune", "validate", "backup", "verify", "rekey",
+        "export",
+    ] {
         let out = env.run(&[cmd, "--help"]);
         assert!(out.status.success(), "{cmd} --help");
         assert!(text(&out.stdout).len() > 100);

@@ -1,13 +1,17 @@
 //! One function per subcommand: glue between the CLI, the config, the store and the runner.
 //! Errors carry the exit code they map to; `main` prints them.
 
+mod backup;
 mod check;
 mod cost;
+mod export;
 mod history;
 mod prune;
+mod rekey;
 mod run;
 mod status;
 mod validate;
+mod verify;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -70,6 +74,10 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         Command::Prune(args) => prune::prune(&cli.config, args),
         Command::Validate => validate::validate(&cli.config),
         Command::Cost(args) => cost::cost(&cli.config, args),
+        Command::Backup(args) => backup::backup(&cli.config, args),
+        Command::Verify(args) => verify::verify(&cli.config, args),
+        Command::Rekey(args) => rekey::rekey(&cli.config, args),
+        Command::Export(args) => export::export(&cli.config, args),
         Command::Man { out_dir } => write_man(&out_dir),
         Command::Completions { shell } => {
             let mut out = Vec::new();
@@ -114,6 +122,15 @@ pub(crate) fn print(text: &str) {
         let _ = out.write_all(b"\n");
     }
     let _ = out.flush();
+}
+
+/// `1 monitor`, `2 monitors`.
+pub(crate) fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 fn write_man(dir: &Path) -> Outcome {

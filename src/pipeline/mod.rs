@@ -14,4 +14,4 @@ pub mod bus;
 pub mod tracker;
 mod writer;
 
-pub(crate) use writer::{Writer, WriterHandle};
+pub(crate) use writer::{Fatal, Writer, WriterHandle};

@@ -9,6 +9,10 @@
 //! database falls behind, the workers wait to hand over their results (backpressure, counted
 //! in `writer_waits`) instead of memory growing without limit. The ticker never writes, so it
 //! never waits here; nothing handed over is dropped.
+//!
+//! A database the store reports damaged is never retried: the writer drops what it holds
+//! (counted as write failures), says so loudly, records why in [`Fatal`] and asks the daemon
+//! to stop. The store itself refuses every later write.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -16,6 +20,7 @@ use std::thread;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::bus::{Bus, Event};
 use super::tracker::StatusChange;
@@ -37,6 +42,9 @@ const BATCH: usize = 2_000;
 const QUEUE: usize = 8_192;
 
 type SyncReply = oneshot::Sender<Result<Vec<Monitor>, StoreError>>;
+
+/// Why the writer stopped writing for good (the database is damaged), once it has.
+pub(crate) type Fatal = Arc<std::sync::OnceLock<String>>;
 
 enum Msg {
     Results(Vec<CheckResult>),
@@ -71,14 +79,21 @@ struct State {
     pending: Vec<CheckResult>,
     /// Consecutive failed commits, for the back-off.
     failures: u32,
+    /// Set when the database is damaged: nothing is written any more.
+    fatal: Fatal,
+    /// Cancelled to ask the daemon to stop.
+    stop: CancellationToken,
 }
 
 impl Writer {
+    /// `stop` is cancelled, and `fatal` set, when the database turns out to be damaged.
     pub(crate) fn start(
         store: Box<dyn Storage>,
         key: MasterKey,
         metrics: Arc<Metrics>,
         bus: Arc<Bus>,
+        fatal: Fatal,
+        stop: CancellationToken,
     ) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let state = State {
@@ -88,6 +103,8 @@ impl Writer {
             bus,
             pending: Vec::new(),
             failures: 0,
+            fatal,
+            stop,
         };
         let thread = thread::Builder::new()
             .name("chanmon-writer".into())
@@ -193,7 +210,13 @@ fn writer_loop(mut st: State, mut rx: mpsc::Receiver<Msg>) {
                 Msg::Results(r) => st.pending.extend(r),
                 Msg::Sync(monitors, reply) => {
                     st.flush();
-                    let _ = reply.send(keys::sync(st.store.as_mut(), &monitors, &st.key));
+                    let synced = keys::sync(st.store.as_mut(), &monitors, &st.key);
+                    if let Err(e) = &synced
+                        && e.is_damaged()
+                    {
+                        st.damaged(e);
+                    }
+                    let _ = reply.send(synced);
                 }
                 Msg::Official(status) => {
                     if let Err(e) = st.store.put_official_status(&status) {
@@ -243,6 +266,10 @@ impl State {
                     self.failures = 0;
                     self.publish(batch, changes);
                 }
+                Err(e) if e.is_damaged() => {
+                    self.damaged(&e);
+                    return;
+                }
                 Err(e) => {
                     self.failures += 1;
                     tracing::error!(error = %e, rows = self.pending.len(), attempt = self.failures, "writing results failed; will retry");
@@ -256,6 +283,24 @@ impl State {
                     return;
                 }
             }
+        }
+    }
+
+    /// The database is damaged: drop what is pending (counted), never retry; the first time,
+    /// say so loudly and ask the daemon to stop.
+    fn damaged(&mut self, e: &StoreError) {
+        let dropped = self.pending.len();
+        self.pending.clear();
+        self.metrics
+            .write_failures
+            .fetch_add(dropped as u64, Relaxed);
+        if self.fatal.set(e.to_string()).is_ok() {
+            tracing::error!(
+                error = %e,
+                rows_dropped = dropped,
+                "THE DATABASE IS DAMAGED: chanmon writes nothing more to it and stops; run `chanmon verify`, then restore a backup"
+            );
+            self.stop.cancel();
         }
     }
 

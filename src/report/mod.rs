@@ -56,26 +56,9 @@ pub(crate) fn render_results(rows: &[CheckResult], format: Format, color: bool) 
     match format {
         Format::Json => serde_json::to_string_pretty(rows).unwrap_or_else(|_| "[]".into()) + "\n",
         Format::Csv => {
-            let mut out = String::from(
-                "started_at,monitor,model,status,kind,http_status,ttft_ms,latency_ms,ping_ms,message\n",
-            );
+            let mut out = String::from(CSV_HEADER);
             for r in rows {
-                let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
-                let fields = [
-                    r.started_at.to_rfc3339(),
-                    r.monitor.to_string(),
-                    r.model.clone(),
-                    r.status.to_string(),
-                    r.kind.to_string(),
-                    r.http_status.map(|v| v.to_string()).unwrap_or_default(),
-                    opt(r.ttft_ms),
-                    opt(r.latency_ms),
-                    opt(r.ping_ms),
-                    r.message.clone(),
-                ];
-                let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-                out.push_str(&line.join(","));
-                out.push('\n');
+                csv_line(r, &mut out);
             }
             out
         }
@@ -107,6 +90,40 @@ pub(crate) fn render_results(rows: &[CheckResult], format: Format, color: bool) 
             t.render(color)
         }
     }
+}
+
+/// The header line of result CSV (`history --format csv`, `export`).
+pub(crate) const CSV_HEADER: &str =
+    "started_at,monitor,model,status,kind,http_status,ttft_ms,latency_ms,ping_ms,message\n";
+
+/// One result as a CSV line (with its newline), appended to `out`.
+pub(crate) fn csv_line(r: &CheckResult, out: &mut String) {
+    let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
+    let fields = [
+        r.started_at.to_rfc3339(),
+        r.monitor.to_string(),
+        r.model.clone(),
+        r.status.to_string(),
+        r.kind.to_string(),
+        r.http_status.map(|v| v.to_string()).unwrap_or_default(),
+        opt(r.ttft_ms),
+        opt(r.latency_ms),
+        opt(r.ping_ms),
+        r.message.clone(),
+    ];
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&csv_field(f));
+    }
+    out.push('\n');
+}
+
+/// One result as a JSON object on one line (with its newline), appended to `out`.
+pub(crate) fn json_line(r: &CheckResult, out: &mut String) {
+    out.push_str(&serde_json::to_string(r).unwrap_or_else(|_| "{}".into()));
+    out.push('\n');
 }
 
 fn csv_field(s: &str) -> String {
@@ -588,6 +605,25 @@ fresh gemini-z  (no results)
         let line = out.lines().nth(1).unwrap();
         assert!(line.ends_with("\"said \"\"hi\"\", then"), "{out}");
         assert!(out.starts_with("started_at,monitor,model"));
+    }
+
+    #[test]
+    fn export_lines_match_the_history_formats() {
+        let rows = [r("a", "x, \"y\""), r("b", "")];
+        let mut csv = String::from(CSV_HEADER);
+        let mut jsonl = String::new();
+        for row in &rows {
+            csv_line(row, &mut csv);
+            json_line(row, &mut jsonl);
+        }
+        assert_eq!(csv, render_results(&rows, Format::Csv, false));
+        let whole: serde_json::Value =
+            serde_json::from_str(&render_results(&rows, Format::Json, false)).unwrap();
+        let lines: Vec<serde_json::Value> = jsonl
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(serde_json::Value::Array(lines), whole);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Config, Monitor, RunnerConfig};
 use crate::model::MonitorId;
 use crate::pipeline::bus::Bus;
-use crate::pipeline::{Writer, WriterHandle};
+use crate::pipeline::{Fatal, Writer, WriterHandle};
 use crate::secret::MasterKey;
 use crate::store::{ProbeLocks, Storage};
 
@@ -51,6 +51,9 @@ pub enum RunnerError {
     Signals(std::io::Error),
     #[error("cannot start the database writer: {0}")]
     Writer(std::io::Error),
+    /// The writer stopped the daemon: the database is damaged.
+    #[error("{0}")]
+    Damaged(String),
 }
 
 /// How a running daemon is told to stop or reload: by signals in production (see
@@ -128,6 +131,8 @@ pub struct Daemon {
     metrics: Arc<Metrics>,
     bus: Arc<Bus>,
     control: Control,
+    /// Set by the writer when it stopped the daemon because the database is damaged.
+    fatal: Fatal,
 }
 
 impl Daemon {
@@ -142,8 +147,17 @@ impl Daemon {
     ) -> Result<Daemon, RunnerError> {
         let metrics = Arc::new(Metrics::default());
         let bus = Arc::new(Bus::new());
-        let writer =
-            Writer::start(store, key, metrics.clone(), bus.clone()).map_err(RunnerError::Writer)?;
+        let control = Control::default();
+        let fatal = Fatal::default();
+        let writer = Writer::start(
+            store,
+            key,
+            metrics.clone(),
+            bus.clone(),
+            fatal.clone(),
+            control.shutdown.clone(),
+        )
+        .map_err(RunnerError::Writer)?;
         let prober = Arc::new(Prober::new(locks, config.runner.model_concurrency));
         Ok(Daemon {
             config_path,
@@ -153,7 +167,8 @@ impl Daemon {
             prober,
             metrics,
             bus,
-            control: Control::default(),
+            control,
+            fatal,
         })
     }
 
@@ -173,11 +188,16 @@ impl Daemon {
         self.control.clone()
     }
 
-    /// Runs until SIGTERM or SIGINT (SIGHUP reloads).
+    /// Runs until SIGTERM or SIGINT (SIGHUP reloads), or until the writer finds the database
+    /// damaged (then the error says so).
     pub async fn run(self) -> Result<(), RunnerError> {
         self.control.listen_to_signals()?;
+        let fatal = self.fatal.clone();
         self.run_controlled().await;
-        Ok(())
+        match fatal.get() {
+            Some(why) => Err(RunnerError::Damaged(why.clone())),
+            None => Ok(()),
+        }
     }
 
     /// Runs until [`Control::shutdown`].

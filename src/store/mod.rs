@@ -10,9 +10,13 @@
 //! rollups and the window plan (`window`: which full hours come from rollups, which edges from
 //! raw rows).
 //!
+//! Damage is sticky (`guard`): once a backend reports the database malformed
+//! ([`StoreError::Damaged`]), the store that saw it refuses every later write.
+//!
 //! Adding a backend: a module implementing [`Storage`] (and its locks), a [`Database`] variant,
 //! and one arm in [`open`], [`daemon_lock`] and [`probe_locks`].
 
+mod guard;
 mod hist;
 mod sqlite;
 mod window;
@@ -85,6 +89,23 @@ pub enum StoreError {
     /// Whatever the backend reported, as text (no driver types cross the boundary).
     #[error("database error: {0}")]
     Backend(String),
+    /// The backend reports the database as malformed (for SQLite: `SQLITE_CORRUPT` or
+    /// `SQLITE_NOTADB`). A store that has seen this refuses every later write.
+    #[error(
+        "database {path} is damaged ({detail}); chanmon stops writing to it: run `chanmon verify` to see what is wrong, then restore a backup (README, \"Backup and restore\")"
+    )]
+    Damaged { path: String, detail: String },
+    /// A compare-and-swap write found other bytes than it read (someone wrote meanwhile);
+    /// nothing was written.
+    #[error("{0} changed while this command ran; nothing was written: run it again")]
+    Changed(String),
+}
+
+impl StoreError {
+    /// The database is damaged: stop writing to it.
+    pub fn is_damaged(&self) -> bool {
+        matches!(self, StoreError::Damaged { .. })
+    }
 }
 
 /// A monitor definition as the store keeps it: plain fields plus sealed secrets.
@@ -111,6 +132,84 @@ pub struct MonitorRow {
 pub struct StoredSecrets {
     pub sealed_key: Option<Vec<u8>>,
     pub sealed_headers: Option<Vec<u8>>,
+}
+
+/// Which sealed secret of its owner a blob is. The key policy (`crate::keys`) binds each
+/// seal to its owner and to this slot's purpose. Alert-sink secrets, when they exist, add a
+/// variant here and one in the backend's mapping of slots to columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SecretSlot {
+    /// A monitor's API key.
+    ApiKey,
+    /// A monitor's header values (one sealed JSON object).
+    Headers,
+}
+
+/// One sealed secret as stored: its owner (a monitor id), its slot and the sealed bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    pub owner: String,
+    pub slot: SecretSlot,
+    pub blob: Vec<u8>,
+}
+
+/// Replace one sealed secret: written only if the stored bytes are still `old.blob`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reseal {
+    pub old: SealedSecret,
+    /// The new sealed bytes; `None` forgets the secret (the slot becomes empty).
+    pub new: Option<Vec<u8>>,
+}
+
+/// What a backup wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupReport {
+    /// Size of the copy.
+    pub bytes: u64,
+    /// What the check of the copy found (for SQLite: `integrity_check` said `ok`).
+    pub checked: String,
+}
+
+/// One hour of one series whose rollup does not equal its raw rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupMismatch {
+    pub monitor: String,
+    pub model: String,
+    /// Start of the hour.
+    pub hour: Timestamp,
+    /// Checks counted by the rollup and by the raw rows.
+    pub rollup_checks: u64,
+    pub raw_checks: u64,
+}
+
+/// The result of comparing rollups with raw rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RollupAudit {
+    /// Hours compared (every hour with a rollup or raw rows, wholly after the prune watermark).
+    pub hours: u64,
+    /// Raw rows read.
+    pub rows: u64,
+    /// The first few disagreements (at most [`RollupAudit::MAX_LISTED`]).
+    pub mismatches: Vec<RollupMismatch>,
+    /// How many hours disagree in all.
+    pub mismatched: u64,
+    /// Raw rows are complete from this time on (`None`: never pruned).
+    pub raw_from: Option<Timestamp>,
+}
+
+impl RollupAudit {
+    pub const MAX_LISTED: usize = 20;
+}
+
+/// What `export` streams: every row matching, per series (monitor id, then model) oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct ExportQuery {
+    pub monitor: Option<MonitorId>,
+    pub model: Option<String>,
+    /// Inclusive lower bound on `started_at`.
+    pub since: Option<Timestamp>,
+    /// Exclusive upper bound on `started_at`.
+    pub until: Option<Timestamp>,
 }
 
 /// What a sync changed.
@@ -273,6 +372,37 @@ pub trait Storage: Send {
 
     /// The latest reading of every status page polled, by URL.
     fn official_statuses(&self) -> Result<HashMap<String, OfficialStatus>, StoreError>;
+
+    /// Every sealed secret stored (API keys, header values), by owner and slot.
+    fn sealed_secrets(&self) -> Result<Vec<SealedSecret>, StoreError>;
+
+    /// Swaps sealed bytes in one transaction: each secret is replaced only if it still holds
+    /// the bytes it was read with; if any does not, nothing is written
+    /// ([`StoreError::Changed`]). The store never opens what it swaps.
+    fn reseal(&mut self, changes: &[Reseal]) -> Result<(), StoreError>;
+
+    /// Writes one consistent snapshot of the whole database to `dest` without blocking the
+    /// writer, checks the copy, and only then puts it in place: `dest` is replaced only when
+    /// `overwrite` is set, and is never the database itself. A backend that cannot make a file
+    /// snapshot (a server database) returns an error naming its own tool (`pg_dump`) instead.
+    fn backup_to(&self, dest: &Path, overwrite: bool) -> Result<BackupReport, StoreError>;
+
+    /// The backend's own consistency check (SQLite: `integrity_check`, or `quick_check` when
+    /// `quick`): the problems found, empty when sound.
+    fn check_integrity(&self, quick: bool) -> Result<Vec<String>, StoreError>;
+
+    /// Compares the rollups with the raw rows for every hour wholly after the prune watermark,
+    /// in one read snapshot.
+    fn audit_rollups(&self) -> Result<RollupAudit, StoreError>;
+
+    /// Streams every row matching `q` to `each` in one read snapshot, in constant memory: per
+    /// series (monitor id, then model) oldest first. `each` may stop early. Returns the rows
+    /// handed over.
+    fn export(
+        &self,
+        q: &ExportQuery,
+        each: &mut dyn FnMut(CheckResult) -> std::ops::ControlFlow<()>,
+    ) -> Result<u64, StoreError>;
 }
 
 /// How [`open`] treats a database that does not exist yet.
@@ -282,15 +412,18 @@ pub enum OpenMode {
     Create,
     /// A missing database is an error, not a new one (commands that read).
     Existing,
+    /// Read only, never migrated, never written (`verify`, `backup`): the file stays exactly
+    /// as it is. An older schema is read as it is.
+    ReadOnly,
 }
 
 /// Opens (and migrates) the database.
 pub fn open(db: &Database, mode: OpenMode) -> Result<Box<dyn Storage>, StoreError> {
     match db {
-        Database::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(
-            path,
-            mode == OpenMode::Create,
-        )?)),
+        Database::Sqlite(path) => Ok(Box::new(guard::DamageGuard::new(
+            sqlite::SqliteStore::open(path, mode)?,
+            db.to_string(),
+        ))),
     }
 }
 
@@ -305,6 +438,14 @@ pub fn daemon_lock(db: &Database) -> Result<DaemonLock, StoreError> {
         Database::Sqlite(path) => Ok(DaemonLock {
             _guard: Box::new(sqlite::locks::DaemonLock::acquire(path)?),
         }),
+    }
+}
+
+/// Who holds the daemon lock, without taking it: `None` when no daemon runs, else the
+/// holder's pid as recorded (empty when unknown).
+pub fn daemon_lock_holder(db: &Database) -> Result<Option<String>, StoreError> {
+    match db {
+        Database::Sqlite(path) => sqlite::locks::DaemonLock::holder(path),
     }
 }
 

@@ -95,6 +95,27 @@ impl DaemonLock {
         file.flush().map_err(io_err(&path))?;
         Ok(DaemonLock { _file: file })
     }
+
+    /// Who holds the lock, without taking it (nothing is written): `None` when free, else
+    /// the pid recorded in the lock file (empty when unknown). A shared lock is tried and
+    /// dropped at once; a daemon starting in that instant would be told one already runs.
+    pub(crate) fn holder(db: &Path) -> Result<Option<String>, StoreError> {
+        let path = daemon_lock_path(db);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        match file.try_lock_shared() {
+            Ok(()) => Ok(None),
+            Err(TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                Ok(Some(pid.trim().to_owned()))
+            }
+            Err(TryLockError::Error(e)) => Err(io_err(&path)(e)),
+        }
+    }
 }
 
 /// Every monitor's probe lock as one byte of `<database>.probe-locks`.
@@ -199,7 +220,12 @@ mod tests {
             err.contains(&format!("pid {}", std::process::id())),
             "{err}"
         );
+        assert_eq!(
+            DaemonLock::holder(&db).unwrap(),
+            Some(std::process::id().to_string())
+        );
         drop(first);
+        assert_eq!(DaemonLock::holder(&db).unwrap(), None);
         assert!(DaemonLock::acquire(&db).is_ok());
     }
 

@@ -10,13 +10,15 @@
 //! written in the same transaction as their rows, so windows can be answered from rollups plus
 //! the raw rows at the edges (see `store::window`) and a restart remembers every status.
 
+mod care;
 pub(super) mod locks;
 mod rollups;
 mod schema;
 mod write;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -25,31 +27,44 @@ use crate::model::{CheckResult, Kind, MonitorId, Status, Timestamp};
 use crate::official::{Indicator, OfficialStatus};
 use crate::pipeline::tracker::StatusChange;
 use crate::store::{
-    HistoryQuery, MonitorRow, StatusRow, Storage, StoreError, StoredMonitor, StoredSecrets,
-    SyncReport, TrackedSeries, WindowStats,
+    BackupReport, ExportQuery, HistoryQuery, MonitorRow, OpenMode, Reseal, RollupAudit,
+    SealedSecret, StatusRow, Storage, StoreError, StoredMonitor, StoredSecrets, SyncReport,
+    TrackedSeries, WindowStats,
 };
 
 pub use schema::SCHEMA_VERSION;
 
-/// Errors from the driver cross the boundary as text.
+/// Errors from the driver cross the boundary as text; a malformed database as
+/// [`StoreError::Damaged`] (the store's guard names the file).
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Backend(e.to_string())
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+                StoreError::Damaged {
+                    path: String::new(),
+                    detail: format!("SQLite says: {e}"),
+                }
+            }
+            _ => StoreError::Backend(e.to_string()),
+        }
     }
 }
 
 /// A connection to a SQLite database.
 pub(crate) struct SqliteStore {
     conn: Connection,
+    /// The database file (backups are written beside other files, never over it).
+    path: PathBuf,
     /// (monitor id, model) → series pk; only committed rows are cached.
     series: HashMap<(String, String), i64>,
 }
 
 impl SqliteStore {
-    /// Opens and migrates the database; `create` allows a missing file to be created.
-    pub(crate) fn open(path: &Path, create: bool) -> Result<SqliteStore, StoreError> {
+    /// Opens (and, unless read-only, migrates) the database.
+    pub(crate) fn open(path: &Path, mode: OpenMode) -> Result<SqliteStore, StoreError> {
         Ok(SqliteStore {
-            conn: schema::open(path, create)?,
+            conn: schema::open(path, mode)?,
+            path: path.to_owned(),
             series: HashMap::new(),
         })
     }
@@ -399,6 +414,60 @@ impl Storage for SqliteStore {
         })?;
         rows.map(|r| r.map(|s| (s.url.clone(), s)).map_err(StoreError::from))
             .collect()
+    }
+
+    fn sealed_secrets(&self) -> Result<Vec<SealedSecret>, StoreError> {
+        care::sealed_secrets(&self.conn)
+    }
+
+    fn reseal(&mut self, changes: &[Reseal]) -> Result<(), StoreError> {
+        care::reseal(&mut self.conn, changes)
+    }
+
+    fn backup_to(&self, dest: &Path, overwrite: bool) -> Result<BackupReport, StoreError> {
+        care::backup_to(&self.conn, &self.path, dest, overwrite)
+    }
+
+    fn check_integrity(&self, quick: bool) -> Result<Vec<String>, StoreError> {
+        care::check_integrity(&self.conn, quick)
+    }
+
+    fn audit_rollups(&self) -> Result<RollupAudit, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let raw_from = self.raw_from()?;
+        let audit = care::audit_rollups(&tx, raw_from)?;
+        tx.finish()?;
+        Ok(audit)
+    }
+
+    fn export(
+        &self,
+        q: &ExportQuery,
+        each: &mut dyn FnMut(CheckResult) -> ControlFlow<()>,
+    ) -> Result<u64, StoreError> {
+        // One snapshot for the whole export, however long it takes.
+        let tx = self.conn.unchecked_transaction()?;
+        let series = self.series_matching(q.monitor.as_ref(), q.model.as_deref())?;
+        let lo = q.since.map_or(i64::MIN, |t| t.millis());
+        let hi = q.until.map_or(i64::MAX, |t| t.millis());
+        let mut st = tx.prepare_cached(&format!(
+            "SELECT {RESULT_COLS} FROM history
+                 WHERE series = ?1 AND started_at >= ?2 AND started_at < ?3
+                 ORDER BY started_at"
+        ))?;
+        let mut n = 0u64;
+        'series: for (pk, monitor, model) in series {
+            let mut rows = st.query(params![pk, lo, hi])?;
+            while let Some(r) = rows.next()? {
+                n += 1;
+                if each(row_to_result(r, &monitor, &model)?).is_break() {
+                    break 'series;
+                }
+            }
+        }
+        drop(st);
+        tx.finish()?;
+        Ok(n)
     }
 }
 

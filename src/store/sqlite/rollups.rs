@@ -54,10 +54,10 @@ pub(super) fn merge_rollup(
     Ok(())
 }
 
-const ROLLUP_COLS: &str = "n_operational, n_degraded, n_failed, n_error, kinds, latency_sum, latency_n, ttft_sum, ttft_n, hist, usage_n, tokens_in, tokens_out, tokens_reasoning, cost_n, cost_nano, tps_hist";
+pub(super) const ROLLUP_COLS: &str = "n_operational, n_degraded, n_failed, n_error, kinds, latency_sum, latency_n, ttft_sum, ttft_n, hist, usage_n, tokens_in, tokens_out, tokens_reasoning, cost_n, cost_nano, tps_hist";
 
 /// Adds a stored rollup row to `acc` (decoding straight into it: a window reads hundreds).
-fn add_row(acc: &mut Rollup, r: &rusqlite::Row<'_>) -> rusqlite::Result<()> {
+pub(super) fn add_row(acc: &mut Rollup, r: &rusqlite::Row<'_>) -> rusqlite::Result<()> {
     let n = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
     for (i, slot) in acc.by_status.iter_mut().enumerate() {
         *slot += n(i)?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::store::StoreError;
+use crate::store::{OpenMode, StoreError};
 
 const MIGRATIONS: &[&str] = &[
     // 1: monitors, series, raw history, hourly rollups, meta.
@@ -128,11 +128,13 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 fn open_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
     let msg = e.to_string();
-    let message = if msg.contains("not a database") {
-        format!("is not a chanmon database (SQLite says: {msg})")
-    } else if msg.contains("malformed") || msg.contains("corrupt") {
-        format!("is damaged (SQLite says: {msg}); restore it from a backup or move it aside")
-    } else if msg.starts_with("is ") {
+    if msg.contains("malformed") || msg.contains("corrupt") || msg.contains("not a database") {
+        return StoreError::Damaged {
+            path: path.display().to_string(),
+            detail: format!("SQLite says: {msg}"),
+        };
+    }
+    let message = if msg.starts_with("is ") {
         msg
     } else {
         format!("cannot be opened: {msg}")
@@ -143,8 +145,9 @@ fn open_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// Opens and migrates. `create` allows a missing file to be created.
-pub(super) fn open(path: &Path, create: bool) -> Result<Connection, StoreError> {
+/// Opens and migrates (read-only: neither). `Create` allows a missing file to be created.
+pub(super) fn open(path: &Path, mode: OpenMode) -> Result<Connection, StoreError> {
+    let create = mode == OpenMode::Create;
     if !create && !path.exists() {
         return Err(StoreError::Missing {
             path: path.display().to_string(),
@@ -153,10 +156,12 @@ pub(super) fn open(path: &Path, create: bool) -> Result<Connection, StoreError> 
     if create && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| open_err(path, e))?;
     }
-    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    if create {
-        flags |= OpenFlags::SQLITE_OPEN_CREATE;
-    }
+    let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    flags |= match mode {
+        OpenMode::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        OpenMode::Existing => OpenFlags::SQLITE_OPEN_READ_WRITE,
+        OpenMode::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+    };
     let mut conn = Connection::open_with_flags(path, flags).map_err(|e| open_err(path, e))?;
     conn.busy_timeout(Duration::from_secs(10))
         .map_err(|e| open_err(path, e))?;
@@ -164,10 +169,9 @@ pub(super) fn open(path: &Path, create: bool) -> Result<Connection, StoreError> 
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|e| open_err(path, e))?;
-    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map_err(|e| open_err(path, e))?;
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+        .map_err(|e| open_err(path, e))?;
     if version > SCHEMA_VERSION {
         return Err(StoreError::TooNew {
             path: path.display().to_string(),
@@ -177,6 +181,19 @@ pub(super) fn open(path: &Path, create: bool) -> Result<Connection, StoreError> 
     }
     if version > 0 {
         check_not_truncated(&conn, path)?;
+    }
+    if mode == OpenMode::ReadOnly {
+        if version == 0 {
+            let why = if tables > 0 {
+                "is not a chanmon database: it has tables but no chanmon schema version"
+            } else {
+                "is empty: not a chanmon database yet"
+            };
+            return Err(open_err(path, why));
+        }
+        conn.execute_batch("PRAGMA query_only=ON;")
+            .map_err(|e| open_err(path, e))?;
+        return Ok(conn);
     }
     set_wal(&conn, path)?;
     if version < SCHEMA_VERSION {
@@ -288,7 +305,7 @@ mod tests {
         )
         .unwrap();
         drop(conn);
-        let conn = open(&path, false).unwrap();
+        let conn = open(&path, OpenMode::Existing).unwrap();
         let rows: Vec<(i64, i64, i64, i64, i64, i64)> = conn
             .prepare("SELECT series, status, kind, since, last_at, consecutive FROM tracker ORDER BY series")
             .unwrap()

@@ -414,6 +414,7 @@ pub(super) fn rebuild_rollups(conn: &mut Connection, raw_from: i64) -> Result<u6
 mod tests {
     use super::*;
     use crate::model::MonitorId;
+    use crate::store::OpenMode;
 
     fn row(i: usize) -> MonitorRow {
         MonitorRow {
@@ -435,7 +436,8 @@ mod tests {
     #[test]
     fn a_sync_larger_than_a_batch_writes_only_what_changed() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = super::super::schema::open(&dir.path().join("c.db"), true).unwrap();
+        let mut conn =
+            super::super::schema::open(&dir.path().join("c.db"), OpenMode::Create).unwrap();
         let n = SYNC_BATCH * 2 + 7;
         let mut rows: Vec<MonitorRow> = (0..n).map(row).collect();
         let first = sync_monitors(&mut conn, &rows).unwrap();
