@@ -75,17 +75,8 @@ pub(crate) fn read(
     let (api_key, api_key_env) = read_key(&s, env, d);
     let models = read_models(&s, d);
 
-    let interval = eff.interval.as_ref().map_or(DEFAULT_INTERVAL, |i| i.v);
-    let timeout = resolve_timeout(&s, interval, eff.timeout.as_ref(), d);
-    let degraded_after = resolve_degraded(
-        &s,
-        timeout,
-        eff.timeout.is_some(),
-        eff.degraded_after.as_ref(),
-        d,
-    );
+    let (interval, timeout, degraded_after) = resolve_timings(&s, &eff, d);
     let name = read_name(&s, d);
-
     if let Some((p, api)) = chosen {
         check_provider_headers(&s, p, api, &eff, d);
         check_body_keys(&s, api, &eff, d);
@@ -124,17 +115,9 @@ pub(crate) fn read(
         network,
         line,
         on_model_mismatch: verdict.on_model_mismatch.unwrap_or_default(),
-        model_aliases: verdict
-            .model_aliases
-            .into_iter()
-            .map(|(m, a)| (m.v, a))
-            .collect(),
+        model_aliases: by_model(verdict.model_aliases),
         price: verdict.price,
-        model_prices: verdict
-            .model_prices
-            .into_iter()
-            .map(|(m, p)| (m.v, p))
-            .collect(),
+        model_prices: by_model(verdict.model_prices),
         degraded_below_tps: verdict.degraded_below_tps,
         official_status,
         official_status_interval,
@@ -486,6 +469,29 @@ fn read_models(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<(String, Vec<St
                 .unwrap_or_default(),
         )
     })
+}
+
+/// A per-model table as the config keeps it (model names without their positions).
+fn by_model<T, C: FromIterator<(String, T)>>(entries: Vec<(Sp<String>, T)>) -> C {
+    entries.into_iter().map(|(m, v)| (m.v, v)).collect()
+}
+
+/// Interval, timeout and degraded_after, each checked against the others.
+fn resolve_timings(
+    s: &Section<'_, '_>,
+    eff: &Shared,
+    d: &mut Diags<'_>,
+) -> (Duration, Duration, Duration) {
+    let interval = eff.interval.as_ref().map_or(DEFAULT_INTERVAL, |i| i.v);
+    let timeout = resolve_timeout(s, interval, eff.timeout.as_ref(), d);
+    let degraded_after = resolve_degraded(
+        s,
+        timeout,
+        eff.timeout.is_some(),
+        eff.degraded_after.as_ref(),
+        d,
+    );
+    (interval, timeout, degraded_after)
 }
 
 fn resolve_timeout(

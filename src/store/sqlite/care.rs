@@ -410,23 +410,34 @@ pub(super) fn audit_rollups(conn: &Connection, raw_from: i64) -> Result<RollupAu
         audit.hours += 1;
         audit.rows += n;
         if stored != counted {
-            audit.mismatched += 1;
-            if audit.mismatches.len() < RollupAudit::MAX_LISTED {
-                let (monitor, model) = names
-                    .get(&key.0)
-                    .cloned()
-                    .unwrap_or_else(|| (format!("(series {})", key.0), String::new()));
-                audit.mismatches.push(RollupMismatch {
-                    monitor,
-                    model,
-                    hour: Timestamp(key.1.saturating_mul(BUCKET_MS)),
-                    rollup_checks: stored.by_status.iter().sum(),
-                    raw_checks: counted.by_status.iter().sum(),
-                });
-            }
+            note_mismatch(&mut audit, &names, key, &stored, &counted);
         }
     }
     Ok(audit)
+}
+
+/// Counts a disagreeing hour and lists the first few, by monitor and model.
+fn note_mismatch(
+    audit: &mut RollupAudit,
+    names: &HashMap<i64, (String, String)>,
+    key: Key,
+    stored: &Rollup,
+    counted: &Rollup,
+) {
+    audit.mismatched += 1;
+    if audit.mismatches.len() < RollupAudit::MAX_LISTED {
+        let (monitor, model) = names
+            .get(&key.0)
+            .cloned()
+            .unwrap_or_else(|| (format!("(series {})", key.0), String::new()));
+        audit.mismatches.push(RollupMismatch {
+            monitor,
+            model,
+            hour: Timestamp(key.1.saturating_mul(BUCKET_MS)),
+            rollup_checks: stored.by_status.iter().sum(),
+            raw_checks: counted.by_status.iter().sum(),
+        });
+    }
 }
 
 /// A rollup row whose key columns follow the `key_col` rollup columns.
