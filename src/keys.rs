@@ -280,8 +280,16 @@ fn env_note(m: &MonitorConfig) -> String {
 
 /// Loads the master key without ever creating one, and says where it came from.
 pub fn current_master_key(config: &Config) -> anyhow::Result<Option<(MasterKey, KeyOrigin)>> {
+    load_master_key(config, false)
+}
+
+/// `CHANMON_MASTER_KEY`, else the key file (created once when `create`).
+fn load_master_key(
+    config: &Config,
+    create: bool,
+) -> anyhow::Result<Option<(MasterKey, KeyOrigin)>> {
     let env = std::env::var(MASTER_KEY_ENV).ok();
-    MasterKey::load(env.as_deref(), &config.master_key_file, false)
+    MasterKey::load(env.as_deref(), &config.master_key_file, create)
         .context("loading the master key")
 }
 
@@ -307,10 +315,7 @@ pub fn new_master_key(file: Option<&std::path::Path>) -> anyhow::Result<(MasterK
 
 /// Loads (or, with `create`, creates once) the master key, and says where a new one went.
 pub fn master_key(config: &Config, create: bool) -> anyhow::Result<Option<MasterKey>> {
-    let env = std::env::var(MASTER_KEY_ENV).ok();
-    let loaded = MasterKey::load(env.as_deref(), &config.master_key_file, create)
-        .context("loading the master key")?;
-    Ok(loaded.map(|(key, origin)| {
+    Ok(load_master_key(config, create)?.map(|(key, origin)| {
         if let KeyOrigin::Created(path) = &origin {
             tracing::warn!(
                 "created a new master key at {} (mode 0600); back it up: stored API keys cannot be decrypted without it. Set {MASTER_KEY_ENV} to use your own.",
@@ -332,15 +337,9 @@ mod tests {
     /// The stored secrets by id, as the store hands them over.
     type Stored = std::collections::HashMap<String, StoredSecrets>;
 
-    fn monitor(key: Option<&str>) -> MonitorConfig {
-        let key_line = match key {
-            Some(k) => format!("api_key = \"{k}\""),
-            None => "api_key_env = \"CHANMON_TEST_UNSET_VAR\"".to_owned(),
-        };
-        let text = format!(
-            "[[monitor]]\nid = \"m\"\nprovider = \"openai\"\n{key_line}\nmodel = \"a\"\nheaders = {{ x-token = \"tok\" }}\n"
-        );
-        let loaded = crate::config::parse(&text, std::path::Path::new("t.toml"), &|_| None)
+    /// The one monitor of a config text.
+    fn parse_one(text: &str) -> MonitorConfig {
+        let loaded = crate::config::parse(text, std::path::Path::new("t.toml"), &|_| None)
             .expect("valid config");
         loaded
             .config
@@ -348,6 +347,16 @@ mod tests {
             .into_iter()
             .next()
             .expect("one monitor")
+    }
+
+    fn monitor(key: Option<&str>) -> MonitorConfig {
+        let key_line = match key {
+            Some(k) => format!("api_key = \"{k}\""),
+            None => "api_key_env = \"CHANMON_TEST_UNSET_VAR\"".to_owned(),
+        };
+        parse_one(&format!(
+            "[[monitor]]\nid = \"m\"\nprovider = \"openai\"\n{key_line}\nmodel = \"a\"\nheaders = {{ x-token = \"tok\" }}\n"
+        ))
     }
 
     fn stored_of(row: &MonitorRow) -> Stored {
@@ -406,17 +415,9 @@ mod tests {
 
     /// A monitor `id` with a key and a header, parsed as the config would give it.
     fn keyed(id: &str) -> MonitorConfig {
-        let text = format!(
+        parse_one(&format!(
             "[[monitor]]\nid = \"{id}\"\nprovider = \"openai\"\napi_key = \"sk-{id}\"\nmodel = \"a\"\nheaders = {{ x-token = \"tok-{id}\" }}\n"
-        );
-        let loaded = crate::config::parse(&text, std::path::Path::new("t.toml"), &|_| None)
-            .expect("valid config");
-        loaded
-            .config
-            .monitors
-            .into_iter()
-            .next()
-            .expect("one monitor")
+        ))
     }
 
     fn temp_store(dir: &tempfile::TempDir) -> Box<dyn Storage> {

@@ -10,8 +10,8 @@ use super::{
 };
 use crate::cli::{OutputFormat, StatusArgs};
 use crate::config::Config;
-use crate::model::Timestamp;
-use crate::official::OfficialStatus;
+use crate::model::{MonitorId, Timestamp};
+use crate::official::{OfficialStatus, StatusSource};
 use crate::report;
 use crate::store::{self, OpenMode, StatusRow};
 
@@ -75,13 +75,14 @@ fn join_official(
     config: &Config,
     readings: &HashMap<String, OfficialStatus>,
 ) {
+    // One lookup table, not a search of every monitor per row: a fleet can be 100,000 strong.
+    let sources: HashMap<&MonitorId, &StatusSource> = config
+        .monitors
+        .iter()
+        .filter_map(|m| Some((&m.id, m.official_status.as_ref()?)))
+        .collect();
     for row in rows {
-        let Some(source) = config
-            .monitors
-            .iter()
-            .find(|m| m.id == row.monitor)
-            .and_then(|m| m.official_status.as_ref())
-        else {
+        let Some(source) = sources.get(&row.monitor) else {
             continue;
         };
         let url = source.url.as_str();

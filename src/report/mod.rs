@@ -290,13 +290,14 @@ fn status_table(
 /// `official <monitor>: <indicator> — <description> (<n> open incidents, read <age> ago)`.
 fn official_block(rows: &[StatusRow], now: Timestamp) -> String {
     let mut out = String::new();
-    let mut seen: Vec<&MonitorId> = Vec::new();
+    // A monitor's rows are consecutive: one line per monitor means skipping repeats of the last.
+    let mut last: Option<&MonitorId> = None;
     for r in rows {
         let Some(o) = &r.official else { continue };
-        if seen.contains(&&r.monitor) {
+        if last == Some(&r.monitor) {
             continue;
         }
-        seen.push(&r.monitor);
+        last = Some(&r.monitor);
         let detail = match (&o.error, o.incidents.len()) {
             (Some(e), _) => cut(e, 80),
             (None, 0) => cut(&o.description, 60),
