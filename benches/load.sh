@@ -10,10 +10,13 @@
 # runs the daemon for SECONDS (sending SIGHUP at RELOAD_AT seconds when given), samples its RSS
 # and CPU once a second, stops it with SIGTERM and prints the counters of its final summary
 # line, the start-up time (process start to the first queued check, from the log) and how
-# long the reload took. Samples go to target/load-bench/samples.csv.
+# long the reload took. Every WINDOW seconds (default 30) it sends SIGUSR1, which makes the
+# daemon log its counters, and prints the on-time share and RSS of each window, so the window
+# holding a reload can be compared with the others. Samples go to target/load-bench/samples.csv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}; INTERVAL=${2:-60s}; WORKERS=${3:-64}; SECS=${4:-200}; MODEL=${5:-delay-50-50}; QUEUE=${6:-1024}; RELOAD_AT=${7:-0}
+WINDOW=${WINDOW:-30}
 OUT=target/load-bench; rm -rf "$OUT"; mkdir -p "$OUT"
 cargo build --release --bin chanmon --example mock_upstream >/dev/null 2>&1
 PORT=$((20000 + RANDOM % 20000))
@@ -44,14 +47,16 @@ for t in $(seq 1 "$SECS"); do
   rss=$(awk '/VmRSS/ {print $2}' /proc/$D/status)
   cpu=$(awk -v hz="$HZ" '{print ($14 + $15) / hz}' /proc/$D/stat)
   echo "$t,$rss,$cpu" >>"$OUT/samples.csv"
+  if [ $((t % WINDOW)) = 0 ]; then kill -USR1 $D; fi
   if [ "$t" = "$RELOAD_AT" ]; then kill -HUP $D; fi
 done
 CPU=$(awk -v hz="$HZ" '{print ($14 + $15) / hz}' /proc/$D/stat)
 kill -TERM $D; wait $D
-python3 - "$OUT" "$SECS" "$CPU" "$T0" <<'PY'
+python3 - "$OUT" "$SECS" "$CPU" "$T0" "$WINDOW" "$RELOAD_AT" <<'PY'
 import csv, re, sys
 from datetime import datetime
 out, secs, cpu, t0 = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+window, reload_at = int(sys.argv[5]), int(sys.argv[6])
 log = open(f"{out}/daemon.log").read()
 def at(needle):
     for l in log.splitlines():
@@ -79,4 +84,18 @@ print(f"started within one tick of due: {on_time * 100:.3f} %")
 print(f"dropped: {m['dropped']}")
 print(f"CPU: {cpu:.1f} s total, {cpu * 1000 / max(1, started):.3f} ms per check")
 print(f"RSS: peak {max(rss) / 1024:.1f} MiB; mean by quarter {[round(sum(rss[i:i+q]) / len(rss[i:i+q]) / 1024, 1) for i in range(0, len(rss), q)]} MiB")
+# Per window, from the counters lines SIGUSR1 asked for (the last one is the final summary).
+marks = [dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", l))
+         for l in log.splitlines() if "daemon counters" in l or "daemon stopped" in l]
+prev = dict(started_on_time=0, started_late=0, checks_started=0, dropped=0)
+print("window (s)   started  on time    late  on-time %  dropped  RSS at end (MiB)")
+for i, mk in enumerate(marks):
+    lo, hi = i * window, min((i + 1) * window, secs)
+    if lo >= secs:
+        break
+    ok = mk["started_on_time"] - prev["started_on_time"]; late = mk["started_late"] - prev["started_late"]
+    tag = "  <- SIGHUP" if reload_at and lo <= reload_at < hi else ""
+    r = rss[min(hi, len(rss)) - 1] / 1024 if rss else 0
+    print(f"{lo:4}-{hi:<6} {mk['checks_started'] - prev['checks_started']:8} {ok:8} {late:7} {100 * ok / max(1, ok + late):9.3f}  {mk['dropped'] - prev['dropped']:7}  {r:8.1f}{tag}")
+    prev = mk
 PY

@@ -48,8 +48,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: probe every enabled monitor on its interval until SIGTERM/SIGINT.
     ///
-    /// SIGHUP re-reads the config (a bad config keeps the running one). Only one daemon may
-    /// run per database.
+    /// SIGHUP re-reads the config (a bad config keeps the running one); SIGUSR1 logs the
+    /// counters. Only one daemon may run per database.
     Run,
 
     /// Probe monitors now, print the result and record it.

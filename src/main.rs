@@ -6,6 +6,12 @@ use clap::Parser;
 use chanmon::cli::Cli;
 use chanmon::commands::{self, EXIT_RUNTIME};
 
+/// glibc's malloc keeps freed memory in per-thread arenas: after a reload parsed a large config
+/// on a blocking thread, the daemon's RSS stayed at its peak (and a second reload on another
+/// thread added another). mimalloc returns freed pages to the system. See BENCHMARKS.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = Cli::parse();
     chanmon::logging::init(cli.log_format, commands::default_log_filter(&cli.command));

@@ -256,6 +256,37 @@ fn sighup_adds_a_new_monitor_and_a_broken_config_keeps_the_old_one() {
 }
 
 #[test]
+fn sigusr1_logs_the_counters_and_the_daemon_keeps_running() {
+    let mock = MockUpstream::start();
+    let env = Env::new(&config(
+        &mock,
+        "tick = \"100ms\"",
+        &[("counted", &["good"], "interval = \"10s\"\ntimeout = \"5s\"")],
+    ));
+    let mut d = env.spawn_daemon(&[]);
+    wait_until(T, "first check", || !env.history_for("counted").is_empty());
+    assert!(!d.log().contains("daemon counters"), "{}", d.log());
+    d.signal("USR1");
+    wait_until(T, "the counters line", || {
+        d.log().contains("daemon counters")
+    });
+    let log = d.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("daemon counters"))
+        .expect("a counters line");
+    // At least the check just recorded (a slow machine may have started the next one).
+    assert!(
+        line.contains("checks_started=") && !line.contains("checks_started=0 "),
+        "{line}"
+    );
+    assert!(line.contains("dropped=0"), "{line}");
+    // Not a shutdown: the daemon answers a later TERM gracefully.
+    d.signal("TERM");
+    assert!(d.wait_exit(T).success());
+}
+
+#[test]
 fn a_second_daemon_on_the_same_database_refuses_to_start() {
     let mock = MockUpstream::start();
     let env = Env::new(&config(

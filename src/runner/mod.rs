@@ -62,6 +62,7 @@ pub enum RunnerError {
 pub struct Control {
     shutdown: CancellationToken,
     reload: Arc<Notify>,
+    counters: Arc<Notify>,
 }
 
 impl Control {
@@ -75,12 +76,19 @@ impl Control {
         self.reload.notify_one();
     }
 
-    /// Turns SIGTERM/SIGINT into a shutdown (a second one exits at once) and SIGHUP into a
-    /// reload, for the life of the process.
+    /// Log the counters now (SIGUSR1), beside the five-minute summary: an operator, or a
+    /// bench measuring one window of a run, reads them without stopping the daemon.
+    pub fn log_counters(&self) {
+        self.counters.notify_one();
+    }
+
+    /// Turns SIGTERM/SIGINT into a shutdown (a second one exits at once), SIGHUP into a
+    /// reload and SIGUSR1 into a counters line, for the life of the process.
     fn listen_to_signals(&self) -> Result<(), RunnerError> {
         let mut term = signal(SignalKind::terminate()).map_err(RunnerError::Signals)?;
         let mut int = signal(SignalKind::interrupt()).map_err(RunnerError::Signals)?;
         let mut hup = signal(SignalKind::hangup()).map_err(RunnerError::Signals)?;
+        let mut usr1 = signal(SignalKind::user_defined1()).map_err(RunnerError::Signals)?;
         let control = self.clone();
         tokio::spawn(async move {
             loop {
@@ -88,6 +96,7 @@ impl Control {
                     _ = term.recv() => "SIGTERM",
                     _ = int.recv() => "SIGINT",
                     _ = hup.recv() => { control.reload(); continue; }
+                    _ = usr1.recv() => { control.log_counters(); continue; }
                 };
                 if control.shutdown.is_cancelled() {
                     tracing::warn!("second signal: exiting now without waiting");
@@ -302,6 +311,7 @@ impl Ticker {
                 }
                 back = wait_reload(&mut reloading) => reloader = back,
                 _ = summary.tick() => self.metrics.log("daemon counters", bus),
+                _ = control.counters.notified() => self.metrics.log("daemon counters", bus),
                 _ = control.shutdown.cancelled() => break,
             }
         }
