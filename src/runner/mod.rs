@@ -291,7 +291,9 @@ impl Ticker {
     async fn run(&mut self, reloader: Reloader, control: &Control, bus: &Bus) {
         // The reloader is out (in its task) while a reload runs; a request meanwhile waits.
         let mut reloader = Some(reloader);
-        let mut ticker = tokio::time::interval(self.tick);
+        // On the schedule's grid, so a run is dispatched at the tick it is due on.
+        let start = self.schedule.origin().unwrap_or_else(Instant::now);
+        let mut ticker = tokio::time::interval_at(start.into(), self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut summary = tokio::time::interval(Duration::from_secs(300));
         summary.tick().await;

@@ -6,6 +6,12 @@
 //! missed runs are skipped, not burst; first runs are spread about one per tick, never over
 //! more than one interval, so a restart does not fire everything at once.
 //!
+//! Due times sit on the tick grid (the first `set_targets` time plus whole ticks; the ticker
+//! ticks on the same grid): the ticker only looks every tick, so a run scheduled between two
+//! ticks could not start before the second anyway. Putting it there keeps the intervals exact
+//! over time (the unrounded schedule advances, never the rounded one) and leaves a run's whole
+//! first tick to the queue and the workers, which is what the start-lag metric then measures.
+//!
 //! A tick costs what is due, not the fleet: monitors waiting for their time sit in a min-heap
 //! keyed by due time (one entry per monitor not in flight; a monitor in flight is pushed back
 //! when it is released), so 100,000 monitors at one interval cost a few heap operations per
@@ -50,6 +56,8 @@ pub(super) struct Schedule<T: Scheduled> {
     /// Entries with `in_flight` set, kept in step so reading it is O(1) (it is read on every
     /// completion).
     in_flight: usize,
+    /// Where the tick grid starts: the first `set_targets` time.
+    origin: Option<Instant>,
 }
 
 impl<T: Scheduled + Clone> Schedule<T> {
@@ -61,7 +69,19 @@ impl<T: Scheduled + Clone> Schedule<T> {
             jitter,
             rng: fastrand::Rng::new(),
             in_flight: 0,
+            origin: None,
         }
+    }
+
+    /// The start of the tick grid (for the ticker, which ticks on it); `None` before the first
+    /// `set_targets`.
+    pub(super) fn origin(&self) -> Option<Instant> {
+        self.origin
+    }
+
+    /// `t` rounded up to the tick grid.
+    fn on_grid(&self, t: Instant) -> Instant {
+        on_grid(self.origin, self.tick, t)
     }
 
     #[cfg(test)]
@@ -91,6 +111,12 @@ impl<T: Scheduled + Clone> Schedule<T> {
     /// pulled earlier if their interval shrank; new ones are spread over the coming ticks;
     /// removed ones are forgotten (a completion for them is ignored).
     pub(super) fn set_targets(&mut self, targets: Vec<T>, now: Instant) {
+        let origin = *self.origin.get_or_insert(now);
+        let now = if self.tick.is_zero() {
+            now
+        } else {
+            now.max(origin)
+        };
         let mut old = std::mem::take(&mut self.entries);
         let mut fresh: Vec<T> = Vec::new();
         for t in targets {
@@ -99,7 +125,7 @@ impl<T: Scheduled + Clone> Schedule<T> {
                     let latest = now + t.interval();
                     if e.base > latest {
                         e.base = latest;
-                        e.due = latest;
+                        e.due = self.on_grid(latest);
                     }
                     e.target = t;
                     self.entries.insert(e.target.id().clone(), e);
@@ -114,12 +140,13 @@ impl<T: Scheduled + Clone> Schedule<T> {
             let window = t.interval().min(self.tick.saturating_mul(n.max(1)));
             let offset = window.mul_f64(i as f64 / n.max(1) as f64);
             let base = now + offset;
+            let due = self.on_grid(base);
             self.entries.insert(
                 t.id().clone(),
                 Entry {
                     target: t,
                     base,
-                    due: base,
+                    due,
                     in_flight: false,
                 },
             );
@@ -171,7 +198,7 @@ impl<T: Scheduled + Clone> Schedule<T> {
             } else {
                 self.jitter.mul_f64(self.rng.f64())
             };
-            e.due = e.base + jitter;
+            e.due = on_grid(self.origin, self.tick, e.base + jitter);
         }
         due
     }
@@ -196,6 +223,17 @@ impl<T: Scheduled + Clone> Schedule<T> {
             .map(|e| e.due)
             .min()
     }
+}
+
+/// `t` rounded up to the grid of `tick`s from `origin` (unchanged without an origin or a tick).
+fn on_grid(origin: Option<Instant>, tick: Duration, t: Instant) -> Instant {
+    let Some(origin) = origin else { return t };
+    if tick.is_zero() || t <= origin {
+        return t.max(origin);
+    }
+    let ticks = (t - origin).as_nanos().div_ceil(tick.as_nanos());
+    // A u32 of ticks is over a century even at 1 ms ticks; saturating keeps it total.
+    origin + tick.saturating_mul(u32::try_from(ticks).unwrap_or(u32::MAX))
 }
 
 #[cfg(test)]
@@ -293,6 +331,41 @@ mod tests {
         s.release(&"a".to_string());
         assert!(s.take_due(late + Duration::from_secs(4)).is_empty());
         assert_eq!(s.take_due(t0 + Duration::from_secs(40)).len(), 1);
+    }
+
+    #[test]
+    fn due_times_sit_on_the_tick_grid_and_do_not_drift() {
+        let t0 = Instant::now();
+        let tick = Duration::from_millis(300);
+        let on_grid = |t: Instant| (t - t0).as_nanos() % tick.as_nanos() == 0;
+        let mut s = Schedule::with_seed(tick, Duration::from_millis(700), 3);
+        // 10 s is not a whole number of 300 ms ticks: rounding must not accumulate.
+        let fleet: Vec<M> = (0..50).map(|i| m(&format!("m{i:02}"), 10)).collect();
+        s.set_targets(fleet, t0);
+        let mut firsts: HashMap<String, Instant> = HashMap::new();
+        let mut last: HashMap<String, (u32, Instant)> = HashMap::new();
+        for k in 0..400u32 {
+            let now = t0 + tick * k;
+            for d in s.take_due(now) {
+                assert!(on_grid(d.due), "due off the grid");
+                assert!(d.due <= now && now - d.due < tick, "dispatched at its tick");
+                let first = *firsts.entry(d.target.0.clone()).or_insert(d.due);
+                let runs = last.get(&d.target.0).map_or(0, |(n, _)| n + 1);
+                // Run n is due within a tick plus the jitter of first + n intervals.
+                let ideal = first + Duration::from_secs(10) * runs;
+                assert!(
+                    d.due + tick >= ideal && d.due <= ideal + tick + Duration::from_millis(700),
+                    "run {runs} of {} drifted",
+                    d.target.0
+                );
+                last.insert(d.target.0.clone(), (runs, d.due));
+                s.release(&d.target.0);
+            }
+        }
+        assert!(
+            last.values().all(|(n, _)| *n >= 10),
+            "every monitor kept running"
+        );
     }
 
     #[test]
