@@ -390,7 +390,7 @@ impl Reloader {
     async fn reload(mut self, ready: mpsc::Sender<Vec<Arc<Target>>>) -> Reloader {
         tracing::info!(config = %self.path.display(), "SIGHUP: reloading the config");
         let path = self.path.clone();
-        let loaded = match tokio::task::spawn_blocking(move || config::load(&path)).await {
+        let loaded = match in_background(move || config::load(&path)).await {
             Ok(Ok(l)) => l,
             Ok(Err(e)) => {
                 tracing::error!("reload failed, keeping the running config:\n{e}");
@@ -425,22 +425,47 @@ impl Reloader {
         // Preparing 100,000 targets (a redactor each) is CPU work: kept off the runtime's
         // threads, where it would delay the probes running beside the reload.
         let (prober, enabled) = (self.prober.clone(), new.enabled);
-        let targets =
-            match tokio::task::spawn_blocking(move || active_targets(enabled, monitors, &prober))
-                .await
-            {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::error!(error = %e, "reload failed, keeping the running config");
-                    return self;
-                }
-            };
+        let targets = match in_background(move || active_targets(enabled, monitors, &prober)).await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "reload failed, keeping the running config");
+                return self;
+            }
+        };
         tracing::info!(monitors = targets.len(), "config reloaded");
         let _ = ready.send(targets).await;
         new.runner = self.running.runner.clone();
         new.database = self.running.database.clone();
         self.running = new;
         self
+    }
+}
+
+/// Runs a reload's CPU work (parsing, preparing targets) on a thread of its own at a lower
+/// priority: on a busy host the probes' workers and the ticker come first, and a reload of a
+/// large config takes longer instead of making checks start late. `Err` if `f` panicked.
+async fn in_background<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("chanmon-reload".into())
+        .spawn(move || {
+            lower_priority();
+            let _ = tx.send(f());
+        })
+        .map_err(|e| format!("cannot start the reload thread: {e}"))?;
+    rx.await
+        .map_err(|_| "the reload thread crashed (see the log above)".to_owned())
+}
+
+/// Raises the calling thread's nice value by 10 (Linux: per thread). Best effort: where it is
+/// refused the reload simply runs at the normal priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::nice(10) {
+        tracing::debug!(error = %e, "cannot lower the reload thread's priority");
     }
 }
 
@@ -537,5 +562,32 @@ async fn run_job(ctx: &WorkerCtx, job: Job) {
         Err(e) => {
             tracing::error!(monitor = %id, error = %e, "cannot take the probe lock; check skipped");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reload_work_runs_at_a_lower_priority_and_a_panic_is_an_error() {
+        #[cfg(target_os = "linux")]
+        {
+            let mine = rustix::process::getpriority_process(None).expect("own priority");
+            let theirs = in_background(|| rustix::process::getpriority_process(None))
+                .await
+                .expect("the closure ran")
+                .expect("its priority");
+            assert_eq!(
+                theirs,
+                (mine + 10).min(19),
+                "nice +10 on the reload thread only"
+            );
+            let after = rustix::process::getpriority_process(None).expect("own priority");
+            assert_eq!(after, mine, "the caller's priority is untouched");
+        }
+        assert_eq!(in_background(|| 41 + 1).await, Ok(42));
+        let crashed = in_background(|| -> u32 { panic!("boom") }).await;
+        assert!(crashed.unwrap_err().contains("crashed"));
     }
 }
