@@ -998,6 +998,7 @@ fn a_fixed_port_and_key_are_honoured() {
     let m = MockUpstream::start_with(MockOptions {
         key: "k".to_owned(),
         port,
+        ..MockOptions::default()
     });
     assert_eq!(m.origin(), format!("http://127.0.0.1:{port}"));
     assert_eq!(m.key(), "k");

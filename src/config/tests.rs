@@ -313,15 +313,15 @@ fn provider_and_api_modes() {
     );
 
     assert_error(
-        &MON.replace("openai", "mistral"),
+        &MON.replace("openai", "mistrall"),
         4,
-        "unknown provider \"mistral\" in monitor `m`; allowed: openai, anthropic, gemini",
+        "unknown provider \"mistrall\" in monitor `m`; allowed: openai, anthropic, gemini, openrouter, groq",
     );
     assert_error(&mon("api = \"completions\""), 7, "unknown api mode");
     // A bad provider in [defaults] is reported once, not again as missing in each monitor.
     let no_provider = MON.replace("provider = \"openai\"\n", "");
     let errs = errors(&format!(
-        "[defaults]\nprovider = \"azure\"\n{no_provider}{no_provider}"
+        "[defaults]\nprovider = \"azura\"\n{no_provider}{no_provider}"
     ));
     assert_eq!(errs.len(), 2, "{errs:#?}"); // the provider, and the duplicate id
     assert!(errs[0].starts_with("2:12 unknown provider"), "{errs:#?}");

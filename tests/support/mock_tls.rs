@@ -143,13 +143,13 @@ fn server_config(tls: &MockTls) -> rustls::ServerConfig {
 }
 
 /// Finished TLS streams, for axum.
-pub(crate) struct TlsListener {
+pub(super) struct TlsListener {
     rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     addr: SocketAddr,
 }
 
 impl TlsListener {
-    pub(crate) fn new(tcp: TcpListener, tls: &MockTls, shared: Arc<Shared>) -> TlsListener {
+    pub(super) fn new(tcp: TcpListener, tls: &MockTls, shared: Arc<Shared>) -> TlsListener {
         let acceptor = TlsAcceptor::from(Arc::new(server_config(tls)));
         let addr = tcp.local_addr().expect("bound");
         let (tx, rx) = mpsc::channel(64);
