@@ -195,17 +195,26 @@ fn pem_block(out: &mut String, label: &str, der: &[u8]) {
     out.push_str(&format!("-----END {label}-----\n"));
 }
 
-/// What a TLS failure was, in words, when `e` (or the error an `io::Error` wraps, which
-/// `source()` skips) is one of rustls' errors.
+/// What a TLS failure was, in words, when `e` is one of rustls' errors or wraps one. Two
+/// wrappers hide the inner error from `source()`: an `io::Error` (its `source()` is the
+/// inner error's source) and a boxed error stored as an error (`Box<dyn Error>`'s `source()`
+/// likewise), so both are looked into.
 pub(super) fn explain(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let inner = e
-        .downcast_ref::<std::io::Error>()
-        .and_then(|io| io.get_ref())
-        .map(|i| i as &(dyn std::error::Error + 'static));
-    let rustls_err = e
-        .downcast_ref::<rustls::Error>()
-        .or_else(|| inner.and_then(|i| i.downcast_ref::<rustls::Error>()))?;
-    Some(describe(rustls_err))
+    let mut current = e;
+    // A few levels of wrapping at most; the bound only guards against a pathological chain.
+    for _ in 0..8 {
+        if let Some(r) = current.downcast_ref::<rustls::Error>() {
+            return Some(describe(r));
+        }
+        let inner: Option<&(dyn std::error::Error + 'static)> =
+            if let Some(io) = current.downcast_ref::<std::io::Error>() {
+                io.get_ref().map(|i| i as _)
+            } else {
+                None
+            };
+        current = inner?;
+    }
+    None
 }
 
 fn describe(e: &rustls::Error) -> String {
@@ -285,6 +294,13 @@ mod tests {
         }
         let plain = std::io::Error::other("boom");
         assert!(explain(&plain).is_none());
+        // An io::Error inside an io::Error, as connectors pass it on.
+        let inner = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+        );
+        let outer = std::io::Error::other(inner);
+        assert!(explain(&outer).expect("found").contains("unknown issuer"));
     }
 
     #[test]
