@@ -42,16 +42,41 @@ fn mock_with(base_path: &str, auth_header: Option<&str>) -> MockUpstream {
 fn every_preset_sends_its_path_and_auth_header() {
     // (provider, base path, the header the key must arrive in, expected request path)
     let presets: &[(&str, &str, &str, &str)] = &[
-        ("openrouter", "/api/v1", "authorization", "/api/v1/chat/completions"),
-        ("groq", "/openai/v1", "authorization", "/openai/v1/chat/completions"),
+        (
+            "openrouter",
+            "/api/v1",
+            "authorization",
+            "/api/v1/chat/completions",
+        ),
+        (
+            "groq",
+            "/openai/v1",
+            "authorization",
+            "/openai/v1/chat/completions",
+        ),
         ("deepseek", "", "authorization", "/v1/chat/completions"),
         ("xai", "/v1", "authorization", "/v1/chat/completions"),
         ("mistral", "/v1", "authorization", "/v1/chat/completions"),
         ("together", "/v1", "authorization", "/v1/chat/completions"),
-        ("fireworks", "/inference/v1", "authorization", "/inference/v1/chat/completions"),
+        (
+            "fireworks",
+            "/inference/v1",
+            "authorization",
+            "/inference/v1/chat/completions",
+        ),
         ("moonshot", "/v1", "authorization", "/v1/chat/completions"),
-        ("zhipu", "/api/paas/v4", "authorization", "/api/paas/v4/chat/completions"),
-        ("azure", "/openai/v1", "api-key", "/openai/v1/chat/completions"),
+        (
+            "zhipu",
+            "/api/paas/v4",
+            "authorization",
+            "/api/paas/v4/chat/completions",
+        ),
+        (
+            "azure",
+            "/openai/v1",
+            "api-key",
+            "/openai/v1/chat/completions",
+        ),
         ("ollama", "/v1", "authorization", "/v1/chat/completions"),
         ("vllm", "/v1", "authorization", "/v1/chat/completions"),
     ];
@@ -208,7 +233,11 @@ fn local_presets_need_the_network_allowances_validate_names() {
     ));
     let out = env.run(&["validate"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(!text(&out.stderr).contains("warning"), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(text(&out.stdout).contains("http://127.0.0.1:11434/v1"));
 }
 
@@ -246,12 +275,19 @@ fn a_private_ca_is_refused_by_default_and_trusted_with_ca_file() {
     let env = Env::new(&tls_config(&mock, ""));
     let (rows, _) = check_all(&env);
     let (status, kind, message) = verdict(&rows[0]);
-    assert_eq!((status.as_str(), kind.as_str()), ("error", "tls"), "{message}");
+    assert_eq!(
+        (status.as_str(), kind.as_str()),
+        ("error", "tls"),
+        "{message}"
+    );
     assert!(
         message.starts_with("certificate check failed: unknown issuer"),
         "named from rustls' error value, not its text: {message}"
     );
-    assert!(mock.requests_for("m").is_empty(), "nothing sent before trust");
+    assert!(
+        mock.requests_for("m").is_empty(),
+        "nothing sent before trust"
+    );
 
     let ca_file = write(&env, "ca.pem", &ca.cert_pem);
     env.write_config(&tls_config(&mock, &format!("ca_file = \"{ca_file}\"")));
@@ -277,14 +313,21 @@ fn a_private_ca_is_refused_by_default_and_trusted_with_ca_file() {
 #[test]
 fn expired_and_misnamed_certificates_say_which_check_failed() {
     let ca = TestCa::new("chanmon private CA");
-    for (flaw, want) in [(Flaw::Expired, "expired"), (Flaw::OtherName, "name mismatch")] {
+    for (flaw, want) in [
+        (Flaw::Expired, "expired"),
+        (Flaw::OtherName, "name mismatch"),
+    ] {
         let mock = tls_mock(&ca, flaw, None);
         let env = Env::new("");
         let ca_file = write(&env, "ca.pem", &ca.cert_pem);
         env.write_config(&tls_config(&mock, &format!("ca_file = \"{ca_file}\"")));
         let (rows, _) = check_all(&env);
         let (status, kind, message) = verdict(&rows[0]);
-        assert_eq!((status.as_str(), kind.as_str()), ("error", "tls"), "{flaw:?}: {message}");
+        assert_eq!(
+            (status.as_str(), kind.as_str()),
+            ("error", "tls"),
+            "{flaw:?}: {message}"
+        );
         assert!(
             message.starts_with("certificate check failed: ") && message.contains(want),
             "{flaw:?}: {message}"
@@ -302,7 +345,11 @@ fn mtls_is_refused_without_a_client_certificate_and_accepted_with_one() {
     env.write_config(&tls_config(&mock, &format!("ca_file = \"{ca_file}\"")));
     let (rows, _) = check_all(&env);
     let (status, kind, message) = verdict(&rows[0]);
-    assert_eq!((status.as_str(), kind.as_str()), ("error", "tls"), "{message}");
+    assert_eq!(
+        (status.as_str(), kind.as_str()),
+        ("error", "tls"),
+        "{message}"
+    );
     assert!(message.contains("client certificate"), "{message}");
     assert!(mock.handshake_failures() >= 1);
 
@@ -312,7 +359,9 @@ fn mtls_is_refused_without_a_client_certificate_and_accepted_with_one() {
     write(&env, "bad-key.pem", &stranger.key_pem);
     env.write_config(&tls_config(
         &mock,
-        &format!("ca_file = \"{ca_file}\"\nclient_cert = \"bad-cert.pem\"\nclient_key = \"bad-key.pem\""),
+        &format!(
+            "ca_file = \"{ca_file}\"\nclient_cert = \"bad-cert.pem\"\nclient_key = \"bad-key.pem\""
+        ),
     ));
     let (rows, _) = check_all(&env);
     let (_, kind, message) = verdict(&rows[0]);
@@ -323,7 +372,9 @@ fn mtls_is_refused_without_a_client_certificate_and_accepted_with_one() {
     write(&env, "client.key", &leaf.key_pem);
     env.write_config(&tls_config(
         &mock,
-        &format!("ca_file = \"{ca_file}\"\nclient_cert = \"client.pem\"\nclient_key = \"client.key\""),
+        &format!(
+            "ca_file = \"{ca_file}\"\nclient_cert = \"client.pem\"\nclient_key = \"client.key\""
+        ),
     ));
     let (rows, stderr) = check_all(&env);
     assert_eq!(
@@ -342,13 +393,17 @@ fn mtls_is_refused_without_a_client_certificate_and_accepted_with_one() {
     write(&env, "other.key", &clients.client("x").key_pem);
     env.write_config(&tls_config(
         &mock,
-        &format!("ca_file = \"{ca_file}\"\nclient_cert = \"client.pem\"\nclient_key = \"other.key\""),
+        &format!(
+            "ca_file = \"{ca_file}\"\nclient_cert = \"client.pem\"\nclient_key = \"other.key\""
+        ),
     ));
     let out = env.run(&["validate"]);
     assert_ne!(out.status.code(), Some(0));
     let err = text(&out.stderr);
     assert!(
-        err.contains("other.key") && err.contains("does not go with") && err.contains("monitors.toml:"),
+        err.contains("other.key")
+            && err.contains("does not go with")
+            && err.contains("monitors.toml:"),
         "{err}"
     );
 }
@@ -362,7 +417,8 @@ fn tls_insecure_is_accepted_and_flagged_everywhere() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("tls_insecure: certificates are NOT checked for tls"));
     assert!(
-        text(&out.stderr).contains("monitors.toml:") && text(&out.stderr).contains("tls_insecure = true"),
+        text(&out.stderr).contains("monitors.toml:")
+            && text(&out.stderr).contains("tls_insecure = true"),
         "{}",
         text(&out.stderr)
     );
@@ -375,7 +431,11 @@ fn tls_insecure_is_accepted_and_flagged_everywhere() {
         "{}",
         rows[0]
     );
-    assert!(text(&out.stderr).contains("tls_insecure"), "warned: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("tls_insecure"),
+        "warned: {}",
+        text(&out.stderr)
+    );
 
     let status = env.run(&["status"]);
     assert!(
@@ -393,7 +453,11 @@ fn bad_pem_files_are_config_errors_naming_the_file_and_line() {
     let env = Env::new("");
     write(&env, "garbage.pem", "hello\n");
     let cases = [
-        ("ca_file = \"garbage.pem\"", "garbage.pem", "no PEM certificate"),
+        (
+            "ca_file = \"garbage.pem\"",
+            "garbage.pem",
+            "no PEM certificate",
+        ),
         ("ca_file = \"missing.pem\"", "missing.pem", "cannot read"),
         (
             "client_cert = \"garbage.pem\"\nclient_key = \"garbage.pem\"",

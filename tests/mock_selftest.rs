@@ -1025,8 +1025,16 @@ async fn a_base_path_and_an_auth_header_are_strict() {
         .await
         .expect("send");
     assert_eq!(ok.status(), 200);
-    for path in ["/v1/chat/completions", "/gw/openai/v1/chat/completions", "/chat/completions"] {
-        let r = post(path).header("api-key", m.key()).send().await.expect("send");
+    for path in [
+        "/v1/chat/completions",
+        "/gw/openai/v1/chat/completions",
+        "/chat/completions",
+    ] {
+        let r = post(path)
+            .header("api-key", m.key())
+            .send()
+            .await
+            .expect("send");
         assert_eq!(r.status(), 404, "{path}");
     }
     let bearer_too = post("/gw/openai/chat/completions")
@@ -1051,5 +1059,9 @@ async fn a_base_path_and_an_auth_header_are_strict() {
         .send()
         .await
         .expect("send");
-    assert_eq!(anthropic.status(), 200, "the prefix applies to Anthropic's whole path");
+    assert_eq!(
+        anthropic.status(),
+        200,
+        "the prefix applies to Anthropic's whole path"
+    );
 }

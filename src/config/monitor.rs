@@ -30,8 +30,7 @@ const DEFAULT_DEGRADED_AFTER: Duration = Duration::from_secs(10);
 fn monitor_hint(key: &str) -> Option<String> {
     match key {
         "url" | "base_url" | "host" | "origin" => Some(
-            "use `endpoint` (the base URL your SDK uses, e.g. https://openrouter.ai/api/v1)"
-                .into(),
+            "use `endpoint` (the base URL your SDK uses, e.g. https://openrouter.ai/api/v1)".into(),
         ),
         "auth_header" | "auth_style" => Some("use `auth` (e.g. auth = \"api-key\")".into()),
         "params" | "query_params" => Some("use a `query` table".into()),
@@ -83,7 +82,10 @@ pub(crate) fn read(
     let (interval, timeout, degraded_after) = resolve_timings(&s, &eff, d);
     let name = read_name(&s, d);
     let auth = chosen.map(|(p, api)| {
-        let auth = eff.auth.as_ref().map_or_else(|| p.default_auth(api), |a| a.v.clone());
+        let auth = eff
+            .auth
+            .as_ref()
+            .map_or_else(|| p.default_auth(api), |a| a.v.clone());
         check_auth_header(&s, api, &auth, &eff, d);
         check_provider_headers(&s, p, &auth, &eff, d);
         check_body_keys(&s, api, &eff, d);

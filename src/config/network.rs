@@ -169,17 +169,19 @@ fn read_client(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<Option<ClientId
     let key = read_path(s, d, "client_key");
     match (cert, key) {
         (None, None) => None,
-        (Some(c), Some(k)) => match (c.v, k.v) {
-            (None, None) => Some(None),
-            (Some(cp), Some(kp)) => identity(s, d, (&cp, &c.span), (&kp, &k.span)),
-            (_, _) => {
-                d.error(
+        (Some(c), Some(k)) => {
+            match (c.v, k.v) {
+                (None, None) => Some(None),
+                (Some(cp), Some(kp)) => identity(s, d, (&cp, &c.span), (&kp, &k.span)),
+                (_, _) => {
+                    d.error(
                     &c.span,
                     format!("`client_cert` and `client_key` in {} must both be set, or both be \"\"", s.ctx),
                 );
-                None
+                    None
+                }
             }
-        },
+        }
         (Some(one), None) | (None, Some(one)) => {
             d.error(
                 &one.span,

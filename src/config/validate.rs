@@ -98,7 +98,9 @@ fn check_endpoint_path(raw: &str) -> Result<(), String> {
     let segments: Vec<&str> = raw.trim_end_matches('/').split('/').skip(1).collect();
     for seg in segments {
         if seg.is_empty() {
-            return Err(format!("the endpoint path `{raw}` has an empty segment (`//`)"));
+            return Err(format!(
+                "the endpoint path `{raw}` has an empty segment (`//`)"
+            ));
         }
         if seg == "." || seg == ".." {
             return Err(format!(
@@ -127,7 +129,15 @@ fn check_endpoint_path(raw: &str) -> Result<(), String> {
 /// ends up in logs and proxies (and chanmon prints the endpoint). Keys go in `api_key`,
 /// other secrets in `headers` (sealed at rest).
 const SECRET_QUERY_WORDS: &[&str] = &[
-    "key", "token", "secret", "signature", "password", "passwd", "credential", "auth", "session",
+    "key",
+    "token",
+    "secret",
+    "signature",
+    "password",
+    "passwd",
+    "credential",
+    "auth",
+    "session",
 ];
 const SECRET_QUERY_NAMES: &[&str] = &["sig", "pwd", "pass", "code", "jwt", "sas", "se", "sp", "sv"];
 
@@ -143,7 +153,10 @@ pub(super) fn check_query_name(name: &str) -> Result<(), String> {
         ));
     }
     let lower = name.to_ascii_lowercase();
-    let squashed: String = lower.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let squashed: String = lower
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
     if SECRET_QUERY_WORDS.iter().any(|w| squashed.contains(w))
         || SECRET_QUERY_NAMES.contains(&squashed.as_str())
     {
@@ -174,8 +187,23 @@ const AUTH_STYLES: &[(&str, Auth)] = &[
 ];
 /// Words that name a way of authenticating chanmon does not have, rather than a header.
 const NOT_AUTH_HEADERS: &[&str] = &[
-    "basic", "digest", "oauth", "oauth2", "query", "none", "header", "key", "token", "bearer-token",
-    "apikey", "api_key", "url", "ntlm", "negotiate", "aws", "sigv4",
+    "basic",
+    "digest",
+    "oauth",
+    "oauth2",
+    "query",
+    "none",
+    "header",
+    "key",
+    "token",
+    "bearer-token",
+    "apikey",
+    "api_key",
+    "url",
+    "ntlm",
+    "negotiate",
+    "aws",
+    "sigv4",
 ];
 /// Headers the probe sets itself: they cannot carry the key.
 const PROBE_HEADERS: &[&str] = &["accept", "content-type", "user-agent"];
@@ -184,7 +212,11 @@ const PROBE_HEADERS: &[&str] = &["accept", "content-type", "user-agent"];
 pub(super) fn parse_auth(s: &str) -> Result<Auth, String> {
     let allowed = format!(
         "allowed: {}, or the name of a header that carries the key as it is (e.g. \"x-relay-key\")",
-        AUTH_STYLES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+        AUTH_STYLES
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let lower = s.trim().to_ascii_lowercase();
     if let Some((_, a)) = AUTH_STYLES.iter().find(|(n, _)| *n == lower) {
@@ -193,7 +225,8 @@ pub(super) fn parse_auth(s: &str) -> Result<Auth, String> {
     if NOT_AUTH_HEADERS.contains(&lower.as_str()) {
         return Err(format!("unknown auth style \"{s}\"; {allowed}"));
     }
-    let name = check_header_name(s.trim()).map_err(|e| format!("unknown auth style: {e}; {allowed}"))?;
+    let name =
+        check_header_name(s.trim()).map_err(|e| format!("unknown auth style: {e}; {allowed}"))?;
     if PROBE_HEADERS.contains(&name.as_str()) {
         return Err(format!(
             "header `{name}` is set by the probe and cannot carry the key; {allowed}"
@@ -371,10 +404,19 @@ mod tests {
         assert!(parse_endpoint("http://127.0.0.1:8080").is_ok());
         assert!(parse_endpoint("https://API.Example.COM:8443/").is_ok());
         for (input, want) in [
-            ("https://openrouter.ai/api/v1", "https://openrouter.ai/api/v1"),
-            ("https://openrouter.ai/api/v1/", "https://openrouter.ai/api/v1"),
+            (
+                "https://openrouter.ai/api/v1",
+                "https://openrouter.ai/api/v1",
+            ),
+            (
+                "https://openrouter.ai/api/v1/",
+                "https://openrouter.ai/api/v1",
+            ),
             ("https://h/a//", "https://h/a"),
-            ("https://gateway.ai.cloudflare.com/v1/acc-1/gw_2/openai", "https://gateway.ai.cloudflare.com/v1/acc-1/gw_2/openai"),
+            (
+                "https://gateway.ai.cloudflare.com/v1/acc-1/gw_2/openai",
+                "https://gateway.ai.cloudflare.com/v1/acc-1/gw_2/openai",
+            ),
             ("https://h/v1beta/openai", "https://h/v1beta/openai"),
             ("https://h/a%20b", "https://h/a%20b"),
         ] {
@@ -424,14 +466,30 @@ mod tests {
             assert!(check_query_name(good).is_ok(), "{good}");
         }
         for bad in [
-            "key", "KEY", "api_key", "api-key", "apiKey", "token", "access_token", "Secret",
-            "client_secret", "signature", "sig", "X-Amz-Signature", "password", "auth", "code",
+            "key",
+            "KEY",
+            "api_key",
+            "api-key",
+            "apiKey",
+            "token",
+            "access_token",
+            "Secret",
+            "client_secret",
+            "signature",
+            "sig",
+            "X-Amz-Signature",
+            "password",
+            "auth",
+            "code",
         ] {
             let e = check_query_name(bad).unwrap_err();
             assert!(e.contains("looks like a credential"), "{bad}: {e}");
         }
         for bad in ["", "a b", "a=b", "a&b", "é"] {
-            assert!(check_query_name(bad).unwrap_err().contains("letters"), "{bad}");
+            assert!(
+                check_query_name(bad).unwrap_err().contains("letters"),
+                "{bad}"
+            );
         }
         assert!(check_query_value("2024-10-21").is_ok());
         assert!(check_query_value("a\nb").is_err());
@@ -452,10 +510,17 @@ mod tests {
         assert_eq!(parse_auth("authorization").unwrap().header("k").1, "k");
         for bad in ["basic", "OAuth", "query", "none", ""] {
             let e = parse_auth(bad).unwrap_err();
-            assert!(e.contains("unknown auth style") && e.contains("allowed: bearer"), "{bad}: {e}");
+            assert!(
+                e.contains("unknown auth style") && e.contains("allowed: bearer"),
+                "{bad}: {e}"
+            );
         }
         assert!(parse_auth("x relay").unwrap_err().contains("RFC 7230"));
-        assert!(parse_auth("content-type").unwrap_err().contains("set by the probe"));
+        assert!(
+            parse_auth("content-type")
+                .unwrap_err()
+                .contains("set by the probe")
+        );
         assert!(parse_auth("host").unwrap_err().contains("managed"));
     }
 

@@ -22,8 +22,8 @@ use url::Url;
 
 use crate::model::Kind;
 
-pub(crate) use tls::{load_ca, load_identity};
 pub use tls::{ClientIdentity, PemFile, TlsSettings};
+pub(crate) use tls::{load_ca, load_identity};
 pub(crate) use url_check::check_url;
 
 /// `[network]` settings (and per-monitor overrides of the same keys).

@@ -311,7 +311,10 @@ mod tests {
         let garbage = dir.path().join("garbage.pem");
         std::fs::write(&garbage, "not a certificate\n").unwrap();
         let e = load_ca(&garbage).unwrap_err();
-        assert!(e.contains("garbage.pem") && e.contains("no PEM certificate"), "{e}");
+        assert!(
+            e.contains("garbage.pem") && e.contains("no PEM certificate"),
+            "{e}"
+        );
         let broken = dir.path().join("broken.pem");
         std::fs::write(
             &broken,
@@ -335,6 +338,9 @@ mod tests {
             key: f,
         };
         let shown = format!("{id:?}");
-        assert!(shown.contains("/etc/k.pem") && !shown.contains("SECRET"), "{shown}");
+        assert!(
+            shown.contains("/etc/k.pem") && !shown.contains("SECRET"),
+            "{shown}"
+        );
     }
 }

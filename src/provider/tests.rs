@@ -85,7 +85,12 @@ fn auth_and_fixed_headers_are_lower_case_and_apart() {
         assert!(value.contains(key), "{}", p.name());
         for (fixed, v) in p.fixed_headers() {
             assert_eq!(*fixed, fixed.to_ascii_lowercase(), "{}", p.name());
-            assert_ne!(*fixed, name, "{}: a fixed header is the key header", p.name());
+            assert_ne!(
+                *fixed,
+                name,
+                "{}: a fixed header is the key header",
+                p.name()
+            );
             assert!(!v.contains(key));
         }
     }
@@ -229,7 +234,10 @@ fn protocol_keys_per_provider() {
             .reserved_body_keys()
             .contains(&"messages")
     );
-    assert_eq!(protocol("anthropic", "chat").default_auth(), Auth::X_API_KEY);
+    assert_eq!(
+        protocol("anthropic", "chat").default_auth(),
+        Auth::X_API_KEY
+    );
     assert_eq!(
         protocol("gemini", "chat").default_auth(),
         Auth::X_GOOG_API_KEY
@@ -253,28 +261,85 @@ fn request_urls_join_the_endpoint_path_as_the_sdks_do() {
     };
     let none: &[(String, String)] = &[];
     let cases = [
-        ("https://api.openai.com/", p("openai", "chat"), "https://api.openai.com/v1/chat/completions"),
-        ("https://api.openai.com/v1", p("openai", "chat"), "https://api.openai.com/v1/chat/completions"),
-        ("https://openrouter.ai/api/v1", p("openai", "chat"), "https://openrouter.ai/api/v1/chat/completions"),
-        ("https://h/v1beta/openai", p("openai", "responses"), "https://h/v1beta/openai/responses"),
-        ("https://h/", p("openai", "responses"), "https://h/v1/responses"),
-        ("https://gw/v1/acct/gw/anthropic", p("anthropic", "chat"), "https://gw/v1/acct/gw/anthropic/v1/messages"),
-        ("https://api.anthropic.com/", p("anthropic", "chat"), "https://api.anthropic.com/v1/messages"),
-        ("https://gw/google", p("gemini", "chat"), "https://gw/google/v1beta/models/m:generateContent"),
+        (
+            "https://api.openai.com/",
+            p("openai", "chat"),
+            "https://api.openai.com/v1/chat/completions",
+        ),
+        (
+            "https://api.openai.com/v1",
+            p("openai", "chat"),
+            "https://api.openai.com/v1/chat/completions",
+        ),
+        (
+            "https://openrouter.ai/api/v1",
+            p("openai", "chat"),
+            "https://openrouter.ai/api/v1/chat/completions",
+        ),
+        (
+            "https://h/v1beta/openai",
+            p("openai", "responses"),
+            "https://h/v1beta/openai/responses",
+        ),
+        (
+            "https://h/",
+            p("openai", "responses"),
+            "https://h/v1/responses",
+        ),
+        (
+            "https://gw/v1/acct/gw/anthropic",
+            p("anthropic", "chat"),
+            "https://gw/v1/acct/gw/anthropic/v1/messages",
+        ),
+        (
+            "https://api.anthropic.com/",
+            p("anthropic", "chat"),
+            "https://api.anthropic.com/v1/messages",
+        ),
+        (
+            "https://gw/google",
+            p("gemini", "chat"),
+            "https://gw/google/v1beta/models/m:generateContent",
+        ),
     ];
     for (base, protocol, want) in cases {
-        assert_eq!(request_url(&url(base), protocol, none, "m", false).as_str(), want, "{base}");
+        assert_eq!(
+            request_url(&url(base), protocol, none, "m", false).as_str(),
+            want,
+            "{base}"
+        );
     }
-    let streamed = request_url(&url("https://gw/google"), p("gemini", "chat"), none, "m", true);
-    assert_eq!(streamed.as_str(), "https://gw/google/v1beta/models/m:streamGenerateContent?alt=sse");
-    let q = [("api-version".to_owned(), "2024-10-21 preview&x=1".to_owned())];
-    let with_query = request_url(&url("https://r.openai.azure.com/openai/v1"), p("openai", "chat"), &q, "m", true);
+    let streamed = request_url(
+        &url("https://gw/google"),
+        p("gemini", "chat"),
+        none,
+        "m",
+        true,
+    );
+    assert_eq!(
+        streamed.as_str(),
+        "https://gw/google/v1beta/models/m:streamGenerateContent?alt=sse"
+    );
+    let q = [(
+        "api-version".to_owned(),
+        "2024-10-21 preview&x=1".to_owned(),
+    )];
+    let with_query = request_url(
+        &url("https://r.openai.azure.com/openai/v1"),
+        p("openai", "chat"),
+        &q,
+        "m",
+        true,
+    );
     assert_eq!(
         with_query.as_str(),
         "https://r.openai.azure.com/openai/v1/chat/completions?api-version=2024-10-21+preview%26x%3D1"
     );
     let both = request_url(&url("https://gw/g"), p("gemini", "chat"), &q[..], "m", true);
-    assert_eq!(both.query(), Some("alt=sse&api-version=2024-10-21+preview%26x%3D1"));
+    assert_eq!(
+        both.query(),
+        Some("alt=sse&api-version=2024-10-21+preview%26x%3D1")
+    );
 }
 
 /// Every preset's request URL and auth header, pinned: a changed line in the registry shows
@@ -282,22 +347,82 @@ fn request_urls_join_the_endpoint_path_as_the_sdks_do() {
 #[test]
 fn every_preset_is_pinned() {
     let pinned: &[(&str, &str, &str)] = &[
-        ("openai", "https://api.openai.com/v1/chat/completions", "authorization"),
-        ("anthropic", "https://api.anthropic.com/v1/messages", "x-api-key"),
-        ("gemini", "https://generativelanguage.googleapis.com/v1beta/models/m:generateContent", "x-goog-api-key"),
-        ("openrouter", "https://openrouter.ai/api/v1/chat/completions", "authorization"),
-        ("groq", "https://api.groq.com/openai/v1/chat/completions", "authorization"),
-        ("deepseek", "https://api.deepseek.com/v1/chat/completions", "authorization"),
-        ("xai", "https://api.x.ai/v1/chat/completions", "authorization"),
-        ("mistral", "https://api.mistral.ai/v1/chat/completions", "authorization"),
-        ("together", "https://api.together.xyz/v1/chat/completions", "authorization"),
-        ("fireworks", "https://api.fireworks.ai/inference/v1/chat/completions", "authorization"),
-        ("moonshot", "https://api.moonshot.ai/v1/chat/completions", "authorization"),
-        ("zhipu", "https://open.bigmodel.cn/api/paas/v4/chat/completions", "authorization"),
+        (
+            "openai",
+            "https://api.openai.com/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "anthropic",
+            "https://api.anthropic.com/v1/messages",
+            "x-api-key",
+        ),
+        (
+            "gemini",
+            "https://generativelanguage.googleapis.com/v1beta/models/m:generateContent",
+            "x-goog-api-key",
+        ),
+        (
+            "openrouter",
+            "https://openrouter.ai/api/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "groq",
+            "https://api.groq.com/openai/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "deepseek",
+            "https://api.deepseek.com/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "xai",
+            "https://api.x.ai/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "mistral",
+            "https://api.mistral.ai/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "together",
+            "https://api.together.xyz/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "fireworks",
+            "https://api.fireworks.ai/inference/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "moonshot",
+            "https://api.moonshot.ai/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "zhipu",
+            "https://open.bigmodel.cn/api/paas/v4/chat/completions",
+            "authorization",
+        ),
         ("azure", "", "api-key"),
-        ("ollama", "http://127.0.0.1:11434/v1/chat/completions", "authorization"),
-        ("vllm", "http://127.0.0.1:8000/v1/chat/completions", "authorization"),
-        ("fake", "https://api.fake.example/fake/v0/ask/m", "x-fake-key"),
+        (
+            "ollama",
+            "http://127.0.0.1:11434/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "vllm",
+            "http://127.0.0.1:8000/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "fake",
+            "https://api.fake.example/fake/v0/ask/m",
+            "x-fake-key",
+        ),
     ];
     let names: Vec<&str> = Provider::all().map(Provider::as_str).collect();
     assert_eq!(names, pinned.iter().map(|(n, _, _)| *n).collect::<Vec<_>>());

@@ -258,13 +258,16 @@ mod tests {
                 key: KeyState::Ready(crate::secret::Secret::new("k")),
             })
             .collect();
-        let locks = crate::store::probe_locks(&crate::store::Database::Sqlite(
-            dir.path().join("c.db"),
-        ));
+        let locks =
+            crate::store::probe_locks(&crate::store::Database::Sqlite(dir.path().join("c.db")));
         let prober = Prober::new(locks, 4);
         let targets = prober.prepare(monitors);
         assert_eq!(targets.len(), 2000);
-        assert_eq!(prober.lock_clients().len(), 2, "one client per distinct setting");
+        assert_eq!(
+            prober.lock_clients().len(),
+            2,
+            "one client per distinct setting"
+        );
     }
 
     #[test]

@@ -307,7 +307,9 @@ fn serve_until_stopped(
             }
         };
         let _ = addr_tx.send(listener.local_addr());
-        let app = Router::new().fallback(handle).with_state(Arc::clone(&shared));
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&shared));
         if let Some(tls) = tls {
             let listener = tls_mock::TlsListener::new(listener, &tls, shared);
             tokio::select! {
@@ -353,7 +355,11 @@ struct Flight {
 impl Shared {
     /// With [`MockOptions::auth_header`], checks the key there (and that the provider's own
     /// header is absent), then hands the provider's checks the headers it knows.
-    fn expected_auth(&self, provider: Provider, mut headers: HeaderMap) -> Result<HeaderMap, String> {
+    fn expected_auth(
+        &self,
+        provider: Provider,
+        mut headers: HeaderMap,
+    ) -> Result<HeaderMap, String> {
         let Some(name) = &self.auth_header else {
             return Ok(headers);
         };
@@ -363,7 +369,9 @@ impl Shared {
             Provider::Gemini => "x-goog-api-key",
         };
         if native != name && headers.contains_key(native) {
-            return Err(format!("mock upstream: this server reads the key from `{name}`; `{native}` was sent too"));
+            return Err(format!(
+                "mock upstream: this server reads the key from `{name}`; `{native}` was sent too"
+            ));
         }
         let want = if name == "authorization" {
             format!("Bearer {}", self.key)
@@ -906,7 +914,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     // Counted from here, before the body is read, to the end of whatever answer is given.
     let post = (req.method() == Method::POST
         && route(req.uri().path(), &shared.base_path).is_some())
-        .then(|| shared.enter_post());
+    .then(|| shared.enter_post());
     let resp = answer(shared, req).await;
     attach_guard(resp, post)
 }
