@@ -142,7 +142,7 @@ fn read_ca(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<Option<PemFile>> {
     let Some(path) = p.v else {
         return Some(None);
     };
-    let loaded = cached(d, &path, |path| load_ca(path));
+    let loaded = cached(d, &path, load_ca);
     match loaded {
         Ok(f) => Some(Some(f)),
         Err(e) => {
