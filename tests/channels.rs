@@ -6,7 +6,9 @@
 mod harness;
 mod support;
 
-use harness::{Env, monitor, preamble, s, text};
+use std::time::Duration;
+
+use harness::{Env, monitor, preamble, s, text, wait_until};
 use support::mock::MockUpstream;
 use support::{Flaw, MockOptions, MockTls, TestCa};
 
@@ -446,6 +448,16 @@ fn tls_insecure_is_accepted_and_flagged_everywhere() {
     let json = env.run(&["status", "--format", "json"]);
     assert!(serde_json::from_slice::<serde_json::Value>(&json.stdout).is_ok());
     assert!(text(&json.stderr).contains("tls_insecure"));
+
+    // The daemon says it at start-up, and probes.
+    let mut d = env.spawn_daemon(&[]);
+    let t = Duration::from_secs(30);
+    wait_until(t, "the start-up warning", || {
+        d.log().contains("tls_insecure = true") && d.log().contains("WARN")
+    });
+    wait_until(t, "a daemon probe", || env.history_for("tls").len() >= 2);
+    d.signal("TERM");
+    assert!(d.wait_exit(t).success());
 }
 
 #[test]

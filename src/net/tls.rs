@@ -74,10 +74,29 @@ pub struct TlsSettings {
     pub insecure: bool,
 }
 
+/// Larger than any real PEM bundle (the system's is a few hundred KiB): refusing more keeps
+/// `ca_file = "/dev/zero"` from eating the machine.
+const MAX_PEM_BYTES: u64 = 4 << 20;
+
 fn read(path: &Path) -> Result<Zeroizing<Vec<u8>>, String> {
-    std::fs::read(path)
-        .map(Zeroizing::new)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+    use std::io::Read as _;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    if !file.metadata().map_err(cannot)?.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(MAX_PEM_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_PEM_BYTES {
+        return Err(format!(
+            "{} is larger than {} MiB; a PEM file is far smaller",
+            path.display(),
+            MAX_PEM_BYTES >> 20
+        ));
+    }
+    Ok(bytes)
 }
 
 fn certificates(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -308,6 +327,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.pem");
         assert!(load_ca(&missing).unwrap_err().contains("nope.pem"));
+        let e = load_ca(dir.path()).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        let e = load_ca(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.contains("/dev/zero"), "{e}");
         let garbage = dir.path().join("garbage.pem");
         std::fs::write(&garbage, "not a certificate\n").unwrap();
         let e = load_ca(&garbage).unwrap_err();
