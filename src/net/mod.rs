@@ -22,6 +22,8 @@ use url::Url;
 
 use crate::model::Kind;
 
+#[cfg(test)]
+pub(crate) use tls::counters as tls_counters;
 pub use tls::{ClientIdentity, PemFile, TlsSettings};
 pub(crate) use tls::{load_ca, load_identity};
 pub(crate) use url_check::check_url;

@@ -80,6 +80,8 @@ const MAX_PEM_BYTES: u64 = 4 << 20;
 
 fn read(path: &Path) -> Result<Zeroizing<Vec<u8>>, String> {
     use std::io::Read as _;
+    #[cfg(test)]
+    counters::READS.with(|c| c.set(c.get() + 1));
     let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
     let file = std::fs::File::open(path).map_err(cannot)?;
     if !file.metadata().map_err(cannot)?.is_file() {
@@ -279,6 +281,22 @@ fn certificate(c: &CertificateError) -> String {
             "the certificate is not for server authentication".to_owned()
         }
         other => format!("{other}"),
+    }
+}
+
+/// PEM files read on this thread (per thread, so tests side by side do not see each
+/// other's): a 100,000-monitor config naming one file reads it once.
+#[cfg(test)]
+pub(crate) mod counters {
+    use std::cell::Cell;
+
+    thread_local! {
+        pub(crate) static READS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Files read on this thread since the last call; resets the count.
+    pub(crate) fn take() -> usize {
+        READS.with(|c| c.replace(0))
     }
 }
 
