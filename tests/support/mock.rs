@@ -2,8 +2,11 @@
 //! Responses), Anthropic (Messages) and Gemini (generateContent / streamGenerateContent),
 //! streaming and not, on loopback.
 //!
-//! chanmon's integration tests start it, point a monitor at [`MockUpstream::origin`] and read
-//! back what chanmon sent ([`MockUpstream::requests`]). The behaviour of a reply is chosen by
+//! chanmon's integration tests start it, point a monitor at [`MockUpstream::origin`] (or
+//! [`MockUpstream::base_url`]) and read back what chanmon sent ([`MockUpstream::requests`]).
+//! [`MockOptions`] can mount the APIs under a gateway's path, expect the key in another header
+//! (Azure's `api-key`, a relay's bearer token) and serve HTTPS (`mock_tls.rs`: a CA generated
+//! per test, mTLS). The behaviour of a reply is chosen by
 //! the *model name* (see [`Behaviour`]), so one server covers every case: a correct answer,
 //! slow first tokens, wrong/echo/empty/canned answers, thinking blocks, malformed bodies, a
 //! stalled stream, an oversized body, refusals, each provider's real error bodies, a redirect
