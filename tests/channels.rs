@@ -385,6 +385,14 @@ fn mtls_is_refused_without_a_client_certificate_and_accepted_with_one() {
         "{}\n{stderr}",
         rows[0]
     );
+    // A key others can read is worth a warning (written with the default umask here).
+    let v = env.run(&["validate"]);
+    assert_eq!(v.status.code(), Some(0));
+    assert!(
+        text(&v.stderr).contains("client.key is readable by other users"),
+        "{}",
+        text(&v.stderr)
+    );
     // The key's contents never show.
     let key_body = leaf.key_pem.lines().nth(1).expect("a PEM body line");
     for out in [env.run(&["validate"]), env.run(&["status"])] {

@@ -11,7 +11,9 @@ use url::Url;
 use super::diag::{Diags, Sp};
 use super::fields::Section;
 use super::validate::{parse_cidr, parse_proxy};
-use crate::net::{ClientIdentity, NetworkPolicy, PemFile, load_ca, load_identity};
+use crate::net::{
+    ClientIdentity, NetworkPolicy, PemFile, key_mode_warning, load_ca, load_identity,
+};
 
 pub(crate) const NETWORK_KEYS: &[&str] = &[
     "allow_http",
@@ -201,11 +203,19 @@ fn identity(
     (cert, cert_span): (&Path, &super::diag::Span),
     (key, key_span): (&Path, &super::diag::Span),
 ) -> Option<Option<ClientIdentity>> {
+    let pair = (cert.to_owned(), key.to_owned());
+    let first_time = !d.identity_cache.contains_key(&pair);
     let loaded = d
         .identity_cache
-        .entry((cert.to_owned(), key.to_owned()))
+        .entry(pair)
         .or_insert_with(|| load_identity(cert, key))
         .clone();
+    if first_time
+        && loaded.is_ok()
+        && let Some(w) = key_mode_warning(key)
+    {
+        d.warn(key_span, format!("{}: {w}", s.name("client_key")));
+    }
     match loaded {
         Ok(id) => Some(Some(id)),
         Err((is_key, e)) => {

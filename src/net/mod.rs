@@ -25,7 +25,7 @@ use crate::model::Kind;
 #[cfg(test)]
 pub(crate) use tls::counters as tls_counters;
 pub use tls::{ClientIdentity, PemFile, TlsSettings};
-pub(crate) use tls::{load_ca, load_identity};
+pub(crate) use tls::{key_mode_warning, load_ca, load_identity};
 pub(crate) use url_check::check_url;
 
 /// `[network]` settings (and per-monitor overrides of the same keys).

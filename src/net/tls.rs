@@ -167,6 +167,28 @@ pub(crate) fn load_identity(cert: &Path, key: &Path) -> Result<ClientIdentity, (
     })
 }
 
+/// A warning when a private key file can be read by other users (as ssh says it): the key
+/// is a secret like the API keys chanmon seals.
+pub(crate) fn key_mode_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "{} is readable by other users (mode {:o}); a private key should be mode 600",
+                path.display(),
+                mode & 0o777
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 /// Applies the settings to a client builder.
 pub(super) fn configure(
     mut b: reqwest::ClientBuilder,
@@ -366,6 +388,12 @@ mod tests {
         assert!(e.contains("broken.pem") && e.contains("malformed"), "{e}");
         let (is_key, e) = load_identity(&broken, &garbage).unwrap_err();
         assert!(is_key && e.contains("garbage.pem"), "{e}");
+
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&garbage, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(key_mode_warning(&garbage).unwrap().contains("mode 644"));
+        std::fs::set_permissions(&garbage, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(key_mode_warning(&garbage), None);
     }
 
     #[test]
