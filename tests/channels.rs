@@ -500,3 +500,41 @@ fn bad_pem_files_are_config_errors_naming_the_file_and_line() {
         );
     }
 }
+
+/// A reload reads the PEM files again and rebuilds the clients: adding the CA to a running
+/// daemon (or rotating it) takes effect at SIGHUP, no restart.
+#[test]
+fn a_reload_reads_the_tls_files_again() {
+    let ca = TestCa::new("chanmon private CA");
+    let mock = tls_mock(&ca, Flaw::None, None);
+    let timing = "interval = \"10s\"\ntimeout = \"5s\"";
+    let config = |net: &str| {
+        let mut c = preamble("tick = \"100ms\"");
+        c.push_str(&monitor(
+            "tls",
+            "openai",
+            &mock.origin(),
+            mock.key(),
+            &["m"],
+            &format!("{timing}\n[monitor.network]\n{net}"),
+        ));
+        c
+    };
+    let env = Env::new(&config(""));
+    let t = Duration::from_secs(30);
+    let mut d = env.spawn_daemon(&[]);
+    wait_until(t, "a refused probe", || !env.history_for("tls").is_empty());
+    assert_eq!(s(&env.history_for("tls")[0], "kind"), "tls");
+
+    write(&env, "ca.pem", &ca.cert_pem);
+    env.write_config(&config("ca_file = \"ca.pem\""));
+    d.signal("HUP");
+    wait_until(t, "the reload", || d.log().contains("config reloaded"));
+    wait_until(t, "a trusted probe", || {
+        env.history_for("tls")
+            .iter()
+            .any(|r| s(r, "status") == "operational")
+    });
+    d.signal("TERM");
+    assert!(d.wait_exit(t).success());
+}
