@@ -17,11 +17,13 @@ mod mock;
 use std::process::ExitCode;
 
 fn usage() -> &'static str {
-    "usage: mock_upstream [--port PORT] [--key KEY]\n\
+    "usage: mock_upstream [--port PORT] [--key KEY] [--base-path PATH] [--auth-header NAME]\n\
      \n\
      Serves OpenAI, Anthropic and Gemini wire formats on 127.0.0.1 until Ctrl-C.\n\
-     --port PORT   port to bind (default 0: any free port)\n\
-     --key KEY     the API key to accept (default test-key)\n"
+     --port PORT          port to bind (default 0: any free port)\n\
+     --key KEY            the API key to accept (default test-key)\n\
+     --base-path PATH     serve under a gateway's path (OpenAI: PATH/chat/completions)\n\
+     --auth-header NAME   expect the key in this header (e.g. api-key) for every provider\n"
 }
 
 fn parse_args() -> Result<mock::MockOptions, String> {
@@ -46,6 +48,8 @@ fn parse_args() -> Result<mock::MockOptions, String> {
                     .map_err(|_| format!("--port: {v:?} is not a port number"))?;
             }
             "--key" => opts.key = value()?,
+            "--base-path" => opts.base_path = value()?,
+            "--auth-header" => opts.auth_header = Some(value()?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -76,7 +80,7 @@ fn main() -> ExitCode {
         }
     };
     let server = mock::MockUpstream::start_with(opts);
-    println!("mock upstream listening on {}", server.origin());
+    println!("mock upstream listening on {}", server.base_url());
     println!("API key: {}", server.key());
     println!("Ctrl-C to stop");
     if let Err(e) = runtime.block_on(tokio::signal::ctrl_c()) {

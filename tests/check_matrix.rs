@@ -1,5 +1,6 @@
 //! Every status and kind, for every provider, streaming and not: the real binary against the
-//! mock upstream, one `chanmon check --all --format json` per provider and mode.
+//! mock upstream, one `chanmon check --all --format json` per provider and mode; and the same
+//! matrix through a base URL with a path (the mock serving under a gateway's prefix).
 
 mod harness;
 mod support;
@@ -42,7 +43,15 @@ const MORE_CASES: &[(&str, &str, &str)] = &[
 ];
 
 fn run_matrix(provider: &str, stream: bool) {
-    let mock = MockUpstream::start();
+    run_matrix_at(provider, stream, "");
+}
+
+/// The matrix with the mock serving under `base_path` and the monitors' endpoint naming it.
+fn run_matrix_at(provider: &str, stream: bool, base_path: &str) {
+    let mock = MockUpstream::start_with(support::mock::MockOptions {
+        base_path: base_path.to_owned(),
+        ..Default::default()
+    });
     let extra =
         format!("stream = {stream}\ninterval = \"60s\"\ntimeout = \"3s\"\ndegraded_after = \"1s\"");
     let mut c = preamble("model_concurrency = 16");
@@ -51,7 +60,7 @@ fn run_matrix(provider: &str, stream: bool) {
         c.push_str(&monitor(
             &format!("m{i}"),
             provider,
-            &mock.origin(),
+            &mock.base_url(),
             mock.key(),
             &models,
             &extra,
@@ -74,7 +83,7 @@ fn run_matrix(provider: &str, stream: bool) {
     }
     assert!(
         wrong.is_empty(),
-        "{provider} stream={stream}:\n{}\n\nrows: {rows:#?}",
+        "{provider} stream={stream} base={base_path}:\n{}\n\nrows: {rows:#?}",
         wrong.join("\n")
     );
 
@@ -141,6 +150,28 @@ fn gemini_streaming() {
 #[test]
 fn gemini_plain() {
     run_matrix("gemini", false);
+}
+
+// The same verdicts through a base URL with a path: OpenRouter-style (the path is the SDK's
+// base_url), Cloudflare AI Gateway-style prefixes for each protocol.
+#[test]
+fn openai_chat_under_a_path() {
+    run_matrix_at("openai", true, "/api/v1");
+}
+
+#[test]
+fn openai_responses_under_a_path() {
+    run_matrix_at("openai-responses", false, "/v1/acct-1/gw/openai");
+}
+
+#[test]
+fn anthropic_under_a_path() {
+    run_matrix_at("anthropic", true, "/v1/acct-1/gw/anthropic");
+}
+
+#[test]
+fn gemini_under_a_path() {
+    run_matrix_at("gemini", false, "/v1/acct-1/gw/google-ai-studio");
 }
 
 fn header<'a>(r: &'a support::mock::RecordedRequest, name: &str) -> Option<&'a str> {

@@ -43,8 +43,46 @@ fn example_validates_without_any_environment() {
             ("openai-responses", "openai", "responses"),
             ("anthropic", "anthropic", "chat"),
             ("gemini", "gemini", "chat"),
+            ("openrouter", "openrouter", "chat"),
+            ("groq", "groq", "chat"),
+            ("azure", "azure", "chat"),
+            ("gateway-anthropic", "anthropic", "chat"),
         ]
     );
+    let path_of = |id: &str| {
+        let m = c.monitors.iter().find(|m| m.id.as_str() == id).unwrap();
+        (
+            m.endpoint.as_str().to_owned(),
+            m.auth.header_name().to_owned(),
+        )
+    };
+    assert_eq!(
+        path_of("openrouter"),
+        (
+            "https://openrouter.ai/api/v1".into(),
+            "authorization".into()
+        )
+    );
+    assert_eq!(
+        path_of("groq"),
+        (
+            "https://api.groq.com/openai/v1".into(),
+            "authorization".into()
+        )
+    );
+    assert_eq!(
+        path_of("azure"),
+        (
+            "https://my-resource.openai.azure.com/openai/v1".into(),
+            "api-key".into()
+        )
+    );
+    assert!(
+        path_of("gateway-anthropic")
+            .0
+            .ends_with("/my-gateway/anthropic")
+    );
+    assert!(!c.network.tls.insecure);
     let chat = &c.monitors[0];
     assert!(chat.extra_models.len() >= 2);
     assert!(chat.headers.iter().any(|(k, _)| k == "x-title"));
@@ -59,7 +97,7 @@ fn example_validates_without_any_environment() {
     assert_eq!(c.network.connect_timeout, Duration::from_secs(10));
     for m in &c.monitors {
         assert_eq!(m.endpoint.scheme(), "https");
-        assert_eq!(m.endpoint.path(), "/");
+        assert!(!m.endpoint.path().ends_with('/') || m.endpoint.path() == "/");
         assert!(
             m.api_key.is_none(),
             "{}: no key in an empty environment",

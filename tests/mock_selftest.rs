@@ -998,7 +998,70 @@ fn a_fixed_port_and_key_are_honoured() {
     let m = MockUpstream::start_with(MockOptions {
         key: "k".to_owned(),
         port,
+        ..MockOptions::default()
     });
     assert_eq!(m.origin(), format!("http://127.0.0.1:{port}"));
     assert_eq!(m.key(), "k");
+}
+
+/// Under a base path the mock answers only there, with the SDKs' meaning of the path (OpenAI:
+/// it replaces `/v1`; the others: a prefix); and with `auth_header` it wants the key there
+/// and nowhere else.
+#[tokio::test]
+async fn a_base_path_and_an_auth_header_are_strict() {
+    let m = MockUpstream::start_with(MockOptions {
+        base_path: "/gw/openai/".to_owned(),
+        auth_header: Some("Api-Key".to_owned()),
+        ..MockOptions::default()
+    });
+    assert_eq!(m.base_url(), format!("{}/gw/openai", m.origin()));
+    let c = client();
+    let body = json!({"model": "good", "max_tokens": 16,
+                      "messages": [{"role": "user", "content": PROMPT}]});
+    let post = |path: &str| c.post(format!("{}{path}", m.origin())).json(&body);
+    let ok = post("/gw/openai/chat/completions")
+        .header("api-key", m.key())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(ok.status(), 200);
+    for path in [
+        "/v1/chat/completions",
+        "/gw/openai/v1/chat/completions",
+        "/chat/completions",
+    ] {
+        let r = post(path)
+            .header("api-key", m.key())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    let bearer_too = post("/gw/openai/chat/completions")
+        .header("api-key", m.key())
+        .bearer_auth(m.key())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bearer_too.status(), 401);
+    let wrong = post("/gw/openai/chat/completions")
+        .header("api-key", "nope")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(wrong.status(), 401);
+    let anthropic = c
+        .post(format!("{}/gw/openai/v1/messages", m.origin()))
+        .header("api-key", m.key())
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({"model": "good", "max_tokens": 16,
+                      "messages": [{"role": "user", "content": PROMPT}]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        anthropic.status(),
+        200,
+        "the prefix applies to Anthropic's whole path"
+    );
 }

@@ -65,7 +65,32 @@ pub(super) fn status(config_path: &Path, args: StatusArgs, color: bool) -> Outco
         color,
         now,
     ));
+    if let Some(note) = insecure_note(&config, args.id.as_ref()) {
+        // Beside the table; JSON keeps its shape, so the note goes to stderr there.
+        if args.format == OutputFormat::Table {
+            print(&format!("{note}\n"));
+        } else {
+            eprintln!("{note}");
+        }
+    }
     Ok(0)
+}
+
+/// `tls_insecure` is an opt-in that must stay visible: which monitors (of those shown) run
+/// without certificate checks.
+fn insecure_note(config: &Config, only: Option<&MonitorId>) -> Option<String> {
+    let ids: Vec<&str> = config
+        .monitors
+        .iter()
+        .filter(|m| m.network.tls.insecure && only.is_none_or(|id| *id == m.id))
+        .map(|m| m.id.as_str())
+        .collect();
+    (!ids.is_empty()).then(|| {
+        format!(
+            "warning: tls_insecure = true: certificates are NOT checked for {}",
+            ids.join(", ")
+        )
+    })
 }
 
 /// Each row of a monitor whose config shows a status page gets that page's latest reading

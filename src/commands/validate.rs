@@ -32,6 +32,14 @@ pub(super) fn validate(config_path: &Path) -> Outcome {
                 m.id
             ));
         }
+        if m.network.tls.insecure {
+            warnings.push(format!(
+                "{}:{}: monitor `{}`: tls_insecure = true: its server certificates are NOT checked (name, issuer, expiry); anyone on the path can read the key it sends",
+                config.path.display(),
+                m.line,
+                m.id
+            ));
+        }
     }
     let key_problems = stored_key_problems(config);
     for w in &warnings {
@@ -88,7 +96,7 @@ fn summary(config: &Config, key_problems: &[(String, String)]) -> String {
         let cells = [
             m.id.to_string(),
             provider,
-            m.endpoint.as_str().trim_end_matches('/').to_owned(),
+            endpoint_cell(m),
             m.models().collect::<Vec<_>>().join(","),
             format!(
                 "every {}{}",
@@ -101,7 +109,30 @@ fn summary(config: &Config, key_problems: &[(String, String)]) -> String {
     }
     // No cell carries a status, so there is nothing to colour.
     out.push_str(&table.render(false));
+    let insecure: Vec<&str> = config
+        .monitors
+        .iter()
+        .filter(|m| m.network.tls.insecure)
+        .map(|m| m.id.as_str())
+        .collect();
+    if !insecure.is_empty() {
+        let _ = writeln!(
+            out,
+            "tls_insecure: certificates are NOT checked for {}",
+            insecure.join(", ")
+        );
+    }
     out
+}
+
+/// The endpoint as the summary shows it: the base URL and the `query` parameters.
+fn endpoint_cell(m: &crate::config::MonitorConfig) -> String {
+    let mut shown = m.endpoint.as_str().trim_end_matches('/').to_owned();
+    for (i, (k, v)) in m.query.iter().enumerate() {
+        shown.push(if i == 0 { '?' } else { '&' });
+        shown.push_str(&format!("{k}={v}"));
+    }
+    shown
 }
 
 #[cfg(test)]

@@ -8,9 +8,9 @@
 //! searched by bisection): a config of 100,000 monitors asks for a line per monitor, and
 //! scanning the text from its start for each one made loading quadratic.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::Diagnostic;
 
@@ -41,7 +41,15 @@ pub(crate) struct Diags<'a> {
     /// Values whose `${VAR}` interpolation failed. Any later complaint about the same value
     /// (an endpoint that does not parse, an empty key) would only repeat that problem.
     poisoned: HashSet<(usize, usize)>,
+    /// PEM files named by `[network]` tables, read once per parse however many monitors name
+    /// them (a fleet of 100,000 `[monitor.network]` tables may share one `ca_file`).
+    pub(super) pem_cache: HashMap<PathBuf, Result<crate::net::PemFile, String>>,
+    /// The same for client certificate + key pairs (the error says whether it is the key's).
+    pub(super) identity_cache: IdentityCache,
 }
+
+type IdentityCache =
+    HashMap<(PathBuf, PathBuf), Result<crate::net::ClientIdentity, (bool, String)>>;
 
 impl<'a> Diags<'a> {
     pub(super) fn new(file: &'a Path, text: &'a str) -> Self {
@@ -52,7 +60,14 @@ impl<'a> Diags<'a> {
             errors: Vec::new(),
             warnings: Vec::new(),
             poisoned: HashSet::new(),
+            pem_cache: HashMap::new(),
+            identity_cache: HashMap::new(),
         }
+    }
+
+    /// The directory relative paths in the config are read from: the config file's.
+    pub(super) fn base_dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new(""))
     }
 
     pub(super) fn error(&mut self, span: &Span, message: impl Into<String>) {

@@ -20,7 +20,7 @@ use url::Url;
 
 use crate::model::MonitorId;
 use crate::net::NetworkPolicy;
-use crate::provider::{Api, Protocol, Provider};
+use crate::provider::{Api, Auth, Protocol, Provider};
 use crate::secret::Secret;
 use crate::store::Database;
 
@@ -123,8 +123,16 @@ pub struct MonitorConfig {
     pub provider: Provider,
     /// The protocol chosen with `api` (the provider's default when not set); the one sent.
     pub api: Api,
-    /// Origin only (`https://host[:port]`), no path, query, fragment or userinfo.
+    /// The base URL as the provider's SDK takes it: an origin (`https://host[:port]/`) or an
+    /// origin and a path without a trailing `/` (`https://openrouter.ai/api/v1`); never a
+    /// query, fragment or userinfo. [`crate::provider::request_url`] joins the API paths.
     pub endpoint: Url,
+    /// `query`: parameters added to every request URL (e.g. `api-version`), URL-encoded when
+    /// sent; names that look like credentials are refused, so these are never secret.
+    pub query: Vec<(String, String)>,
+    /// How the key is sent: `auth`, else the provider's default. Its header is the one
+    /// `headers` cannot set.
+    pub auth: Auth,
     /// The key from `api_key` or from the variable named by `api_key_env`. `None` when that
     /// variable is unset: the key sealed in the database is used instead.
     pub api_key: Option<Secret>,
@@ -192,6 +200,13 @@ impl MonitorConfig {
             .find(|(m, _)| m == model)
             .map(|(_, p)| *p)
             .or(self.price)
+    }
+
+    /// The endpoint's origin (`scheme://host[:port]/`): where the ping goes.
+    pub fn origin(&self) -> Url {
+        let mut o = self.endpoint.clone();
+        o.set_path("/");
+        o
     }
 
     /// The primary model, then the extra models.

@@ -14,12 +14,13 @@ use super::network::NetworkOverride;
 use super::official::{DEFAULT_OFFICIAL_INTERVAL, OfficialKey};
 use super::shared::{DEFAULT_KEYS, MONITOR_KEYS, Shared};
 use super::validate::{
-    MAX_EXTRA_MODELS, check_label, check_model, parse_endpoint, provider_choice, providers_with_api,
+    MAX_EXTRA_MODELS, check_label, check_model, check_query_name, check_query_value,
+    parse_endpoint, provider_choice, providers_with_api,
 };
 use crate::model::MonitorId;
 use crate::net::NetworkPolicy;
 use crate::official::StatusSource;
-use crate::provider::{Api, Provider};
+use crate::provider::{Api, Auth, BaseUrl, Provider};
 use crate::secret::Secret;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
@@ -28,9 +29,11 @@ const DEFAULT_DEGRADED_AFTER: Duration = Duration::from_secs(10);
 
 fn monitor_hint(key: &str) -> Option<String> {
     match key {
-        "url" | "base_url" | "host" | "origin" => {
-            Some("use `endpoint` (the origin only, e.g. https://api.openai.com)".into())
-        }
+        "url" | "base_url" | "host" | "origin" => Some(
+            "use `endpoint` (the base URL your SDK uses, e.g. https://openrouter.ai/api/v1)".into(),
+        ),
+        "auth_header" | "auth_style" => Some("use `auth` (e.g. auth = \"api-key\")".into()),
+        "params" | "query_params" => Some("use a `query` table".into()),
         "models" => {
             Some("use `model` for the primary model and `extra_models` for the rest".into())
         }
@@ -72,15 +75,22 @@ pub(crate) fn read(
         None => global.clone(),
     };
     let endpoint = chosen.and_then(|(p, _)| read_endpoint(&s, p, &network, d));
+    let query = read_query(&s, d);
     let (api_key, api_key_env) = read_key(&s, env, d);
     let models = read_models(&s, d);
 
     let (interval, timeout, degraded_after) = resolve_timings(&s, &eff, d);
     let name = read_name(&s, d);
-    if let Some((p, api)) = chosen {
-        check_provider_headers(&s, p, api, &eff, d);
+    let auth = chosen.map(|(p, api)| {
+        let auth = eff
+            .auth
+            .as_ref()
+            .map_or_else(|| p.default_auth(api), |a| a.v.clone());
+        check_auth_header(&s, api, &auth, &eff, d);
+        check_provider_headers(&s, p, &auth, &eff, d);
         check_body_keys(&s, api, &eff, d);
-    }
+        auth
+    });
 
     let id = id?;
     let (provider, api) = chosen?;
@@ -95,6 +105,8 @@ pub(crate) fn read(
         provider,
         api,
         endpoint: endpoint?,
+        query,
+        auth: auth?,
         api_key,
         api_key_env,
         model,
@@ -273,6 +285,8 @@ fn resolve_api(
         .unwrap_or_else(|| provider.default_api())
 }
 
+/// `endpoint`, or the provider's default base URL; plain http needs `allow_http` either way
+/// (which names the setting, and for a local server's default also the private-network one).
 fn read_endpoint(
     s: &Section<'_, '_>,
     provider: Provider,
@@ -283,10 +297,7 @@ fn read_endpoint(
         if s.raw("endpoint").is_some() {
             return None;
         }
-        return Some(
-            Url::parse(provider.origin())
-                .expect("the registry's origins are valid URLs (checked by its tests)"),
-        );
+        return default_endpoint(s, provider, network, d);
     };
     match parse_endpoint(&raw.v) {
         Ok(url) if url.scheme() == "http" && !network.allow_http => {
@@ -305,6 +316,77 @@ fn read_endpoint(
             None
         }
     }
+}
+
+/// A monitor without `endpoint` talks to the provider's base URL, when it has one.
+fn default_endpoint(
+    s: &Section<'_, '_>,
+    provider: Provider,
+    network: &NetworkPolicy,
+    d: &mut Diags<'_>,
+) -> Option<Url> {
+    match provider.base_url() {
+        BaseUrl::Known(base) => {
+            let url = parse_endpoint(base)
+                .expect("the registry's base URLs are valid endpoints (checked by its tests)");
+            if url.scheme() == "http" && !network.allow_http {
+                d.error(
+                    &s.span,
+                    format!(
+                        "{} uses provider \"{provider}\", whose default endpoint {base} is a server on this machine over plain http: allow it with allow_http = true and allow_cidrs = [\"127.0.0.0/8\"] (or allow_private = true) in [network] or [monitor.network], or set `endpoint`",
+                        s.ctx
+                    ),
+                );
+                return None;
+            }
+            Some(url)
+        }
+        BaseUrl::Required(shape) => {
+            d.error(
+                &s.span,
+                format!(
+                    "{} uses provider \"{provider}\", which has no default endpoint; set endpoint = \"{shape}\" (the base URL your SDK uses, with your own names)",
+                    s.ctx
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// The `query` table: parameters added to every request URL (`api-version`). Values must be
+/// strings; names that look like credentials are refused (a query string is not secret).
+fn read_query(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Vec<(String, String)> {
+    let Some(t) = s.table(d, "query", format!("the query of {}", s.ctx)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, value) in t.table.iter() {
+        let name: &str = key.get_ref();
+        if let Err(e) = check_query_name(name) {
+            d.error(&key.span(), format!("{}: {e}", s.name("query")));
+            continue;
+        }
+        let toml::de::DeValue::String(v) = value.get_ref() else {
+            d.error(
+                &value.span(),
+                format!(
+                    "query parameter `{name}` in {} must be a string, not {}",
+                    s.ctx,
+                    super::fields::a_type(value.get_ref())
+                ),
+            );
+            continue;
+        };
+        match check_query_value(v) {
+            Ok(()) => out.push((name.to_owned(), v.to_string())),
+            Err(e) => d.error(
+                &value.span(),
+                format!("query parameter `{name}` in {}: {e}", s.ctx),
+            ),
+        }
+    }
+    out
 }
 
 /// `api_key` or `api_key_env`, exactly one. An unset `api_key_env` is only a warning: the key
@@ -554,25 +636,42 @@ fn resolve_degraded(
     }
 }
 
-/// The headers that carry the key are the protocol's to set, from `api_key`.
+/// The header that carries the key is chanmon's to set, from `api_key`.
 fn check_provider_headers(
     s: &Section<'_, '_>,
     provider: Provider,
-    api: Api,
+    auth: &Auth,
     eff: &Shared,
     d: &mut Diags<'_>,
 ) {
-    let keys = api.protocol().key_headers();
-    for h in eff
-        .headers
-        .iter()
-        .filter(|h| keys.contains(&h.name.as_str()))
-    {
+    let key = auth.header_name();
+    for h in eff.headers.iter().filter(|h| h.name == key) {
         d.error(
             &h.key_span,
             format!(
                 "header `{}` carries the {provider} API key, which chanmon sets itself ({}); use api_key or api_key_env instead",
                 h.name, s.ctx
+            ),
+        );
+    }
+}
+
+/// `auth` cannot name a header the protocol always sends with its own value.
+fn check_auth_header(s: &Section<'_, '_>, api: Api, auth: &Auth, eff: &Shared, d: &mut Diags<'_>) {
+    let Some(written) = &eff.auth else { return };
+    let protocol = api.protocol();
+    if protocol
+        .fixed_headers()
+        .iter()
+        .any(|(name, _)| *name == auth.header_name())
+    {
+        d.error(
+            &written.span,
+            format!(
+                "`auth` of {}: the {} protocol sends `{}` itself; choose another header for the key",
+                s.ctx,
+                protocol.name(),
+                auth.header_name()
             ),
         );
     }

@@ -139,3 +139,63 @@ proptest! {
         run(&text);
     }
 }
+
+/// Pieces an attacker (or a sloppy paste) would put in an endpoint.
+const URL_PIECES: &[&str] = &[
+    "https://",
+    "http://",
+    "h.example",
+    "127.0.0.1",
+    "[::1]",
+    ":8443",
+    "/",
+    "//",
+    "v1",
+    "api",
+    ".",
+    "..",
+    "%2e",
+    "%2E",
+    "%2f",
+    "%5c",
+    "%00",
+    "%41",
+    "\\",
+    "@",
+    "user:pw@",
+    "?",
+    "#",
+    "key=x",
+    " ",
+    "\t",
+    "{acct}",
+    "é",
+    ";",
+    "~",
+    "-_",
+];
+
+proptest! {
+    /// Whatever `parse_endpoint` accepts is a clean base URL: http(s), a host, no userinfo,
+    /// query or fragment, a path with no dot, empty or disguised segments, and stable when
+    /// written out and read again (so what is stored is what is called).
+    #[test]
+    fn accepted_endpoints_are_clean(parts in proptest::collection::vec(0..URL_PIECES.len(), 1..12)) {
+        let text: String = parts.iter().map(|&i| URL_PIECES[i]).collect();
+        if let Ok(url) = super::validate::parse_endpoint(&text) {
+            prop_assert!(matches!(url.scheme(), "http" | "https"), "{text}");
+            prop_assert!(url.host().is_some() && url.username().is_empty() && url.password().is_none());
+            prop_assert!(url.query().is_none() && url.fragment().is_none(), "{text}");
+            let path = url.path().to_ascii_lowercase();
+            prop_assert!(path == "/" || !path.ends_with('/'), "{text}");
+            for seg in path.split('/').skip(1) {
+                prop_assert!(path == "/" || !seg.is_empty(), "{text}");
+                prop_assert!(seg != "." && seg != "..", "{text}");
+            }
+            prop_assert!(!path.contains("%2e") && !path.contains("%2f") && !path.contains("%5c"), "{text}");
+            prop_assert!(!url.as_str().contains(char::is_whitespace), "{text}");
+            let again = super::validate::parse_endpoint(url.as_str());
+            prop_assert_eq!(again.as_ref().ok(), Some(&url), "{}", text);
+        }
+    }
+}

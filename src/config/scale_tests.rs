@@ -75,3 +75,37 @@ fn many_errors_keep_their_positions_and_the_work_linear() {
         first.message
     );
 }
+
+/// TLS files named by every monitor's own `[monitor.network]` are read once per load, not once
+/// per monitor, and every monitor ends up with the same settings (so one shared client).
+#[test]
+fn a_100k_monitor_config_naming_one_ca_file_reads_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    std::fs::write(
+        dir.path().join("ca.pem"),
+        params.self_signed(&key).unwrap().pem(),
+    )
+    .unwrap();
+    let mut text = fleet(N, None);
+    text = text.replace(
+        "model = \"gpt-4o-mini\"\n",
+        "model = \"gpt-4o-mini\"\n[monitor.network]\nca_file = \"ca.pem\"\n",
+    );
+    crate::net::tls_counters::take();
+    let loaded = match parse(&text, &dir.path().join("big.toml"), &|_| None) {
+        Ok(l) => l,
+        Err(e) => panic!("the generated config should be valid:\n{e}"),
+    };
+    assert_eq!(
+        crate::net::tls_counters::take(),
+        1,
+        "one read for 100,000 mentions"
+    );
+    let monitors = &loaded.config.monitors;
+    assert_eq!(monitors.len(), N);
+    assert!(monitors.iter().all(|m| m.network == monitors[0].network));
+    assert!(monitors[0].network.tls.ca_file.is_some());
+}

@@ -11,10 +11,10 @@ use super::diag::{Diags, Sp, Span};
 use super::fields::{Section, a_type, integer_value};
 use super::official::OfficialKeys;
 use super::validate::{
-    api_list, check_header_name, check_header_value, check_label, provider_list,
+    api_list, check_header_name, check_header_value, check_label, parse_auth, provider_list,
 };
 use super::verdict::VerdictKeys;
-use crate::provider::{self, Provider};
+use crate::provider::{self, Auth, Provider};
 
 /// Every key of a `[[monitor]]`, in the order messages list them, and whether `[defaults]`
 /// may set it too: the one list both tables are checked against.
@@ -24,6 +24,8 @@ const KEYS: &[(&str, bool)] = &[
     ("provider", true),
     ("api", true),
     ("endpoint", false),
+    ("query", false),
+    ("auth", true),
     ("api_key", false),
     ("api_key_env", false),
     ("model", false),
@@ -86,6 +88,8 @@ pub(crate) struct Shared {
     pub provider_written: bool,
     /// An `api` name some provider offers (which one offers it is checked per monitor).
     pub api: Option<Sp<&'static str>>,
+    /// How the key is sent (`auth`); unset: the provider's way.
+    pub auth: Option<Sp<Auth>>,
     pub interval: Option<Sp<Duration>>,
     pub timeout: Option<Sp<Duration>>,
     pub degraded_after: Option<Sp<Duration>>,
@@ -144,10 +148,18 @@ impl Shared {
                     false
                 }
             });
+        let auth = s.string(d, "auth").and_then(|a| match parse_auth(&a.v) {
+            Ok(style) => Some(Sp::new(style, a.span)),
+            Err(e) => {
+                d.error(&a.span, format!("{}: {e}", s.name("auth")));
+                None
+            }
+        });
         Shared {
             provider,
             provider_written: s.raw("provider").is_some(),
             api,
+            auth,
             interval: s.duration(
                 d,
                 "interval",
@@ -194,6 +206,7 @@ impl Shared {
             provider: self.provider.or_else(|| defaults.provider.clone()),
             provider_written: self.provider_written || defaults.provider_written,
             api: self.api.or_else(|| defaults.api.clone()),
+            auth: self.auth.or_else(|| defaults.auth.clone()),
             interval: self.interval.or_else(|| defaults.interval.clone()),
             timeout: self.timeout.or_else(|| defaults.timeout.clone()),
             degraded_after: self

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
+use crate::provider::BaseUrl;
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -312,15 +313,15 @@ fn provider_and_api_modes() {
     );
 
     assert_error(
-        &MON.replace("openai", "mistral"),
+        &MON.replace("openai", "mistrall"),
         4,
-        "unknown provider \"mistral\" in monitor `m`; allowed: openai, anthropic, gemini",
+        "unknown provider \"mistrall\" in monitor `m`; allowed: openai, anthropic, gemini, openrouter, groq",
     );
     assert_error(&mon("api = \"completions\""), 7, "unknown api mode");
     // A bad provider in [defaults] is reported once, not again as missing in each monitor.
     let no_provider = MON.replace("provider = \"openai\"\n", "");
     let errs = errors(&format!(
-        "[defaults]\nprovider = \"azure\"\n{no_provider}{no_provider}"
+        "[defaults]\nprovider = \"azura\"\n{no_provider}{no_provider}"
     ));
     assert_eq!(errs.len(), 2, "{errs:#?}"); // the provider, and the duplicate id
     assert!(errs[0].starts_with("2:12 unknown provider"), "{errs:#?}");
@@ -458,12 +459,18 @@ fn endpoints() {
         .endpoint
         .clone();
     assert_eq!(a, b);
-    assert_error(&with("https://api.openai.com/v1"), 7, "path `/v1`");
+    let path = ok(&with("https://openrouter.ai/api/v1/")).config.monitors[0]
+        .endpoint
+        .clone();
+    assert_eq!(path.as_str(), "https://openrouter.ai/api/v1");
+    assert_error(&with("https://h/a/../v1"), 7, "`..` segment");
+    assert_error(&with("https://h/a/%2E%2E/v1"), 7, "%-escape");
     assert_error(&with("https://h/?x=1"), 7, "query");
     assert_error(&with("https://h/#f"), 7, "fragment");
     assert_error(&with("https://u:p@h/"), 7, "user:password@");
     assert_error(&with("ftp://h"), 7, "scheme `ftp`");
-    assert_error(&with("not a url"), 7, "is not a URL");
+    assert_error(&with("not-a-url"), 7, "is not a URL");
+    assert_error(&with("https://h/ v1"), 7, "whitespace");
     assert_error(
         &with("http://10.0.0.5:8000"),
         7,
@@ -853,18 +860,24 @@ fn headers_and_keys_never_print() {
 }
 
 /// Every provider × api of the registry goes through the same rules, so a new registry line
-/// is validated without a test of its own: the default origin (https), the protocol's key
-/// headers refused in `headers`, each reserved key refused in `body`, an `api` the provider
+/// is validated without a test of its own: the default base URL, the key header refused in
+/// `headers`, each reserved key refused in `body`, an `api` the provider
 /// does not offer refused, and the names stored as written.
 #[test]
 fn every_registry_entry_is_validated_the_same_way() {
     for p in Provider::all() {
         for api in p.apis() {
             let protocol = api.protocol();
+            // A preset without a default URL needs one; a local one needs plain http.
+            let endpoint = match p.base_url() {
+                BaseUrl::Known(_) => "",
+                BaseUrl::Required(_) => "endpoint = \"https://r.example.com/openai/v1\"\n",
+            };
             let base = format!(
-                "[[monitor]]\nid = \"m\"\nprovider = \"{p}\"\napi = \"{}\"\nmodel = \"x\"\napi_key = \"k\"\n",
+                "[network]\nallow_http = true\n[[monitor]]\nid = \"m\"\nprovider = \"{p}\"\napi = \"{}\"\nmodel = \"x\"\napi_key = \"k\"\n{endpoint}",
                 api.as_str()
             );
+            let line = 9 + usize::from(!endpoint.is_empty());
             let m = &ok(&base).config.monitors[0];
             assert_eq!((m.provider, m.api), (p, api));
             assert_eq!(
@@ -872,22 +885,22 @@ fn every_registry_entry_is_validated_the_same_way() {
                 (p.as_str(), api.as_str())
             );
             assert_eq!(m.protocol().name(), protocol.name());
-            assert_eq!(m.endpoint.scheme(), "https", "{p}");
-            assert_eq!(m.endpoint, Url::parse(p.origin()).unwrap(), "{p}");
+            if let BaseUrl::Known(url) = p.base_url() {
+                assert_eq!(m.endpoint, Url::parse(url).unwrap(), "{p}");
+            }
             let default = ok(&base.replace(&format!("api = \"{}\"\n", api.as_str()), ""));
             assert_eq!(default.config.monitors[0].api, p.default_api(), "{p}");
 
-            for h in protocol.key_headers() {
-                assert_error(
-                    &format!("{base}headers = {{ {} = \"x\" }}\n", h.to_ascii_uppercase()),
-                    7,
-                    &format!("header `{h}` carries the {p} API key"),
-                );
-            }
+            let h = p.default_auth(api).header_name().to_owned();
+            assert_error(
+                &format!("{base}headers = {{ {} = \"x\" }}\n", h.to_ascii_uppercase()),
+                line,
+                &format!("header `{h}` carries the {p} API key"),
+            );
             for k in protocol.reserved_body_keys() {
                 assert_error(
                     &format!("{base}body = {{ {k} = 1 }}\n"),
-                    7,
+                    line,
                     &format!(
                         "body key `{k}` of monitor `m` is set by the probe for the {} protocol",
                         protocol.name()

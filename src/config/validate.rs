@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use url::Url;
 
-use crate::provider::{self, Provider};
+use crate::provider::{self, Auth, Provider};
 
 /// Longest model name accepted (real ones are far shorter; this stops pasted garbage).
 pub(super) const MAX_MODEL_CHARS: usize = 256;
@@ -27,19 +27,36 @@ const MANAGED_HEADERS: &[&str] = &[
     "proxy-connection",
 ];
 
-/// Parses an endpoint and insists on a bare origin (`scheme://host[:port]`), returned with
-/// the path `/` so that `https://h` and `https://h/` compare equal.
+/// Parses an endpoint: a base URL as the provider's SDK takes it (`https://host[:port]` and
+/// an optional path such as `/api/v1`), returned with trailing slashes removed (`/` alone
+/// for an origin) so that `https://h` and `https://h/` compare equal. What the `url` crate
+/// would quietly rewrite (backslashes, dot segments, whitespace) is refused here on the raw
+/// text, so the URL chanmon calls is the one the user wrote.
 pub(super) fn parse_endpoint(s: &str) -> Result<Url, String> {
-    const ALLOWED: &str =
-        "use an origin such as https://api.openai.com (chanmon adds the API paths itself)";
-    let url = Url::parse(s.trim()).map_err(|e| format!("\"{s}\" is not a URL ({e}); {ALLOWED}"))?;
+    const ALLOWED: &str = "use the base URL your SDK uses, e.g. https://api.openai.com or https://openrouter.ai/api/v1";
+    if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "the endpoint contains whitespace or a control character ({c:?}); {ALLOWED}"
+        ));
+    }
+    if s.contains('\\') {
+        return Err(format!(
+            "the endpoint contains a backslash, which URLs treat as `/`; {ALLOWED}"
+        ));
+    }
+    let mut url = Url::parse(s).map_err(|e| format!("\"{s}\" is not a URL ({e}); {ALLOWED}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
             "scheme `{}` is not supported; {ALLOWED}",
             url.scheme()
         ));
     }
-    if !url.username().is_empty() || url.password().is_some() {
+    let after_scheme = s.split_once("://").map_or("", |(_, rest)| rest);
+    let authority = after_scheme
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    if authority.contains('@') || !url.username().is_empty() || url.password().is_some() {
         return Err(format!(
             "the endpoint must not contain user:password@; put credentials in api_key or headers; {ALLOWED}"
         ));
@@ -47,23 +64,179 @@ pub(super) fn parse_endpoint(s: &str) -> Result<Url, String> {
     if url.host().is_none() {
         return Err(format!("\"{s}\" has no host; {ALLOWED}"));
     }
-    if url.path() != "/" {
+    if url.query().is_some() || s.contains('?') {
         return Err(format!(
-            "the endpoint has the path `{}`; {ALLOWED}",
-            url.path()
+            "the endpoint must not have a query (`?…`); put parameters such as api-version in a `query` table; {ALLOWED}"
         ));
     }
-    if url.query().is_some() {
-        return Err(format!(
-            "the endpoint must not have a query (`?…`); {ALLOWED}"
-        ));
-    }
-    if url.fragment().is_some() {
+    if url.fragment().is_some() || s.contains('#') {
         return Err(format!(
             "the endpoint must not have a fragment (`#…`); {ALLOWED}"
         ));
     }
+    let raw_path = &after_scheme[authority.len()..];
+    check_endpoint_path(raw_path)?;
+    let trimmed = raw_path.trim_end_matches('/');
+    url.set_path(if trimmed.is_empty() { "/" } else { trimmed });
     Ok(url)
+}
+
+/// The path of an endpoint as written: plain segments only, no dot segments, no empty ones,
+/// no escapes that a server could decode into `/`, `\`, `.` or a control character.
+fn check_endpoint_path(raw: &str) -> Result<(), String> {
+    let is_pchar = |c: char| c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@%".contains(c);
+    if let Some(c) = raw.chars().find(|&c| c != '/' && !is_pchar(c)) {
+        let hint = if matches!(c, '{' | '}' | '<' | '>') {
+            " (replace the placeholder with your own value)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "the endpoint path `{raw}` contains `{c}`{hint}; write it as your SDK's base URL, with letters, digits and -._~ in each segment"
+        ));
+    }
+    let segments: Vec<&str> = raw.trim_end_matches('/').split('/').skip(1).collect();
+    for seg in segments {
+        if seg.is_empty() {
+            return Err(format!(
+                "the endpoint path `{raw}` has an empty segment (`//`)"
+            ));
+        }
+        if seg == "." || seg == ".." {
+            return Err(format!(
+                "the endpoint path `{raw}` has a `{seg}` segment; write the path it means"
+            ));
+        }
+        let bytes = seg.as_bytes();
+        for (i, _) in seg.match_indices('%') {
+            let decoded = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("the endpoint path `{raw}` has a bad %-escape"))?;
+            if matches!(decoded, b'/' | b'\\' | b'.') || decoded.is_ascii_control() {
+                return Err(format!(
+                    "the endpoint path `{raw}` hides `{}` in a %-escape; write the path plainly",
+                    char::from(decoded).escape_default()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Query parameter names that carry credentials: refused in `query`, because a query string
+/// ends up in logs and proxies (and chanmon prints the endpoint). Keys go in `api_key`,
+/// other secrets in `headers` (sealed at rest).
+const SECRET_QUERY_WORDS: &[&str] = &[
+    "key",
+    "token",
+    "secret",
+    "signature",
+    "password",
+    "passwd",
+    "credential",
+    "auth",
+    "session",
+];
+const SECRET_QUERY_NAMES: &[&str] = &["sig", "pwd", "pass", "code", "jwt", "sas", "se", "sp", "sv"];
+
+/// A `query` parameter name: URL-safe, and not one that looks like a credential.
+pub(super) fn check_query_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+    {
+        return Err(format!(
+            "query parameter name \"{name}\" must be letters, digits and -._~ (e.g. \"api-version\")"
+        ));
+    }
+    let lower = name.to_ascii_lowercase();
+    let squashed: String = lower
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    if SECRET_QUERY_WORDS.iter().any(|w| squashed.contains(w))
+        || SECRET_QUERY_NAMES.contains(&squashed.as_str())
+    {
+        return Err(format!(
+            "query parameter \"{name}\" looks like a credential, and a query string is not secret (it shows in logs and proxies); send the key with api_key (and `auth` to choose its header) or a secret header in `headers`"
+        ));
+    }
+    Ok(())
+}
+
+/// A `query` value: one line, at most 1024 characters (it is URL-encoded when sent).
+pub(super) fn check_query_value(v: &str) -> Result<(), String> {
+    if v.chars().any(char::is_control) {
+        return Err("the value contains control characters".into());
+    }
+    if v.chars().count() > 1024 {
+        return Err("the value is longer than 1024 characters".into());
+    }
+    Ok(())
+}
+
+/// The auth styles by name; anything else must be a header name.
+const AUTH_STYLES: &[(&str, Auth)] = &[
+    ("bearer", Auth::Bearer),
+    ("api-key", Auth::API_KEY),
+    ("x-api-key", Auth::X_API_KEY),
+    ("x-goog-api-key", Auth::X_GOOG_API_KEY),
+];
+/// Words that name a way of authenticating chanmon does not have, rather than a header.
+const NOT_AUTH_HEADERS: &[&str] = &[
+    "basic",
+    "digest",
+    "oauth",
+    "oauth2",
+    "query",
+    "none",
+    "header",
+    "key",
+    "token",
+    "bearer-token",
+    "apikey",
+    "api_key",
+    "url",
+    "ntlm",
+    "negotiate",
+    "aws",
+    "sigv4",
+];
+/// Headers the probe sets itself: they cannot carry the key.
+const PROBE_HEADERS: &[&str] = &["accept", "content-type", "user-agent"];
+
+/// `auth = "…"`: a style by name, or the name of the header that carries the key as it is.
+pub(super) fn parse_auth(s: &str) -> Result<Auth, String> {
+    let allowed = format!(
+        "allowed: {}, or the name of a header that carries the key as it is (e.g. \"x-relay-key\")",
+        AUTH_STYLES
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let lower = s.trim().to_ascii_lowercase();
+    if let Some((_, a)) = AUTH_STYLES.iter().find(|(n, _)| *n == lower) {
+        return Ok(a.clone());
+    }
+    if NOT_AUTH_HEADERS.contains(&lower.as_str()) {
+        return Err(format!("unknown auth style \"{s}\"; {allowed}"));
+    }
+    let name =
+        check_header_name(s.trim()).map_err(|e| format!("unknown auth style: {e}; {allowed}"))?;
+    if PROBE_HEADERS.contains(&name.as_str()) {
+        return Err(format!(
+            "header `{name}` is set by the probe and cannot carry the key; {allowed}"
+        ));
+    }
+    if name == "authorization" {
+        // The raw key in `Authorization` (no `Bearer `) is a real relay style; keep it.
+        return Ok(Auth::Header("authorization".into()));
+    }
+    Ok(Auth::Header(name.into()))
 }
 
 /// A model name as the provider would accept it.
@@ -223,16 +396,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoints_are_origins_and_normalised() {
+    fn endpoints_are_base_urls_and_normalised() {
         let a = parse_endpoint("https://api.openai.com").unwrap();
         let b = parse_endpoint("https://api.openai.com/").unwrap();
         assert_eq!(a, b);
         assert_eq!(a.as_str(), "https://api.openai.com/");
         assert!(parse_endpoint("http://127.0.0.1:8080").is_ok());
         assert!(parse_endpoint("https://API.Example.COM:8443/").is_ok());
+        for (input, want) in [
+            (
+                "https://openrouter.ai/api/v1",
+                "https://openrouter.ai/api/v1",
+            ),
+            (
+                "https://openrouter.ai/api/v1/",
+                "https://openrouter.ai/api/v1",
+            ),
+            ("https://h/a//", "https://h/a"),
+            (
+                "https://gateway.ai.cloudflare.com/v1/acc-1/gw_2/openai",
+                "https://gateway.ai.cloudflare.com/v1/acc-1/gw_2/openai",
+            ),
+            ("https://h/v1beta/openai", "https://h/v1beta/openai"),
+            ("https://h/a%20b", "https://h/a%20b"),
+        ] {
+            assert_eq!(parse_endpoint(input).unwrap().as_str(), want, "{input}");
+        }
 
         let cases = [
-            ("https://api.openai.com/v1", "path `/v1`"),
+            ("https://h/a/../v1", "`..` segment"),
+            ("https://h/./v1", "`.` segment"),
+            ("https://h/a/%2e%2e/v1", "%-escape"),
+            ("https://h/a/.%2E/v1", "%-escape"),
+            ("https://h/a%2fb", "%-escape"),
+            ("https://h/a%5Cb", "%-escape"),
+            ("https://h/a%00b", "%-escape"),
+            ("https://h/a%zz", "bad %-escape"),
+            ("https://h//v1", "empty segment"),
+            ("https://h/v1\\..\\x", "backslash"),
+            ("https://evil.com\\@good.com/", "backslash"),
+            ("https://h/v 1", "whitespace"),
+            (" https://h/", "whitespace"),
+            ("https://h/v1\t", "whitespace"),
+            ("https://h/v1/{account}/x", "placeholder"),
+            ("https://h/v1/\u{e9}", "contains"),
+            ("https://@h/", "user:password@"),
+            ("https://h/v1?api-version=1", "query"),
             ("https://h/?a=1", "query"),
             ("https://h/?", "query"),
             ("https://h/#x", "fragment"),
@@ -242,11 +451,77 @@ mod tests {
             ("api.openai.com", "not a URL"),
             ("https://", "not a URL"),
             ("", "not a URL"),
+            ("javascript:alert(1)", "scheme"),
+            ("file:///etc/passwd", "scheme"),
         ];
         for (input, want) in cases {
             let err = parse_endpoint(input).unwrap_err();
             assert!(err.contains(want), "{input}: {err}");
         }
+    }
+
+    #[test]
+    fn query_names_that_look_like_credentials_are_refused() {
+        for good in ["api-version", "api_version", "model-family", "region", "v"] {
+            assert!(check_query_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "key",
+            "KEY",
+            "api_key",
+            "api-key",
+            "apiKey",
+            "token",
+            "access_token",
+            "Secret",
+            "client_secret",
+            "signature",
+            "sig",
+            "X-Amz-Signature",
+            "password",
+            "auth",
+            "code",
+        ] {
+            let e = check_query_name(bad).unwrap_err();
+            assert!(e.contains("looks like a credential"), "{bad}: {e}");
+        }
+        for bad in ["", "a b", "a=b", "a&b", "é"] {
+            assert!(
+                check_query_name(bad).unwrap_err().contains("letters"),
+                "{bad}"
+            );
+        }
+        assert!(check_query_value("2024-10-21").is_ok());
+        assert!(check_query_value("a\nb").is_err());
+        assert!(check_query_value(&"x".repeat(1025)).is_err());
+    }
+
+    #[test]
+    fn auth_styles() {
+        assert_eq!(parse_auth("bearer").unwrap(), Auth::Bearer);
+        assert_eq!(parse_auth("Bearer").unwrap(), Auth::Bearer);
+        assert_eq!(parse_auth("api-key").unwrap(), Auth::API_KEY);
+        assert_eq!(parse_auth("x-api-key").unwrap(), Auth::X_API_KEY);
+        assert_eq!(parse_auth("x-goog-api-key").unwrap(), Auth::X_GOOG_API_KEY);
+        assert_eq!(
+            parse_auth("X-Relay-Key").unwrap(),
+            Auth::Header("x-relay-key".into())
+        );
+        assert_eq!(parse_auth("authorization").unwrap().header("k").1, "k");
+        for bad in ["basic", "OAuth", "query", "none", ""] {
+            let e = parse_auth(bad).unwrap_err();
+            assert!(
+                e.contains("unknown auth style") && e.contains("allowed: bearer"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(parse_auth("x relay").unwrap_err().contains("RFC 7230"));
+        assert!(
+            parse_auth("content-type")
+                .unwrap_err()
+                .contains("set by the probe")
+        );
+        assert!(parse_auth("host").unwrap_err().contains("managed"));
     }
 
     #[test]
@@ -296,8 +571,14 @@ mod tests {
         assert!(provider_list().starts_with("openai, anthropic, gemini"));
         assert!(provider_choice().starts_with("\"openai\", \"anthropic\""));
         assert!(provider_choice().contains(" or \""));
-        assert_eq!(api_list(), "chat, responses (openai only)");
-        assert_eq!(providers_with_api("responses"), "\"openai\"");
+        assert_eq!(
+            api_list(),
+            "chat, responses (openai, groq, xai, moonshot, azure only)"
+        );
+        assert_eq!(
+            providers_with_api("responses"),
+            "\"openai\", \"groq\", \"xai\", \"moonshot\" or \"azure\""
+        );
         assert_eq!(providers_with_api("nothing"), "");
     }
 

@@ -4,10 +4,12 @@
 //! userinfo, internal names and denied IP literals before anything is sent, and its DNS
 //! resolver refuses names that resolve to a denied address, at connect time. Redirects are
 //! never followed; environment proxies are ignored unless the config names a proxy (which is
-//! then trusted to resolve names itself).
+//! then trusted to resolve names itself). TLS settings beyond the system's trust store (extra
+//! roots, a client certificate, `tls_insecure`) live in `tls`.
 
 mod deny;
 mod resolver;
+mod tls;
 mod url_check;
 
 use std::fmt;
@@ -20,6 +22,10 @@ use url::Url;
 
 use crate::model::Kind;
 
+#[cfg(test)]
+pub(crate) use tls::counters as tls_counters;
+pub use tls::{ClientIdentity, PemFile, TlsSettings};
+pub(crate) use tls::{key_mode_warning, load_ca, load_identity};
 pub(crate) use url_check::check_url;
 
 /// `[network]` settings (and per-monitor overrides of the same keys).
@@ -37,6 +43,9 @@ pub struct NetworkPolicy {
     pub max_body: usize,
     /// DNS + TCP + TLS (default 10s).
     pub connect_timeout: Duration,
+    /// Extra roots, a client certificate, `tls_insecure`. Part of the client map's key, so
+    /// monitors with the same settings share one client.
+    pub tls: TlsSettings,
 }
 
 impl fmt::Debug for NetworkPolicy {
@@ -55,6 +64,7 @@ impl fmt::Debug for NetworkPolicy {
             .field("proxy", &proxy)
             .field("max_body", &self.max_body)
             .field("connect_timeout", &self.connect_timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -68,6 +78,7 @@ impl Default for NetworkPolicy {
             proxy: None,
             max_body: 1 << 20,
             connect_timeout: Duration::from_secs(10),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -130,6 +141,12 @@ impl HttpClient {
             ),
             None => b.no_proxy(),
         };
+        b = tls::configure(b, &policy.tls)?;
+        if policy.tls.insecure {
+            tracing::warn!(
+                "tls_insecure = true: certificates of the servers reached with these settings are NOT checked (anyone on the path can read the keys sent)"
+            );
+        }
         let client = b.build().map_err(|e| NetError::Build(e.to_string()))?;
         Ok(HttpClient {
             client,
@@ -200,6 +217,11 @@ pub fn classify_error(err: &reqwest::Error) -> (Kind, String) {
     while let Some(e) = source {
         if let Some(b) = e.downcast_ref::<Blocked>() {
             return (Kind::Blocked, b.to_string());
+        }
+        // rustls says which check failed; its error hides inside an io::Error, whose
+        // `source()` skips it.
+        if let Some(why) = tls::explain(e) {
+            return (Kind::Tls, why);
         }
         if e.downcast_ref::<resolver::DnsError>().is_some() {
             kind.get_or_insert(Kind::Dns);

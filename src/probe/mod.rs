@@ -23,7 +23,7 @@ use serde_json::Value;
 use crate::config::{KeyState, Monitor, MonitorConfig};
 use crate::model::{CheckResult, Kind, ReplyFacts, Timestamp, millis_u32, tidy_message};
 use crate::net::{self, HttpClient};
-use crate::provider::{Piece, Protocol, wire};
+use crate::provider::{self, Piece, Protocol, wire};
 use crate::redact::Redactor;
 
 use challenge::Challenge;
@@ -63,7 +63,8 @@ pub async fn probe_monitor(
         }
     };
     let key = zeroize::Zeroizing::new(key);
-    let ping = ping(client, &cfg.endpoint, cfg.timeout.min(PING_TIMEOUT));
+    let origin = cfg.origin();
+    let ping = ping(client, &origin, cfg.timeout.min(PING_TIMEOUT));
     let models: Vec<String> = cfg.models().map(str::to_owned).collect();
     let checks = futures_util::stream::iter(models.into_iter().enumerate())
         .map(|(i, model)| {
@@ -223,23 +224,17 @@ async fn exchange(a: &Attempt<'_>, reply: &mut Reply) -> Result<(), Stop> {
 /// URL, protocol headers, the user's headers, body: a request ready to send, or why not.
 fn build_request(a: &Attempt<'_>) -> Result<reqwest::RequestBuilder, Stop> {
     let cfg = a.cfg;
-    let url = cfg
-        .endpoint
-        .join(&a.protocol.path(a.model, cfg.stream))
-        .map_err(|e| {
-            (
-                Kind::ClientError,
-                format!("cannot build the request URL: {e}"),
-            )
-        })?;
+    let url = provider::request_url(&cfg.endpoint, a.protocol, &cfg.query, a.model, cfg.stream);
     let mut body = a.protocol.body(a.model, &a.challenge.prompt, cfg.stream);
     merge_body(&mut body, &cfg.body, a.protocol.reserved_body_keys());
     let mut req = a
         .client
         .request(reqwest::Method::POST, url)
         .map_err(|blocked| (Kind::Blocked, blocked.to_string()))?;
-    for (name, value) in a.protocol.auth_headers(a.key) {
-        req = req.header(name, value);
+    let (name, value) = cfg.auth.header(a.key);
+    req = req.header(name, value);
+    for (name, value) in a.protocol.fixed_headers() {
+        req = req.header(*name, *value);
     }
     for (name, value) in &cfg.headers {
         let v =

@@ -220,8 +220,11 @@ async fn every_registry_entry_probes_operational_and_classifies_errors_over_loop
                     panic!("{what}: the body is an object");
                 };
                 for s in &seen {
-                    for (name, value) in protocol.auth_headers(KEY) {
-                        assert_eq!(s.headers[name], value.as_str(), "{what}: {name}");
+                    let auth = provider.default_auth(api);
+                    let (name, value) = auth.header(KEY);
+                    assert_eq!(s.headers[name], value.as_str(), "{what}: {name}");
+                    for (name, value) in protocol.fixed_headers() {
+                        assert_eq!(s.headers[*name], *value, "{what}: {name}");
                     }
                     for key in expected.keys() {
                         assert!(s.body.get(key).is_some(), "{what}: body key {key}");
@@ -267,7 +270,8 @@ async fn a_fifth_provider_is_validated_and_probed_through_the_registry_alone() {
     let errors =
         parse(&config_text(fake, api, "").replace("\"chat\"", "\"responses\"")).unwrap_err();
     assert!(
-        errors[0].contains("works only with provider = \"openai\", not \"fake\""),
+        errors[0].contains("works only with provider = \"openai\", ")
+            && errors[0].contains(" or \"azure\", not \"fake\""),
         "{errors:?}"
     );
     // The user's headers and tuning keys are fine.

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::protocol::{Piece, Protocol, Usage};
+use super::protocol::{Auth, Piece, Protocol, Usage};
 use super::wire::{count_at, error_in, event_type, model_at, parse_json};
 
 pub(super) struct Anthropic;
@@ -20,15 +20,12 @@ impl Protocol for Anthropic {
         "/v1/messages".to_owned()
     }
 
-    fn key_headers(&self) -> &'static [&'static str] {
-        &["x-api-key"]
+    fn default_auth(&self) -> Auth {
+        Auth::X_API_KEY
     }
 
-    fn auth_headers(&self, key: &str) -> Vec<(&'static str, String)> {
-        vec![
-            ("x-api-key", key.to_owned()),
-            ("anthropic-version", "2023-06-01".to_owned()),
-        ]
+    fn fixed_headers(&self) -> &'static [(&'static str, &'static str)] {
+        &[("anthropic-version", "2023-06-01")]
     }
 
     fn body(&self, model: &str, prompt: &str, stream: bool) -> Value {

@@ -10,7 +10,7 @@
 
 use serde_json::{Value, json};
 
-use super::protocol::{Piece, Protocol, Sample, halves};
+use super::protocol::{Auth, Piece, Protocol, Sample, halves};
 use super::wire::{kind_of_status, parse_json, percent_encode};
 use crate::model::Kind;
 
@@ -45,15 +45,12 @@ impl Protocol for Fake {
         format!("/fake/v0/ask/{}{query}", percent_encode(model))
     }
 
-    fn key_headers(&self) -> &'static [&'static str] {
-        &["x-fake-key"]
+    fn default_auth(&self) -> Auth {
+        Auth::Header(std::borrow::Cow::Borrowed("x-fake-key"))
     }
 
-    fn auth_headers(&self, key: &str) -> Vec<(&'static str, String)> {
-        vec![
-            ("x-fake-key", key.to_owned()),
-            ("x-fake-version", "0".to_owned()),
-        ]
+    fn fixed_headers(&self) -> &'static [(&'static str, &'static str)] {
+        &[("x-fake-version", "0")]
     }
 
     fn body(&self, _model: &str, prompt: &str, stream: bool) -> Value {

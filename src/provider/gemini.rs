@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use super::protocol::{Piece, Protocol, Usage};
+use super::protocol::{Auth, Piece, Protocol, Usage};
 use super::wire::{count_at, error_in, kind_of_status, model_at, parse_json, percent_encode};
 use crate::model::Kind;
 
@@ -108,12 +108,8 @@ impl Protocol for Gemini {
         }
     }
 
-    fn key_headers(&self) -> &'static [&'static str] {
-        &["x-goog-api-key"]
-    }
-
-    fn auth_headers(&self, key: &str) -> Vec<(&'static str, String)> {
-        vec![("x-goog-api-key", key.to_owned())]
+    fn default_auth(&self) -> Auth {
+        Auth::X_GOOG_API_KEY
     }
 
     fn body(&self, _model: &str, prompt: &str, _stream: bool) -> Value {

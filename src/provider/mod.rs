@@ -5,8 +5,13 @@
 //! openai responses, anthropic, gemini): one file here implements [`Protocol`] and owns
 //! everything about it: auth headers, reserved body keys, the request, reply and SSE parsing,
 //! its own error classification. A *provider* is what the config names (`provider =
-//! "openai"`): a default origin and the protocols it offers under the `api` names the config
+//! "openai"`): a default base URL and the protocols it offers under the `api` names the config
 //! uses, the first being the default.
+//!
+//! Beside the three native providers the registry holds *presets*: services that speak one of
+//! these protocols at their own base URL, sometimes with their own auth header (Azure's
+//! `api-key`). A preset is a [`preset`] line: name, default base URL (or none when the URL
+//! names the user's own resource), protocols, auth.
 //!
 //! - Adding a protocol: one new file implementing [`Protocol`] (with its `sample_reply`), one
 //!   `mod` line and one line in `PROVIDERS`.
@@ -32,18 +37,30 @@ use std::hash::{Hash, Hasher};
 
 use crate::official::StatusFormat;
 
-pub use protocol::{Piece, Protocol, Usage};
+pub use protocol::{Auth, Piece, Protocol, Usage};
 
 /// One provider as the config names it.
 struct ProviderDef {
     /// `provider = "…"` in the config; stored in the database.
     name: &'static str,
-    /// The origin used when a monitor has no `endpoint`.
-    origin: &'static str,
+    /// What a monitor without `endpoint` talks to.
+    base_url: BaseUrl,
     /// The protocols offered, by `api` name; the first is the default. Never empty.
     apis: &'static [ApiDef],
+    /// How the key is sent when the monitor sets no `auth`; `None`: the protocol's own way.
+    auth: Option<Auth>,
     /// The provider's public status page (`official_status = "auto"`); `None` when it has none.
     status_page: Option<(&'static str, StatusFormat)>,
+}
+
+/// A provider's base URL, as its SDKs and docs give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseUrl {
+    /// Used when a monitor leaves `endpoint` out.
+    Known(&'static str),
+    /// None exists: the URL names the user's own resource, so `endpoint` is required. The
+    /// text is the URL's shape, for the message.
+    Required(&'static str),
 }
 
 /// One protocol as a provider offers it.
@@ -57,15 +74,41 @@ const fn api(name: &'static str, protocol: &'static dyn Protocol) -> ApiDef {
     ApiDef { name, protocol }
 }
 
+/// OpenAI's two protocols, chat first.
+const OPENAI_APIS: &[ApiDef] = &[
+    api("chat", &openai_chat::OpenAiChat),
+    api("responses", &openai_responses::OpenAiResponses),
+];
+/// OpenAI chat only: most compatible services have no Responses API.
+const CHAT: &[ApiDef] = &[api("chat", &openai_chat::OpenAiChat)];
+
+/// A preset: a service over existing protocols, without a status page of ours to poll.
+const fn preset(
+    name: &'static str,
+    base_url: BaseUrl,
+    apis: &'static [ApiDef],
+    auth: Option<Auth>,
+) -> ProviderDef {
+    ProviderDef {
+        name,
+        base_url,
+        apis,
+        auth,
+        status_page: None,
+    }
+}
+
+use BaseUrl::{Known, Required};
+
 /// The registry. Order matters for messages: it is the order in which providers are listed.
+/// The presets' base URLs are the ones their documentation gives the OpenAI SDK (sources in
+/// docs/config.md); `tests.rs` pins each one's request URL and auth header.
 static PROVIDERS: &[ProviderDef] = &[
     ProviderDef {
         name: "openai",
-        origin: "https://api.openai.com",
-        apis: &[
-            api("chat", &openai_chat::OpenAiChat),
-            api("responses", &openai_responses::OpenAiResponses),
-        ],
+        base_url: Known("https://api.openai.com"),
+        apis: OPENAI_APIS,
+        auth: None,
         status_page: Some((
             "https://status.openai.com/api/v2/summary.json",
             StatusFormat::Statuspage,
@@ -73,8 +116,9 @@ static PROVIDERS: &[ProviderDef] = &[
     },
     ProviderDef {
         name: "anthropic",
-        origin: "https://api.anthropic.com",
+        base_url: Known("https://api.anthropic.com"),
         apis: &[api("chat", &anthropic::Anthropic)],
+        auth: None,
         status_page: Some((
             "https://status.anthropic.com/api/v2/summary.json",
             StatusFormat::Statuspage,
@@ -82,18 +126,62 @@ static PROVIDERS: &[ProviderDef] = &[
     },
     ProviderDef {
         name: "gemini",
-        origin: "https://generativelanguage.googleapis.com",
+        base_url: Known("https://generativelanguage.googleapis.com"),
         apis: &[api("chat", &gemini::Gemini)],
+        auth: None,
         status_page: Some((
             "https://status.cloud.google.com/incidents.json",
             StatusFormat::GoogleIncidents,
         )),
     },
+    preset(
+        "openrouter",
+        Known("https://openrouter.ai/api/v1"),
+        CHAT,
+        None,
+    ),
+    preset(
+        "groq",
+        Known("https://api.groq.com/openai/v1"),
+        OPENAI_APIS,
+        None,
+    ),
+    preset("deepseek", Known("https://api.deepseek.com"), CHAT, None),
+    preset("xai", Known("https://api.x.ai/v1"), OPENAI_APIS, None),
+    preset("mistral", Known("https://api.mistral.ai/v1"), CHAT, None),
+    preset("together", Known("https://api.together.xyz/v1"), CHAT, None),
+    preset(
+        "fireworks",
+        Known("https://api.fireworks.ai/inference/v1"),
+        CHAT,
+        None,
+    ),
+    preset(
+        "moonshot",
+        Known("https://api.moonshot.ai/v1"),
+        OPENAI_APIS,
+        None,
+    ),
+    preset(
+        "zhipu",
+        Known("https://open.bigmodel.cn/api/paas/v4"),
+        CHAT,
+        None,
+    ),
+    preset(
+        "azure",
+        Required("https://{resource}.openai.azure.com/openai/v1"),
+        OPENAI_APIS,
+        Some(Auth::API_KEY),
+    ),
+    preset("ollama", Known("http://127.0.0.1:11434/v1"), CHAT, None),
+    preset("vllm", Known("http://127.0.0.1:8000/v1"), CHAT, None),
     #[cfg(test)]
     ProviderDef {
         name: "fake",
-        origin: "https://api.fake.example",
+        base_url: Known("https://api.fake.example"),
         apis: &[api("chat", &fake::Fake)],
+        auth: None,
         status_page: None,
     },
 ];
@@ -118,9 +206,17 @@ impl Provider {
         self.0.name
     }
 
-    /// The public origin, used when a monitor leaves `endpoint` out.
-    pub fn origin(self) -> &'static str {
-        self.0.origin
+    /// What a monitor without `endpoint` talks to, or that it must name one.
+    pub fn base_url(self) -> BaseUrl {
+        self.0.base_url
+    }
+
+    /// How the key is sent for `api` when the monitor sets no `auth`.
+    pub fn default_auth(self, api: Api) -> Auth {
+        self.0
+            .auth
+            .clone()
+            .unwrap_or_else(|| api.protocol().default_auth())
     }
 
     /// The public status page and its format, for `official_status = "auto"`.
@@ -210,6 +306,41 @@ impl fmt::Debug for Api {
             .field(&self.protocol().name())
             .finish()
     }
+}
+
+/// The URL of one request: the monitor's endpoint (`base`, its path without a trailing `/`)
+/// joined with the protocol's path the way the SDKs do it (see
+/// [`Protocol::base_url_path`]), then the protocol's own query and the monitor's `query`
+/// pairs, URL-encoded.
+pub fn request_url(
+    base: &url::Url,
+    protocol: &dyn Protocol,
+    query: &[(String, String)],
+    model: &str,
+    stream: bool,
+) -> url::Url {
+    let full = protocol.path(model, stream);
+    let (path, own_query) = match full.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (full.as_str(), None),
+    };
+    let prefix = base.path().trim_end_matches('/');
+    let rest = if prefix.is_empty() {
+        path
+    } else {
+        path.strip_prefix(protocol.base_url_path()).unwrap_or(path)
+    };
+    let mut url = base.clone();
+    url.set_path(&format!("{prefix}{rest}"));
+    url.set_query(own_query);
+    url.set_fragment(None);
+    if !query.is_empty() {
+        let mut pairs = url.query_pairs_mut();
+        for (k, v) in query {
+            pairs.append_pair(k, v);
+        }
+    }
+    url
 }
 
 /// Every `api` name some provider offers, once each, in registry order.

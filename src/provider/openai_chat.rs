@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use super::protocol::{Piece, Protocol, Usage};
+use super::protocol::{Auth, Piece, Protocol, Usage};
 use super::wire::{count_at, error_in, is_reasoning_model, model_at, parse_json, text_of};
 use crate::model::Kind;
 
@@ -23,12 +23,12 @@ impl Protocol for OpenAiChat {
         "/v1/chat/completions".to_owned()
     }
 
-    fn key_headers(&self) -> &'static [&'static str] {
-        &["authorization"]
+    fn base_url_path(&self) -> &'static str {
+        "/v1"
     }
 
-    fn auth_headers(&self, key: &str) -> Vec<(&'static str, String)> {
-        vec![("authorization", format!("Bearer {key}"))]
+    fn default_auth(&self) -> Auth {
+        Auth::Bearer
     }
 
     fn body(&self, model: &str, prompt: &str, stream: bool) -> Value {

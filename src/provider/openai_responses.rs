@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::protocol::{Piece, Protocol, Usage};
+use super::protocol::{Auth, Piece, Protocol, Usage};
 use super::wire::{count_at, error_in, event_type, is_reasoning_model, model_at, parse_json};
 use crate::model::Kind;
 
@@ -22,12 +22,12 @@ impl Protocol for OpenAiResponses {
         "/v1/responses".to_owned()
     }
 
-    fn key_headers(&self) -> &'static [&'static str] {
-        &["authorization"]
+    fn base_url_path(&self) -> &'static str {
+        "/v1"
     }
 
-    fn auth_headers(&self, key: &str) -> Vec<(&'static str, String)> {
-        vec![("authorization", format!("Bearer {key}"))]
+    fn default_auth(&self) -> Auth {
+        Auth::Bearer
     }
 
     fn body(&self, model: &str, prompt: &str, stream: bool) -> Value {

@@ -5,6 +5,8 @@
 //! This file and `wire.rs` depend on nothing else in `provider/`, so the protocol files can
 //! use them and the registry can list the protocols without a cycle.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use super::wire;
@@ -51,17 +53,71 @@ impl Usage {
     }
 }
 
+/// How the API key travels: the header that carries it, and in what form. A monitor's `auth`
+/// picks one; the protocol (or a preset in the registry) gives the default. The header chosen
+/// is the one the config's `headers` may not set.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Auth {
+    /// `authorization: Bearer KEY` (OpenAI and everything compatible).
+    Bearer,
+    /// `NAME: KEY`, the key as it is; the name lower-case (`x-api-key`, Azure's `api-key`).
+    Header(Cow<'static, str>),
+}
+
+impl Auth {
+    /// Azure OpenAI's header.
+    pub const API_KEY: Auth = Auth::Header(Cow::Borrowed("api-key"));
+    /// Anthropic's header.
+    pub const X_API_KEY: Auth = Auth::Header(Cow::Borrowed("x-api-key"));
+    /// Google's header (never a `key=` query parameter).
+    pub const X_GOOG_API_KEY: Auth = Auth::Header(Cow::Borrowed("x-goog-api-key"));
+
+    /// The (lower-case) name of the header that carries the key.
+    pub fn header_name(&self) -> &str {
+        match self {
+            Auth::Bearer => "authorization",
+            Auth::Header(name) => name,
+        }
+    }
+
+    /// The header to send for `key`.
+    pub fn header(&self, key: &str) -> (&str, String) {
+        match self {
+            Auth::Bearer => ("authorization", format!("Bearer {key}")),
+            Auth::Header(name) => (name, key.to_owned()),
+        }
+    }
+
+    /// As the config writes it: `bearer`, or the header name.
+    pub fn as_config(&self) -> &str {
+        match self {
+            Auth::Bearer => "bearer",
+            Auth::Header(name) => name,
+        }
+    }
+}
+
 /// One wire format: everything chanmon knows about it lives in its implementation.
 pub trait Protocol: Sync {
     /// The protocol's name in messages, e.g. `openai chat` or `anthropic`.
     fn name(&self) -> &'static str;
     /// Path and query after the origin, e.g. `/v1/chat/completions`.
     fn path(&self, model: &str, stream: bool) -> String;
-    /// The (lower-case) names of the headers that carry the API key. The config refuses them
-    /// in `headers`: the key belongs in `api_key`.
-    fn key_headers(&self) -> &'static [&'static str];
-    /// Every header the protocol sets, the key headers among them.
-    fn auth_headers(&self, key: &str) -> Vec<(&'static str, String)>;
+    /// The start of [`Protocol::path`] that an SDK's `base_url` already holds, so that an
+    /// endpoint with a path replaces it: OpenAI's `base_url` is `https://api.openai.com/v1`, so
+    /// `https://openrouter.ai/api/v1` means `/api/v1/chat/completions`. Empty (the default)
+    /// when an endpoint's path is a prefix in front of the whole path (Anthropic, Gemini).
+    fn base_url_path(&self) -> &'static str {
+        ""
+    }
+    /// How the protocol's own clients send the key: a monitor's `auth` when neither it nor
+    /// the provider says otherwise.
+    fn default_auth(&self) -> Auth;
+    /// Headers the protocol always sends besides the key (lower-case names), e.g. Anthropic's
+    /// `anthropic-version`.
+    fn fixed_headers(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
     /// The request body for `prompt`.
     fn body(&self, model: &str, prompt: &str, stream: bool) -> Value;
     /// Top-level body keys the probe sets and the user's `body` may not override.

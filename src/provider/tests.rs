@@ -45,9 +45,16 @@ fn the_registry_is_well_formed() {
             assert!(!apis[..j].contains(a), "{p} offers api {a} twice");
             assert!(api_names().contains(a));
         }
-        let origin = url::Url::parse(p.origin()).expect("the origin is a URL");
-        assert_eq!(origin.scheme(), "https", "{p}");
-        assert_eq!(origin.path(), "/", "{p}: an origin has no path");
+        match p.base_url() {
+            BaseUrl::Known(base) => {
+                let base = url::Url::parse(base).expect("the base URL is a URL");
+                let local = base.host_str() == Some("127.0.0.1");
+                assert_eq!(base.scheme(), if local { "http" } else { "https" }, "{p}");
+                assert!(!base.path().ends_with('/') || base.path() == "/", "{p}");
+                assert!(base.query().is_none() && base.fragment().is_none(), "{p}");
+            }
+            BaseUrl::Required(shape) => assert!(shape.starts_with("https://"), "{p}"),
+        }
         if let Some((page, _)) = p.status_page() {
             let page = url::Url::parse(page).expect("the status page is a URL");
             assert_eq!(page.scheme(), "https", "{p}");
@@ -68,27 +75,23 @@ fn the_registry_is_well_formed() {
 }
 
 #[test]
-fn key_headers_are_exactly_the_headers_that_carry_the_key() {
+fn auth_and_fixed_headers_are_lower_case_and_apart() {
     let key = "k-registry-test-8f3a";
     for p in protocols() {
-        let set = p.auth_headers(key);
-        for name in p.key_headers() {
-            assert_eq!(*name, name.to_ascii_lowercase(), "{}", p.name());
-            assert!(
-                set.iter().any(|(n, v)| n == name && v.contains(key)),
-                "{}: key header {name} is not set with the key",
+        let auth = p.default_auth();
+        let (name, value) = auth.header(key);
+        assert_eq!(name, name.to_ascii_lowercase(), "{}", p.name());
+        assert_eq!(name, auth.header_name(), "{}", p.name());
+        assert!(value.contains(key), "{}", p.name());
+        for (fixed, v) in p.fixed_headers() {
+            assert_eq!(*fixed, fixed.to_ascii_lowercase(), "{}", p.name());
+            assert_ne!(
+                *fixed,
+                name,
+                "{}: a fixed header is the key header",
                 p.name()
             );
-        }
-        for (name, value) in &set {
-            assert_eq!(*name, name.to_ascii_lowercase(), "{}", p.name());
-            if value.contains(key) {
-                assert!(
-                    p.key_headers().contains(name),
-                    "{}: header {name} carries the key but is not a key header",
-                    p.name()
-                );
-            }
+            assert!(!v.contains(key));
         }
     }
 }
@@ -231,15 +234,213 @@ fn protocol_keys_per_provider() {
             .reserved_body_keys()
             .contains(&"messages")
     );
-    assert_eq!(protocol("anthropic", "chat").key_headers(), &["x-api-key"]);
     assert_eq!(
-        protocol("gemini", "chat").key_headers(),
-        &["x-goog-api-key"]
+        protocol("anthropic", "chat").default_auth(),
+        Auth::X_API_KEY
     );
     assert_eq!(
-        protocol("openai", "responses").key_headers(),
-        &["authorization"]
+        protocol("gemini", "chat").default_auth(),
+        Auth::X_GOOG_API_KEY
     );
+    assert_eq!(protocol("openai", "responses").default_auth(), Auth::Bearer);
+}
+
+fn url(s: &str) -> url::Url {
+    url::Url::parse(s).expect("a test URL")
+}
+
+/// The SDKs' meaning of a base URL: OpenAI's path replaces `/v1`, the others' is a prefix;
+/// an origin alone keeps the protocol's whole path; the monitor's query comes last, encoded.
+#[test]
+fn request_urls_join_the_endpoint_path_as_the_sdks_do() {
+    let p = |name: &str, api: &str| {
+        Provider::from_name(name)
+            .and_then(|p| p.api(api))
+            .expect("registered")
+            .protocol()
+    };
+    let none: &[(String, String)] = &[];
+    let cases = [
+        (
+            "https://api.openai.com/",
+            p("openai", "chat"),
+            "https://api.openai.com/v1/chat/completions",
+        ),
+        (
+            "https://api.openai.com/v1",
+            p("openai", "chat"),
+            "https://api.openai.com/v1/chat/completions",
+        ),
+        (
+            "https://openrouter.ai/api/v1",
+            p("openai", "chat"),
+            "https://openrouter.ai/api/v1/chat/completions",
+        ),
+        (
+            "https://h/v1beta/openai",
+            p("openai", "responses"),
+            "https://h/v1beta/openai/responses",
+        ),
+        (
+            "https://h/",
+            p("openai", "responses"),
+            "https://h/v1/responses",
+        ),
+        (
+            "https://gw/v1/acct/gw/anthropic",
+            p("anthropic", "chat"),
+            "https://gw/v1/acct/gw/anthropic/v1/messages",
+        ),
+        (
+            "https://api.anthropic.com/",
+            p("anthropic", "chat"),
+            "https://api.anthropic.com/v1/messages",
+        ),
+        (
+            "https://gw/google",
+            p("gemini", "chat"),
+            "https://gw/google/v1beta/models/m:generateContent",
+        ),
+    ];
+    for (base, protocol, want) in cases {
+        assert_eq!(
+            request_url(&url(base), protocol, none, "m", false).as_str(),
+            want,
+            "{base}"
+        );
+    }
+    let streamed = request_url(
+        &url("https://gw/google"),
+        p("gemini", "chat"),
+        none,
+        "m",
+        true,
+    );
+    assert_eq!(
+        streamed.as_str(),
+        "https://gw/google/v1beta/models/m:streamGenerateContent?alt=sse"
+    );
+    let q = [(
+        "api-version".to_owned(),
+        "2024-10-21 preview&x=1".to_owned(),
+    )];
+    let with_query = request_url(
+        &url("https://r.openai.azure.com/openai/v1"),
+        p("openai", "chat"),
+        &q,
+        "m",
+        true,
+    );
+    assert_eq!(
+        with_query.as_str(),
+        "https://r.openai.azure.com/openai/v1/chat/completions?api-version=2024-10-21+preview%26x%3D1"
+    );
+    let both = request_url(&url("https://gw/g"), p("gemini", "chat"), &q[..], "m", true);
+    assert_eq!(
+        both.query(),
+        Some("alt=sse&api-version=2024-10-21+preview%26x%3D1")
+    );
+}
+
+/// Every preset's request URL and auth header, pinned: a changed line in the registry shows
+/// here. (Integration tests send each preset's request to a loopback mock.)
+#[test]
+fn every_preset_is_pinned() {
+    let pinned: &[(&str, &str, &str)] = &[
+        (
+            "openai",
+            "https://api.openai.com/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "anthropic",
+            "https://api.anthropic.com/v1/messages",
+            "x-api-key",
+        ),
+        (
+            "gemini",
+            "https://generativelanguage.googleapis.com/v1beta/models/m:generateContent",
+            "x-goog-api-key",
+        ),
+        (
+            "openrouter",
+            "https://openrouter.ai/api/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "groq",
+            "https://api.groq.com/openai/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "deepseek",
+            "https://api.deepseek.com/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "xai",
+            "https://api.x.ai/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "mistral",
+            "https://api.mistral.ai/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "together",
+            "https://api.together.xyz/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "fireworks",
+            "https://api.fireworks.ai/inference/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "moonshot",
+            "https://api.moonshot.ai/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "zhipu",
+            "https://open.bigmodel.cn/api/paas/v4/chat/completions",
+            "authorization",
+        ),
+        ("azure", "", "api-key"),
+        (
+            "ollama",
+            "http://127.0.0.1:11434/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "vllm",
+            "http://127.0.0.1:8000/v1/chat/completions",
+            "authorization",
+        ),
+        (
+            "fake",
+            "https://api.fake.example/fake/v0/ask/m",
+            "x-fake-key",
+        ),
+    ];
+    let names: Vec<&str> = Provider::all().map(Provider::as_str).collect();
+    assert_eq!(names, pinned.iter().map(|(n, _, _)| *n).collect::<Vec<_>>());
+    for (name, want_url, want_header) in pinned {
+        let p = Provider::from_name(name).expect("registered");
+        let api = p.default_api();
+        assert_eq!(p.default_auth(api).header_name(), *want_header, "{name}");
+        match p.base_url() {
+            BaseUrl::Known(base) => {
+                let got = request_url(&url(base), api.protocol(), &[], "m", false);
+                assert_eq!(got.as_str(), *want_url, "{name}");
+            }
+            BaseUrl::Required(_) => assert!(want_url.is_empty(), "{name}"),
+        }
+    }
+    let azure = Provider::from_name("azure").expect("registered");
+    let responses = azure.api("responses").expect("azure offers responses");
+    assert_eq!(azure.default_auth(responses), Auth::API_KEY);
 }
 
 /// The model and the merged usage `pieces` report.

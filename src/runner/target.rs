@@ -227,6 +227,49 @@ mod tests {
         assert_eq!(results[1].model, "b");
     }
 
+    /// A fleet must not build a client (a connection pool, a TLS config) per monitor:
+    /// monitors with the same network and TLS settings share one, and the config reads a PEM
+    /// file named by thousands of `[monitor.network]` tables once.
+    #[tokio::test]
+    async fn monitors_with_the_same_tls_settings_share_one_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&key).unwrap().pem();
+        std::fs::write(dir.path().join("ca.pem"), ca).unwrap();
+        let mut text = String::new();
+        for i in 0..2000 {
+            text.push_str(&format!(
+                "[[monitor]]\nid = \"m{i}\"\nprovider = \"openai\"\nendpoint = \"https://api{i}.example.com/v1\"\napi_key = \"k\"\nmodel = \"a\"\n"
+            ));
+            if i % 2 == 0 {
+                text.push_str("[monitor.network]\nca_file = \"ca.pem\"\n");
+            }
+        }
+        let path = dir.path().join("monitors.toml");
+        let loaded = crate::config::parse(&text, &path, &|_| None).unwrap();
+        let monitors: Vec<Monitor> = loaded
+            .config
+            .monitors
+            .into_iter()
+            .map(|config| Monitor {
+                config,
+                key: KeyState::Ready(crate::secret::Secret::new("k")),
+            })
+            .collect();
+        let locks =
+            crate::store::probe_locks(&crate::store::Database::Sqlite(dir.path().join("c.db")));
+        let prober = Prober::new(locks, 4);
+        let targets = prober.prepare(monitors);
+        assert_eq!(targets.len(), 2000);
+        assert_eq!(
+            prober.lock_clients().len(),
+            2,
+            "one client per distinct setting"
+        );
+    }
+
     #[test]
     fn the_redactor_covers_the_key_and_header_values() {
         let r = redactor_for(&monitor());

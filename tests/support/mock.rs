@@ -2,8 +2,11 @@
 //! Responses), Anthropic (Messages) and Gemini (generateContent / streamGenerateContent),
 //! streaming and not, on loopback.
 //!
-//! chanmon's integration tests start it, point a monitor at [`MockUpstream::origin`] and read
-//! back what chanmon sent ([`MockUpstream::requests`]). The behaviour of a reply is chosen by
+//! chanmon's integration tests start it, point a monitor at [`MockUpstream::origin`] (or
+//! [`MockUpstream::base_url`]) and read back what chanmon sent ([`MockUpstream::requests`]).
+//! [`MockOptions`] can mount the APIs under a gateway's path, expect the key in another header
+//! (Azure's `api-key`, a relay's bearer token) and serve HTTPS (`mock_tls.rs`: a CA generated
+//! per test, mTLS). The behaviour of a reply is chosen by
 //! the *model name* (see [`Behaviour`]), so one server covers every case: a correct answer,
 //! slow first tokens, wrong/echo/empty/canned answers, thinking blocks, malformed bodies, a
 //! stalled stream, an oversized body, refusals, each provider's real error bodies, a redirect
@@ -29,6 +32,8 @@ mod anthropic;
 mod gemini;
 #[path = "mock_openai.rs"]
 mod openai;
+#[path = "mock_tls.rs"]
+pub(crate) mod tls_mock;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -64,6 +69,27 @@ pub(crate) struct MockOptions {
     pub key: String,
     /// Loopback port to bind; 0 picks a free one.
     pub port: u16,
+    /// Serve the APIs under this path, as a gateway or relay does, with the SDKs' meaning of
+    /// a base URL: OpenAI at `{base}/chat/completions` and `{base}/responses` (the path
+    /// replaces `/v1`), Anthropic at `{base}/v1/messages`, Gemini at `{base}/v1beta/models/…`.
+    /// Empty: the providers' own paths. Anything else is a 404.
+    pub base_path: String,
+    /// Expect the key in this header, whatever the provider (as Azure's `api-key`, or a relay
+    /// wanting a bearer token on the Anthropic protocol): `authorization` means
+    /// `Bearer KEY`, any other name the key as it is. The provider's own key header must then
+    /// be absent.
+    pub auth_header: Option<String>,
+    /// Serve HTTPS instead of HTTP.
+    pub tls: Option<MockTls>,
+}
+
+/// The mock's TLS identity (PEM), and the CA whose client certificates it requires (mTLS).
+#[derive(Debug, Clone)]
+pub(crate) struct MockTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// `Some`: a client certificate signed by this CA is required.
+    pub client_ca_pem: Option<String>,
 }
 
 impl Default for MockOptions {
@@ -71,6 +97,9 @@ impl Default for MockOptions {
         MockOptions {
             key: "test-key".to_owned(),
             port: 0,
+            base_path: String::new(),
+            auth_header: None,
+            tls: None,
         }
     }
 }
@@ -118,6 +147,7 @@ impl RecordedRequest {
 /// A running mock upstream; dropping it stops the server and every open stream.
 pub(crate) struct MockUpstream {
     addr: SocketAddr,
+    scheme: &'static str,
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -134,6 +164,9 @@ impl MockUpstream {
     pub(crate) fn start_with(opts: MockOptions) -> MockUpstream {
         let shared = Arc::new(Shared {
             key: opts.key,
+            base_path: opts.base_path.trim_end_matches('/').to_owned(),
+            auth_header: opts.auth_header.map(|h| h.to_ascii_lowercase()),
+            handshake_failures: Mutex::new(0),
             log: Mutex::new(Vec::new()),
             flights: Mutex::new(HashMap::new()),
             posts: Mutex::new(Flight::default()),
@@ -141,9 +174,11 @@ impl MockUpstream {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server_shared = Arc::clone(&shared);
+        let tls = opts.tls.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let thread = std::thread::Builder::new()
             .name("mock-upstream".to_owned())
-            .spawn(move || serve_until_stopped(opts.port, server_shared, addr_tx, stop_rx))
+            .spawn(move || serve_until_stopped(opts.port, tls, server_shared, addr_tx, stop_rx))
             .expect("spawning the mock upstream thread");
         let addr = match addr_rx.recv() {
             Ok(Ok(addr)) => addr,
@@ -152,15 +187,31 @@ impl MockUpstream {
         };
         MockUpstream {
             addr,
+            scheme,
             shared,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
     }
 
-    /// `http://127.0.0.1:PORT`, no trailing slash.
+    /// `http://127.0.0.1:PORT` (`https://` when serving TLS), no trailing slash.
     pub(crate) fn origin(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// The origin and the base path: what a client's `base_url` would be.
+    pub(crate) fn base_url(&self) -> String {
+        format!("{}{}", self.origin(), self.shared.base_path)
+    }
+
+    /// TLS handshakes that failed on the server's side (a refused client certificate, a
+    /// client that did not trust the server).
+    pub(crate) fn handshake_failures(&self) -> usize {
+        *self
+            .shared
+            .handshake_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {
@@ -234,6 +285,7 @@ impl Drop for MockUpstream {
 
 fn serve_until_stopped(
     port: u16,
+    tls: Option<MockTls>,
     shared: Arc<Shared>,
     addr_tx: std::sync::mpsc::Sender<std::io::Result<SocketAddr>>,
     stop_rx: oneshot::Receiver<()>,
@@ -258,12 +310,22 @@ fn serve_until_stopped(
             }
         };
         let _ = addr_tx.send(listener.local_addr());
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&shared));
+        if let Some(tls) = tls {
+            let listener = tls_mock::TlsListener::new(listener, &tls, shared);
+            tokio::select! {
+                _ = axum::serve(listener, app) => {}
+                _ = stop_rx => {}
+            }
+            return;
+        }
         // Without TCP_NODELAY, Nagle plus delayed ACKs hold small SSE chunks back by tens of
         // milliseconds, which would wreck time-to-first-token measurements.
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let app = Router::new().fallback(handle).with_state(shared);
         tokio::select! {
             _ = axum::serve(listener, app) => {}
             _ = stop_rx => {}
@@ -275,6 +337,11 @@ fn serve_until_stopped(
 
 struct Shared {
     key: String,
+    /// See [`MockOptions::base_path`]; no trailing `/`.
+    base_path: String,
+    /// See [`MockOptions::auth_header`]; lower-case.
+    auth_header: Option<String>,
+    handshake_failures: Mutex<usize>,
     log: Mutex<Vec<RecordedRequest>>,
     /// Per model, so a test can tell one monitor's concurrency from another's.
     flights: Mutex<HashMap<String, Flight>>,
@@ -289,6 +356,47 @@ struct Flight {
 }
 
 impl Shared {
+    /// With [`MockOptions::auth_header`], checks the key there (and that the provider's own
+    /// header is absent), then hands the provider's checks the headers it knows.
+    fn expected_auth(
+        &self,
+        provider: Provider,
+        mut headers: HeaderMap,
+    ) -> Result<HeaderMap, String> {
+        let Some(name) = &self.auth_header else {
+            return Ok(headers);
+        };
+        let native = match provider {
+            Provider::OpenAiChat | Provider::OpenAiResponses => "authorization",
+            Provider::Anthropic => "x-api-key",
+            Provider::Gemini => "x-goog-api-key",
+        };
+        if native != name && headers.contains_key(native) {
+            return Err(format!(
+                "mock upstream: this server reads the key from `{name}`; `{native}` was sent too"
+            ));
+        }
+        let want = if name == "authorization" {
+            format!("Bearer {}", self.key)
+        } else {
+            self.key.clone()
+        };
+        let sent = headers.remove(name.as_str());
+        if sent.as_ref().and_then(|v| v.to_str().ok()) != Some(want.as_str()) {
+            return Err(format!("mock upstream: missing or wrong key in `{name}`"));
+        }
+        let native_value = if native == "authorization" {
+            format!("Bearer {}", self.key)
+        } else {
+            self.key.clone()
+        };
+        headers.insert(
+            native,
+            HeaderValue::from_str(&native_value).map_err(|e| e.to_string())?,
+        );
+        Ok(headers)
+    }
+
     // A panicking test thread may poison these; the data is still fine to read.
     fn log(&self) -> MutexGuard<'_, Vec<RecordedRequest>> {
         self.log.lock().unwrap_or_else(|p| p.into_inner())
@@ -385,7 +493,8 @@ struct Route {
     path_stream: bool,
 }
 
-fn route(path: &str) -> Option<Route> {
+/// The route of `path` under `base` (see [`MockOptions::base_path`]).
+fn route(path: &str, base: &str) -> Option<Route> {
     let simple = |provider| {
         Some(Route {
             provider,
@@ -393,9 +502,20 @@ fn route(path: &str) -> Option<Route> {
             path_stream: false,
         })
     };
+    let path = if base.is_empty() {
+        path
+    } else {
+        let rest = path.strip_prefix(base)?;
+        match rest {
+            "/chat/completions" => return simple(Provider::OpenAiChat),
+            "/responses" => return simple(Provider::OpenAiResponses),
+            "/v1/chat/completions" | "/v1/responses" => return None,
+            _ => rest,
+        }
+    };
     match path {
-        "/v1/chat/completions" => return simple(Provider::OpenAiChat),
-        "/v1/responses" => return simple(Provider::OpenAiResponses),
+        "/v1/chat/completions" if base.is_empty() => return simple(Provider::OpenAiChat),
+        "/v1/responses" if base.is_empty() => return simple(Provider::OpenAiResponses),
         "/v1/messages" => return simple(Provider::Anthropic),
         _ => {}
     }
@@ -795,8 +915,9 @@ fn json_response(status: u16, body: &Value) -> Response {
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     // Counted from here, before the body is read, to the end of whatever answer is given.
-    let post = (req.method() == Method::POST && route(req.uri().path()).is_some())
-        .then(|| shared.enter_post());
+    let post = (req.method() == Method::POST
+        && route(req.uri().path(), &shared.base_path).is_some())
+    .then(|| shared.enter_post());
     let resp = answer(shared, req).await;
     attach_guard(resp, post)
 }
@@ -810,7 +931,7 @@ async fn answer(shared: Arc<Shared>, req: Request) -> Response {
         .await
         .unwrap_or_default();
     let json_body: Option<Value> = serde_json::from_slice(&body_bytes).ok();
-    let route = route(&path);
+    let route = route(&path, &shared.base_path);
     let model = match &route {
         Some(Route {
             path_model: Some(m),
@@ -872,7 +993,11 @@ async fn answer(shared: Arc<Shared>, req: Request) -> Response {
     if let Some(Err(why)) = &route.path_model {
         return wire.error_with_message(400, why);
     }
-    if let Err(resp) = wire.validate(&parts.headers, json_body.as_ref(), &shared.key) {
+    let headers = match shared.expected_auth(route.provider, parts.headers.clone()) {
+        Ok(h) => h,
+        Err(why) => return wire.error_with_message(401, &why),
+    };
+    if let Err(resp) = wire.validate(&headers, json_body.as_ref(), &shared.key) {
         return resp;
     }
     let Some(body) = json_body else {

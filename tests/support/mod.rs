@@ -8,4 +8,7 @@
 
 pub(crate) mod mock;
 
-pub(crate) use mock::{Behaviour, MockOptions, MockUpstream, RecordedRequest, challenge_answer};
+pub(crate) use mock::tls_mock::{Flaw, TestCa};
+pub(crate) use mock::{
+    Behaviour, MockOptions, MockTls, MockUpstream, RecordedRequest, challenge_answer,
+};
