@@ -337,7 +337,7 @@ mod tests {
     fn due_times_sit_on_the_tick_grid_and_do_not_drift() {
         let t0 = Instant::now();
         let tick = Duration::from_millis(300);
-        let on_grid = |t: Instant| (t - t0).as_nanos() % tick.as_nanos() == 0;
+        let on_grid = |t: Instant| (t - t0).as_nanos().is_multiple_of(tick.as_nanos());
         let mut s = Schedule::with_seed(tick, Duration::from_millis(700), 3);
         // 10 s is not a whole number of 300 ms ticks: rounding must not accumulate.
         let fleet: Vec<M> = (0..50).map(|i| m(&format!("m{i:02}"), 10)).collect();
