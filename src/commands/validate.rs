@@ -101,7 +101,28 @@ fn summary(config: &Config, key_problems: &[(String, String)]) -> String {
     }
     // No cell carries a status, so there is nothing to colour.
     out.push_str(&table.render(false));
+    out.push_str(&alerts_line(config));
     out
+}
+
+/// The sinks by id and type (never their URLs or tokens) and the maintenance windows.
+fn alerts_line(config: &Config) -> String {
+    let a = &config.alerts;
+    if a.sinks.is_empty() && a.maintenance.is_empty() {
+        return String::new();
+    }
+    let sinks: Vec<String> = a
+        .sinks
+        .iter()
+        .map(|s| format!("{} ({})", s.id, s.kind.as_str()))
+        .collect();
+    format!(
+        "alerts: {} sink(s){}{}; {} maintenance window(s)\n",
+        sinks.len(),
+        if sinks.is_empty() { "" } else { ": " },
+        sinks.join(", "),
+        a.maintenance.len()
+    )
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 mod deny;
 mod resolver;
-mod url_check;
+pub(crate) mod url_check;
 
 use std::fmt;
 use std::net::SocketAddr;
