@@ -158,15 +158,6 @@ impl Sender {
     }
 }
 
-/// Sends a test notification through sink `id` at once (not through the outbox).
-pub async fn send_test(
-    sender: &Sender,
-    id: &str,
-    n: &Notification,
-) -> Result<Answer, String> {
-    sender.send(id, n).await
-}
-
 /// The store, shared between the drainer's tasks; every call runs on a blocking thread.
 pub(crate) type SharedStore = Arc<Mutex<Box<dyn Storage>>>;
 
@@ -368,6 +359,21 @@ pub async fn drain_once(ctx: &DrainCtx) -> Result<DrainReport, StoreError> {
         retried: after.retried - before.retried,
         dead: after.dead - before.dead,
     })
+}
+
+/// A one-shot pass that first waits (at most `horizon`) for rows a group window still holds
+/// back, so a `chanmon check` that opened incidents sends them before it exits.
+pub async fn drain_pending(ctx: &DrainCtx, horizon: Duration) -> Result<DrainReport, StoreError> {
+    let now = Timestamp::now();
+    let until = now.saturating_add(horizon);
+    let rows = with_store(&ctx.store, move |s| s.due_deliveries(until, BATCH)).await?;
+    if let Some(last) = rows.iter().map(|r| r.next_at).max()
+        && last > now
+    {
+        let wait = Duration::from_millis((last.millis() - now.millis()).max(0) as u64);
+        tokio::time::sleep(wait.min(horizon)).await;
+    }
+    drain_once(ctx).await
 }
 
 fn snapshot(c: &DeliveryCounters) -> DrainReport {

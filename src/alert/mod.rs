@@ -26,7 +26,7 @@ pub(crate) mod rules;
 pub(crate) mod sink;
 pub(crate) mod watch;
 
-pub use deliver::{DrainCtx, DrainReport, Drainer, RetryPolicy, Sender, drain_once, send_test};
+pub use deliver::{DrainCtx, DrainReport, Drainer, RetryPolicy, Sender, drain_once, drain_pending};
 pub use event::{AlertEvent, EventKind};
 pub use maintenance::{Maintenance, When};
 pub use sink::{SinkConfig, SinkKind};
@@ -148,6 +148,16 @@ impl AlertsConfig {
             .iter()
             .find(|w| w.covers(monitor, group) && w.active_at(at))
             .map(|w| &**w)
+    }
+
+    /// The longest group window any monitor waits for.
+    pub fn longest_group_window(&self) -> Duration {
+        self.overrides
+            .values()
+            .chain(std::iter::once(&self.defaults))
+            .map(|r| r.group_window)
+            .max()
+            .unwrap_or_default()
     }
 
     pub fn sink(&self, id: &str) -> Option<&SinkConfig> {

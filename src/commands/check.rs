@@ -78,15 +78,21 @@ pub(super) async fn check(config_path: &Path, args: CheckArgs, color: bool) -> O
 }
 
 /// Delivers what the outbox owes when no daemon runs (the daemon's drainer does otherwise):
-/// holding the daemon lock meanwhile, so the two never send the same row at once. Each due
-/// row is tried once; what fails stays queued for the next run. Problems are logged, never
+/// holding the daemon lock meanwhile, so the two never send the same row at once. Rows a group
+/// window holds back are waited for (at most the longest `group_window`); each due row is
+/// tried once; what fails stays queued for the next run. Problems are logged, never
 /// fatal: the results are recorded already.
 async fn deliver_alerts(config: &Config) {
     let Ok(_lock) = store::daemon_lock(&config.database) else {
         return;
     };
     match crate::alert::DrainCtx::open(config) {
-        Ok(Some(ctx)) => match crate::alert::drain_once(&ctx).await {
+        Ok(Some(ctx)) => match crate::alert::drain_pending(
+            &ctx,
+            config.alerts.longest_group_window(),
+        )
+        .await
+        {
             Ok(r) if r.retried + r.dead > 0 => tracing::warn!(
                 delivered = r.delivered,
                 retry_later = r.retried,

@@ -19,6 +19,8 @@ pub struct Delivery {
     pub event: AlertEvent,
     /// Attempts so far.
     pub attempts: u32,
+    /// When it is due.
+    pub next_at: Timestamp,
 }
 
 /// What a delivery attempt came to; written in its own commit.

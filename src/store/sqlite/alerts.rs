@@ -248,7 +248,7 @@ pub(super) fn due(
     limit: usize,
 ) -> Result<Vec<Delivery>, StoreError> {
     let mut st = conn.prepare_cached(
-        "SELECT pk, sink, grp, payload, attempts FROM outbox
+        "SELECT pk, sink, grp, payload, attempts, next_at FROM outbox
          WHERE state = 0 AND next_at <= ?1 ORDER BY next_at, pk LIMIT ?2",
     )?;
     let rows = st.query_map(params![now.millis(), limit as i64], |r| {
@@ -258,11 +258,12 @@ pub(super) fn due(
             r.get::<_, String>(2)?,
             r.get::<_, String>(3)?,
             r.get::<_, i64>(4)?,
+            Timestamp(r.get(5)?),
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (pk, sink, group, payload, attempts) = row?;
+        let (pk, sink, group, payload, attempts, next_at) = row?;
         match serde_json::from_str::<AlertEvent>(&payload) {
             Ok(event) => out.push(Delivery {
                 pk,
@@ -270,6 +271,7 @@ pub(super) fn due(
                 group,
                 event,
                 attempts: attempts.clamp(0, u32::MAX as i64) as u32,
+                next_at,
             }),
             Err(e) => tracing::error!(outbox = pk, error = %e, "an outbox row does not parse; skipped"),
         }
