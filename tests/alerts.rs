@@ -456,3 +456,96 @@ fn kill_9_mid_incident_loses_no_alert() {
     assert_eq!(ids.len(), 1, "exactly one alert: {ids:?}");
     assert_eq!(incidents(&env).len(), 1, "one incident, not one per process");
 }
+
+/// Nothing is announced during maintenance; results are still recorded and `status` says so.
+#[test]
+fn nothing_is_sent_during_maintenance() {
+    let mock = MockUpstream::start();
+    let r = Receiver::start();
+    let window = "\n[[maintenance]]\nmonitors = [\"m\"]\nstart = \"2020-01-01 00:00\"\nend = \"2099-01-01T00:00:00+01:00\"\ntime_zone = \"Europe/Berlin\"\n";
+    let muted = config(DEAD, &mock, &["good"], &webhook(&r), FAST) + window;
+    let env = Env::new(&muted);
+    check(&env);
+    check(&env);
+    check(&env);
+    assert!(r.received().is_empty(), "muted");
+    let inc = incidents(&env);
+    assert_eq!((inc.len(), &inc[0]["muted"]), (1, &serde_json::json!(true)));
+    assert_eq!(env.history_for("m").len(), 3, "results are still recorded");
+    let out = env.command(&["status"]).env("HOOK_SECRET", SECRET).output().unwrap();
+    let text = harness::text(&out.stdout);
+    assert!(text.contains("MAINTENANCE m") && text.contains("(muted: maintenance)"), "{text}");
+    // The window is gone: the muted incident resolves quietly; the next one is announced.
+    env.write_config(&config(&mock.origin(), &mock, &["good"], &webhook(&r), FAST));
+    check(&env);
+    check(&env);
+    assert!(r.received().is_empty(), "a muted incident's resolve is muted too");
+    env.write_config(&config(DEAD, &mock, &["good"], &webhook(&r), FAST));
+    check(&env);
+    check(&env);
+    assert_eq!(r.received().len(), 1);
+    assert_eq!(r.received()[0].json()["events"][0]["event"], "opened");
+}
+
+/// The daemon's own trouble reaches the sinks: a dead letter raises an `internal` alert.
+#[test]
+fn a_dead_letter_raises_a_self_alert() {
+    let mock = MockUpstream::start();
+    let r = Receiver::start();
+    r.answer(Answer::Status(500));
+    let alerts = FAST
+        .replace("failure_threshold = 2", "failure_threshold = 1")
+        .replace("max_attempts = 3", "max_attempts = 1")
+        + "watch_every = \"1s\"\n";
+    let env = Env::new(&config(DEAD, &mock, &["good"], &webhook(&r), &alerts));
+    let mut d = env.spawn_daemon(&[("HOOK_SECRET", SECRET)]);
+    wait_until(T, "a self-alert about the dead letter", || {
+        r.received().iter().any(|g| {
+            let e = &g.json()["events"][0];
+            e["event"] == "internal" && e["model"] == "dead_letters"
+        })
+    });
+    d.signal("TERM");
+    assert!(d.wait_exit(T).success());
+    assert!(d.log().contains("dead letter"), "{}", d.log());
+}
+
+/// `[heartbeat]` pings while the daemon runs; systemd hears READY, WATCHDOG and STOPPING.
+#[test]
+fn heartbeat_and_sd_notify() {
+    use std::os::unix::net::UnixDatagram;
+    let mock = MockUpstream::start();
+    let r = Receiver::start();
+    let hb = format!(
+        "\n[heartbeat]\nurl = \"{}\"\nevery = \"1s\"\n[heartbeat.network]\nallow_http = true\nallow_cidrs = [\"127.0.0.0/8\"]\n",
+        r.url("/ping/abc")
+    );
+    let env = Env::new(&(config(&mock.origin(), &mock, &["good"], &webhook(&r), FAST) + &hb));
+    let sock_path = env.path("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(T)).unwrap();
+    let sock_str = sock_path.to_string_lossy().into_owned();
+    let mut d = env.spawn_daemon(&[
+        ("HOOK_SECRET", SECRET),
+        ("NOTIFY_SOCKET", &sock_str),
+        ("WATCHDOG_USEC", "1000000"),
+    ]);
+    let mut seen: Vec<String> = Vec::new();
+    let mut buf = [0u8; 256];
+    while !(seen.iter().any(|m| m == "READY=1") && seen.iter().any(|m| m == "WATCHDOG=1")) {
+        let n = sock.recv(&mut buf).expect("a notification within the timeout");
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    wait_until(T, "two heartbeats", || {
+        r.received().iter().filter(|g| g.path == "/ping/abc").count() >= 2
+    });
+    assert!(r.received().iter().all(|g| g.path != "/ping/abc" || g.method == "GET"));
+    d.signal("TERM");
+    loop {
+        let n = sock.recv(&mut buf).expect("STOPPING=1 before exit");
+        if &buf[..n] == b"STOPPING=1" {
+            break;
+        }
+    }
+    assert!(d.wait_exit(T).success());
+}
