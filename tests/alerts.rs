@@ -92,14 +92,31 @@ fn one_signed_alert_per_incident_and_one_resolve() {
     let r = Receiver::start();
     let env = Env::new(&config(DEAD, &mock, &["good"], &webhook(&r), FAST));
     check(&env);
-    assert!(r.received().is_empty(), "one failure is below the threshold");
+    assert!(
+        r.received().is_empty(),
+        "one failure is below the threshold"
+    );
     let out = check(&env);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(r.received().len(), 1, "the second failure opens the incident");
+    assert_eq!(
+        r.received().len(),
+        1,
+        "the second failure opens the incident"
+    );
     check(&env);
-    assert_eq!(r.received().len(), 1, "an open incident is not announced again");
+    assert_eq!(
+        r.received().len(),
+        1,
+        "an open incident is not announced again"
+    );
 
-    env.write_config(&config(&mock.origin(), &mock, &["good"], &webhook(&r), FAST));
+    env.write_config(&config(
+        &mock.origin(),
+        &mock,
+        &["good"],
+        &webhook(&r),
+        FAST,
+    ));
     check(&env);
     assert_eq!(r.received().len(), 1, "one success does not resolve");
     check(&env);
@@ -110,13 +127,19 @@ fn one_signed_alert_per_incident_and_one_resolve() {
     assert_eq!(open["events"][0]["event"], "opened");
     assert_eq!(open["events"][0]["status"], "error");
     assert_eq!(resolve["events"][0]["event"], "resolved");
-    assert_eq!(open["events"][0]["incident"], resolve["events"][0]["incident"]);
+    assert_eq!(
+        open["events"][0]["incident"],
+        resolve["events"][0]["incident"]
+    );
     let ids = r.event_ids();
     assert_ne!(ids[0], ids[1]);
     assert_eq!(ids[0], open["event_id"].as_str().unwrap());
     for g in &got {
         let sig = g.header("x-chanmon-signature").expect("signed");
-        assert!(signature_ok(sig, &g.body), "signature {sig} does not verify");
+        assert!(
+            signature_ok(sig, &g.body),
+            "signature {sig} does not verify"
+        );
         assert!(!signature_ok(sig, b"{\"tampered\":true}"));
     }
 
@@ -183,7 +206,10 @@ fn retries_end_in_a_dead_letter_after_the_cap() {
     check(&env);
     assert_eq!(r.received().len(), 2, "no attempt after the dead letter");
     let d = &incidents(&env)[0]["deliveries"][0];
-    assert_eq!((d["state"].as_str(), d["attempts"].as_u64()), (Some("dead"), Some(2)));
+    assert_eq!(
+        (d["state"].as_str(), d["attempts"].as_u64()),
+        (Some("dead"), Some(2))
+    );
 }
 
 #[test]
@@ -193,12 +219,21 @@ fn several_failing_models_go_out_in_one_message() {
     let alerts = FAST
         .replace("failure_threshold = 2", "failure_threshold = 1")
         .replace("group_window = \"0s\"", "group_window = \"1s\"");
-    let env = Env::new(&config(DEAD, &mock, &["a", "b", "c"], &webhook(&r), &alerts));
+    let env = Env::new(&config(
+        DEAD,
+        &mock,
+        &["a", "b", "c"],
+        &webhook(&r),
+        &alerts,
+    ));
     check(&env);
     let got = r.received();
     assert_eq!(got.len(), 1, "one notification for three incidents");
     let events = got[0].json()["events"].as_array().unwrap().clone();
-    let mut models: Vec<&str> = events.iter().map(|e| e["model"].as_str().unwrap()).collect();
+    let mut models: Vec<&str> = events
+        .iter()
+        .map(|e| e["model"].as_str().unwrap())
+        .collect();
     models.sort();
     assert_eq!(models, ["a", "b", "c"]);
     assert_eq!(incidents(&env).len(), 3, "still one incident per model");
@@ -208,9 +243,8 @@ fn several_failing_models_go_out_in_one_message() {
 fn reminders_come_while_an_incident_stays_open() {
     let mock = MockUpstream::start();
     let r = Receiver::start();
-    let alerts = FAST
-        .replace("failure_threshold = 2", "failure_threshold = 1")
-        + "remind_every = \"1s\"\n";
+    let alerts =
+        FAST.replace("failure_threshold = 2", "failure_threshold = 1") + "remind_every = \"1s\"\n";
     let env = Env::new(&config(DEAD, &mock, &["good"], &webhook(&r), &alerts));
     check(&env);
     check(&env); // well within a second of the first: no reminder yet
@@ -277,14 +311,41 @@ routing_key = \"R0UTINGKEY0123456789abcdef012345\"
         got.iter().filter(|g| g.path == path).cloned().collect()
     };
     let slack = by("/services/T000/B000/XXXX");
-    assert!(slack[0].json()["text"].as_str().unwrap().starts_with("DOWN: m — good"));
-    assert!(slack[1].json()["text"].as_str().unwrap().starts_with("RESOLVED: m"));
+    assert!(
+        slack[0].json()["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("DOWN: m — good")
+    );
+    assert!(
+        slack[1].json()["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("RESOLVED: m")
+    );
     let discord = by("/api/webhooks/1/tok");
-    assert!(discord[0].json()["content"].as_str().unwrap().chars().count() <= 2000);
+    assert!(
+        discord[0].json()["content"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .count()
+            <= 2000
+    );
     let tg = by("/bot123456:ABC-secret-token/sendMessage");
-    assert_eq!(tg.len(), 2, "{:?}", got.iter().map(|g| &g.path).collect::<Vec<_>>());
+    assert_eq!(
+        tg.len(),
+        2,
+        "{:?}",
+        got.iter().map(|g| &g.path).collect::<Vec<_>>()
+    );
     assert_eq!(tg[0].json()["chat_id"], "-1001234");
-    assert!(tg[0].json()["text"].as_str().unwrap().contains("error (connect)"));
+    assert!(
+        tg[0].json()["text"]
+            .as_str()
+            .unwrap()
+            .contains("error (connect)")
+    );
     let ntfy = by("/chanmon-alerts");
     assert_eq!(ntfy[0].header("priority"), Some("high"));
     assert!(ntfy[0].header("title").unwrap().starts_with("DOWN: m"));
@@ -296,7 +357,10 @@ routing_key = \"R0UTINGKEY0123456789abcdef012345\"
     assert_eq!(trigger["payload"]["severity"], "critical");
     assert!(trigger["payload"]["summary"].as_str().unwrap().len() <= 1024);
     assert_eq!(resolve["event_action"], "resolve");
-    assert_eq!(trigger["dedup_key"], resolve["dedup_key"], "one dedup_key per incident");
+    assert_eq!(
+        trigger["dedup_key"], resolve["dedup_key"],
+        "one dedup_key per incident"
+    );
     for g in &got {
         assert!(g.method == "POST");
     }
@@ -317,7 +381,10 @@ fn alert_test_prints_the_receivers_answer() {
     let got = r.received();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].json()["events"][0]["event"], "test");
-    assert!(signature_ok(got[0].header("x-chanmon-signature").unwrap(), &got[0].body));
+    assert!(signature_ok(
+        got[0].header("x-chanmon-signature").unwrap(),
+        &got[0].body
+    ));
     r.answer(Answer::Status(500));
     let out = env
         .command(&["alert", "test", "hook"])
@@ -342,9 +409,16 @@ fn status_marks_open_incidents() {
     let env = Env::new(&config(DEAD, &mock, &["good"], &webhook(&r), FAST));
     check(&env);
     check(&env);
-    let out = env.command(&["status"]).env("HOOK_SECRET", SECRET).output().unwrap();
+    let out = env
+        .command(&["status"])
+        .env("HOOK_SECRET", SECRET)
+        .output()
+        .unwrap();
     let text = harness::text(&out.stdout);
-    assert!(text.contains("INCIDENT m/good: error (connect) since"), "{text}");
+    assert!(
+        text.contains("INCIDENT m/good: error (connect) since"),
+        "{text}"
+    );
     let out = env
         .command(&["incidents", "--open"])
         .env("HOOK_SECRET", SECRET)
@@ -365,7 +439,11 @@ fn sink_secrets_are_never_printed_or_stored() {
         r.url(&format!("/hook/{token}"))
     );
     let env = Env::new(&config(DEAD, &mock, &["good"], &sinks, FAST));
-    let v = env.command(&["validate"]).env("HOOK_SECRET", SECRET).output().unwrap();
+    let v = env
+        .command(&["validate"])
+        .env("HOOK_SECRET", SECRET)
+        .output()
+        .unwrap();
     assert!(v.status.success(), "{}", harness::text(&v.stderr));
     check(&env);
     let out = check(&env);
@@ -423,7 +501,11 @@ fn kill_9_mid_delivery_repeats_at_most_once_with_the_same_event_id() {
     assert!(d.is_running(), "{}", d.log());
     d.signal("TERM");
     assert!(d.wait_exit(T).success());
-    assert_eq!(r.event_ids().len(), 3, "a committed delivery is never sent again");
+    assert_eq!(
+        r.event_ids().len(),
+        3,
+        "a committed delivery is never sent again"
+    );
 }
 
 /// `kill -9` right after the daemon recorded the result that opened an incident, before any
@@ -454,7 +536,11 @@ fn kill_9_mid_incident_loses_no_alert() {
     assert!(before <= 1, "killed inside the group window: {before}");
     let ids = r.event_ids();
     assert_eq!(ids.len(), 1, "exactly one alert: {ids:?}");
-    assert_eq!(incidents(&env).len(), 1, "one incident, not one per process");
+    assert_eq!(
+        incidents(&env).len(),
+        1,
+        "one incident, not one per process"
+    );
 }
 
 /// Nothing is announced during maintenance; results are still recorded and `status` says so.
@@ -472,14 +558,30 @@ fn nothing_is_sent_during_maintenance() {
     let inc = incidents(&env);
     assert_eq!((inc.len(), &inc[0]["muted"]), (1, &serde_json::json!(true)));
     assert_eq!(env.history_for("m").len(), 3, "results are still recorded");
-    let out = env.command(&["status"]).env("HOOK_SECRET", SECRET).output().unwrap();
+    let out = env
+        .command(&["status"])
+        .env("HOOK_SECRET", SECRET)
+        .output()
+        .unwrap();
     let text = harness::text(&out.stdout);
-    assert!(text.contains("MAINTENANCE m") && text.contains("(muted: maintenance)"), "{text}");
+    assert!(
+        text.contains("MAINTENANCE m") && text.contains("(muted: maintenance)"),
+        "{text}"
+    );
     // The window is gone: the muted incident resolves quietly; the next one is announced.
-    env.write_config(&config(&mock.origin(), &mock, &["good"], &webhook(&r), FAST));
+    env.write_config(&config(
+        &mock.origin(),
+        &mock,
+        &["good"],
+        &webhook(&r),
+        FAST,
+    ));
     check(&env);
     check(&env);
-    assert!(r.received().is_empty(), "a muted incident's resolve is muted too");
+    assert!(
+        r.received().is_empty(),
+        "a muted incident's resolve is muted too"
+    );
     env.write_config(&config(DEAD, &mock, &["good"], &webhook(&r), FAST));
     check(&env);
     check(&env);
@@ -533,13 +635,23 @@ fn heartbeat_and_sd_notify() {
     let mut seen: Vec<String> = Vec::new();
     let mut buf = [0u8; 256];
     while !(seen.iter().any(|m| m == "READY=1") && seen.iter().any(|m| m == "WATCHDOG=1")) {
-        let n = sock.recv(&mut buf).expect("a notification within the timeout");
+        let n = sock
+            .recv(&mut buf)
+            .expect("a notification within the timeout");
         seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
     wait_until(T, "two heartbeats", || {
-        r.received().iter().filter(|g| g.path == "/ping/abc").count() >= 2
+        r.received()
+            .iter()
+            .filter(|g| g.path == "/ping/abc")
+            .count()
+            >= 2
     });
-    assert!(r.received().iter().all(|g| g.path != "/ping/abc" || g.method == "GET"));
+    assert!(
+        r.received()
+            .iter()
+            .all(|g| g.path != "/ping/abc" || g.method == "GET")
+    );
     d.signal("TERM");
     loop {
         let n = sock.recv(&mut buf).expect("STOPPING=1 before exit");

@@ -20,10 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::event::Notification;
 use super::sink::{SinkConfig, render};
+use crate::model::Timestamp;
 use crate::net::{HttpClient, classify_error, read_body_capped};
 use crate::redact::Redactor;
 use crate::store::{Delivery, DeliveryOutcome, Storage, StoreError};
-use crate::model::Timestamp;
 
 /// Notifications in flight at once.
 pub(crate) const CONCURRENCY: usize = 16;
@@ -99,8 +99,8 @@ impl Sender {
     pub fn new(sinks: &[SinkConfig], status_page: Option<String>) -> Result<Sender, String> {
         let mut map = HashMap::new();
         for s in sinks {
-            let client = HttpClient::new(&s.network)
-                .map_err(|e| format!("alert sink `{}`: {e}", s.id))?;
+            let client =
+                HttpClient::new(&s.network).map_err(|e| format!("alert sink `{}`: {e}", s.id))?;
             map.insert(s.id.clone(), (s.clone(), client));
         }
         let redactor = Redactor::new(sinks.iter().flat_map(|s| s.secrets()));
@@ -325,7 +325,9 @@ impl DrainCtx {
             }
         };
         let record = pks.clone();
-        if let Err(e) = with_store(&self.store, move |s| s.finish_deliveries(&record, &outcome)).await {
+        if let Err(e) =
+            with_store(&self.store, move |s| s.finish_deliveries(&record, &outcome)).await
+        {
             // Left pending: sent again later with the same event id (at least once).
             tracing::error!(error = %e, "recording an alert delivery failed");
         }
@@ -402,10 +404,8 @@ impl Drainer {
                 () = tokio::time::sleep(POLL) => {}
             }
         }
-        let _ = tokio::time::timeout(grace, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
+        let _ =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         let c = snapshot(&ctx.counters);
         tracing::info!(
             alerts_delivered = c.delivered,

@@ -196,7 +196,10 @@ mod tests {
         };
         let t = n.text();
         assert!(t.starts_with("DOWN: Main — 2 models"), "{t}");
-        assert!(t.contains("• a — error (timeout)") && t.contains("• b —"), "{t}");
+        assert!(
+            t.contains("• a — error (timeout)") && t.contains("• b —"),
+            "{t}"
+        );
         assert!(t.contains("(3m 20s)"), "{t}");
         assert!(t.ends_with("https://status.example.com"));
         assert!(t.len() < 1000, "messages are clipped: {}", t.len());

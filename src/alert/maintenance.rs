@@ -79,9 +79,7 @@ pub(crate) fn parse_moment(s: &str, zone: &TimeZone) -> Result<Timestamp, String
     let dt: DateTime = s.parse().map_err(|e| {
         format!("\"{s}\" is not a time ({e}); write 2026-12-24T22:00:00Z, or 2026-12-24 22:00 in time_zone")
     })?;
-    let ts = zone
-        .to_timestamp(dt)
-        .map_err(|e| format!("\"{s}\": {e}"))?;
+    let ts = zone.to_timestamp(dt).map_err(|e| format!("\"{s}\": {e}"))?;
     Ok(Timestamp(ts.as_millisecond()))
 }
 
@@ -136,10 +134,22 @@ mod tests {
     fn weekly_slots_follow_local_time_across_dst() {
         // Sundays 02:00–04:00 in Berlin: UTC+1 in winter, UTC+2 in summer.
         let m = weekly(&[6], "02:00", "04:00", "Europe/Berlin");
-        assert!(m.active_at(at("2026-01-04T01:30:00Z")), "winter: 02:30 local");
-        assert!(!m.active_at(at("2026-01-04T03:30:00Z")), "winter: 04:30 local");
-        assert!(m.active_at(at("2026-07-05T00:30:00Z")), "summer: 02:30 local");
-        assert!(!m.active_at(at("2026-07-05T02:30:00Z")), "summer: 04:30 local");
+        assert!(
+            m.active_at(at("2026-01-04T01:30:00Z")),
+            "winter: 02:30 local"
+        );
+        assert!(
+            !m.active_at(at("2026-01-04T03:30:00Z")),
+            "winter: 04:30 local"
+        );
+        assert!(
+            m.active_at(at("2026-07-05T00:30:00Z")),
+            "summer: 02:30 local"
+        );
+        assert!(
+            !m.active_at(at("2026-07-05T02:30:00Z")),
+            "summer: 04:30 local"
+        );
         assert!(!m.active_at(at("2026-07-06T00:30:00Z")), "a Monday");
     }
 

@@ -53,7 +53,9 @@ pub(crate) fn classify(rule: &Rule, r: &CheckResult) -> Verdict {
 pub(crate) enum Transition {
     None,
     /// Open an incident; the failing run began at `since`.
-    Open { since: Timestamp },
+    Open {
+        since: Timestamp,
+    },
     /// Resolve the open incident.
     Resolve,
     /// The open incident owes a reminder.
@@ -76,8 +78,7 @@ pub(crate) fn step(rule: &Rule, prev: &AlertState, r: &CheckResult) -> (AlertSta
             if s.incident.is_none() && s.fail_run >= rule.failure_threshold {
                 let since = s.fail_since.unwrap_or(at);
                 (s, Transition::Open { since })
-            } else if s.incident.is_some() && reminder_due(rule.remind_every, s.notified_at, at)
-            {
+            } else if s.incident.is_some() && reminder_due(rule.remind_every, s.notified_at, at) {
                 s.notified_at = Some(at);
                 (s, Transition::Remind)
             } else {
@@ -187,7 +188,11 @@ mod tests {
         assert!(t.is_empty(), "{t:?}");
         let (s, t) = run(&rule, &[bad(1), bad(2), bad(3), ok(4), bad(5), ok(6)]);
         assert_eq!(t.len(), 1);
-        assert_eq!(s.incident, Some(1), "still open: never two successes in a row");
+        assert_eq!(
+            s.incident,
+            Some(1),
+            "still open: never two successes in a row"
+        );
     }
 
     #[test]

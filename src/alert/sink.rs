@@ -115,7 +115,11 @@ pub(crate) const EVENT_ID_HEADER: &str = "X-Chanmon-Event-Id";
 pub(crate) const SIGNATURE_HEADER: &str = "X-Chanmon-Signature";
 
 /// The request `sink` sends for `n` at unix time `now_secs`.
-pub(crate) fn render(sink: &SinkConfig, n: &Notification, now_secs: u64) -> Result<Outgoing, String> {
+pub(crate) fn render(
+    sink: &SinkConfig,
+    n: &Notification,
+    now_secs: u64,
+) -> Result<Outgoing, String> {
     let base = Url::parse(sink.url.expose()).map_err(|e| format!("bad url: {e}"))?;
     let json_body = |v: serde_json::Value| serde_json::to_vec(&v).unwrap_or_default();
     let mut headers = vec![(EVENT_ID_HEADER, n.event_id.clone())];
@@ -127,7 +131,11 @@ pub(crate) fn render(sink: &SinkConfig, n: &Notification, now_secs: u64) -> Resu
             }
             (base, "application/json", body)
         }
-        SinkKind::Slack => (base, "application/json", json_body(json!({"text": n.text()}))),
+        SinkKind::Slack => (
+            base,
+            "application/json",
+            json_body(json!({"text": n.text()})),
+        ),
         SinkKind::Discord => (
             base,
             "application/json",
@@ -285,8 +293,18 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         assert_eq!(sig, format!("t=0,v1={want}"));
-        let w = render(&sink(SinkKind::Webhook, "https://h/x"), &note(EventKind::Opened), 7).unwrap();
-        let header = &w.headers.iter().find(|(h, _)| *h == SIGNATURE_HEADER).unwrap().1;
+        let w = render(
+            &sink(SinkKind::Webhook, "https://h/x"),
+            &note(EventKind::Opened),
+            7,
+        )
+        .unwrap();
+        let header = &w
+            .headers
+            .iter()
+            .find(|(h, _)| *h == SIGNATURE_HEADER)
+            .unwrap()
+            .1;
         assert_eq!(*header, sign("hush-hush-secret", 7, &w.body));
     }
 
@@ -306,12 +324,23 @@ mod tests {
 
     #[test]
     fn pagerduty_triggers_and_resolves_with_the_incident_key() {
-        let s = sink(SinkKind::Pagerduty, "https://events.pagerduty.com/v2/enqueue");
+        let s = sink(
+            SinkKind::Pagerduty,
+            "https://events.pagerduty.com/v2/enqueue",
+        );
         let t: serde_json::Value =
             serde_json::from_slice(&render(&s, &note(EventKind::Opened), 0).unwrap().body).unwrap();
         assert_eq!(
-            (&t["event_action"], &t["dedup_key"], &t["payload"]["severity"]),
-            (&json!("trigger"), &json!("chanmon-inc1"), &json!("critical"))
+            (
+                &t["event_action"],
+                &t["dedup_key"],
+                &t["payload"]["severity"]
+            ),
+            (
+                &json!("trigger"),
+                &json!("chanmon-inc1"),
+                &json!("critical")
+            )
         );
         assert!(t["payload"]["summary"].as_str().unwrap().len() <= 1024);
         let r: serde_json::Value =
@@ -324,14 +353,21 @@ mod tests {
 
     #[test]
     fn ntfy_and_chat_shapes() {
-        let o = render(&sink(SinkKind::Ntfy, "https://ntfy.sh/topic"), &note(EventKind::Opened), 0)
-            .unwrap();
+        let o = render(
+            &sink(SinkKind::Ntfy, "https://ntfy.sh/topic"),
+            &note(EventKind::Opened),
+            0,
+        )
+        .unwrap();
         assert!(o.headers.iter().any(|(h, v)| *h == "Title" && v.is_ascii()));
         assert!(String::from_utf8(o.body).unwrap().contains("timed out"));
         for (kind, field) in [(SinkKind::Slack, "text"), (SinkKind::Discord, "content")] {
             let o = render(&sink(kind, "https://h/hook"), &note(EventKind::Resolved), 0).unwrap();
             let v: serde_json::Value = serde_json::from_slice(&o.body).unwrap();
-            assert!(v[field].as_str().unwrap().starts_with("RESOLVED: Main"), "{v}");
+            assert!(
+                v[field].as_str().unwrap().starts_with("RESOLVED: Main"),
+                "{v}"
+            );
         }
     }
 }

@@ -59,14 +59,19 @@ pub(crate) fn troubles(prev: &Health, now: &Health) -> Vec<Trouble> {
     if late + on_time >= 10 && late * 2 > late + on_time {
         out.push(Trouble {
             kind: "scheduler_behind",
-            message: format!("the scheduler is behind: {late} of {} probes started late", late + on_time),
+            message: format!(
+                "the scheduler is behind: {late} of {} probes started late",
+                late + on_time
+            ),
         });
     }
     let dead = d(prev.dead_letters, now.dead_letters);
     if dead > 0 {
         out.push(Trouble {
             kind: "dead_letters",
-            message: format!("{dead} alert(s) could not be delivered after every retry (see `chanmon incidents`)"),
+            message: format!(
+                "{dead} alert(s) could not be delivered after every retry (see `chanmon incidents`)"
+            ),
         });
     }
     out
@@ -113,13 +118,16 @@ pub(crate) struct Watch {
 impl Watch {
     /// Runs until `stop`.
     pub(crate) async fn run(self, stop: CancellationToken) {
-        let client = self.heartbeat.as_ref().and_then(|h| match HttpClient::new(&h.network) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::error!(error = %e, "heartbeat disabled: cannot build its client");
-                None
-            }
-        });
+        let client = self
+            .heartbeat
+            .as_ref()
+            .and_then(|h| match HttpClient::new(&h.network) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "heartbeat disabled: cannot build its client");
+                    None
+                }
+            });
         let every = match &self.heartbeat {
             Some(h) => self.every.min(h.every),
             None => self.every,
@@ -191,7 +199,9 @@ async fn ping(client: &HttpClient, h: &Heartbeat) {
     match req.send().await {
         Ok(r) if r.status().is_success() => tracing::debug!("heartbeat sent"),
         Ok(r) => tracing::warn!(status = r.status().as_u16(), "heartbeat not accepted"),
-        Err(e) => tracing::warn!(error = %crate::net::classify_error(&e.without_url()).1, "heartbeat failed"),
+        Err(e) => {
+            tracing::warn!(error = %crate::net::classify_error(&e.without_url()).1, "heartbeat failed")
+        }
     }
 }
 
@@ -282,14 +292,22 @@ mod tests {
         let kinds: Vec<&str> = troubles(&a, &b).iter().map(|t| t.kind).collect();
         assert_eq!(
             kinds,
-            ["dropped_checks", "write_failures", "scheduler_behind", "dead_letters"]
+            [
+                "dropped_checks",
+                "write_failures",
+                "scheduler_behind",
+                "dead_letters"
+            ]
         );
         let few_late = Health {
             started_late: 4,
             started_on_time: 1,
             ..a
         };
-        assert!(troubles(&a, &few_late).is_empty(), "too few starts to judge");
+        assert!(
+            troubles(&a, &few_late).is_empty(),
+            "too few starts to judge"
+        );
         let e = trouble_event(&troubles(&a, &b)[0], Timestamp(7_200_000));
         assert_eq!(e.event_id, "chanmon:dropped_checks:2");
     }

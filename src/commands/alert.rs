@@ -24,7 +24,11 @@ async fn test(config_path: &Path, id: &str) -> Outcome {
         return Err(anyhow!(
             "no [[alert]] with id `{id}` in {}; sinks: {}",
             config.path.display(),
-            if known.is_empty() { "(none)".into() } else { known.join(", ") }
+            if known.is_empty() {
+                "(none)".into()
+            } else {
+                known.join(", ")
+            }
         ))
         .or_exit(EXIT_CONFIG);
     }

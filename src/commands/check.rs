@@ -87,21 +87,18 @@ async fn deliver_alerts(config: &Config) {
         return;
     };
     match crate::alert::DrainCtx::open(config) {
-        Ok(Some(ctx)) => match crate::alert::drain_pending(
-            &ctx,
-            config.alerts.longest_group_window(),
-        )
-        .await
-        {
-            Ok(r) if r.retried + r.dead > 0 => tracing::warn!(
-                delivered = r.delivered,
-                retry_later = r.retried,
-                dead = r.dead,
-                "some alerts were not delivered"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "delivering alerts failed"),
-        },
+        Ok(Some(ctx)) => {
+            match crate::alert::drain_pending(&ctx, config.alerts.longest_group_window()).await {
+                Ok(r) if r.retried + r.dead > 0 => tracing::warn!(
+                    delivered = r.delivered,
+                    retry_later = r.retried,
+                    dead = r.dead,
+                    "some alerts were not delivered"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "delivering alerts failed"),
+            }
+        }
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "delivering alerts failed"),
     }

@@ -63,7 +63,11 @@ fn render_table(rows: &[IncidentRow], now: Timestamp, color: bool) -> String {
         "MONITOR", "MODEL", "STATE", "SINCE", "RESOLVED", "LASTED", "STATUS", "KIND", "SENT",
     ]);
     for i in rows {
-        let state = if i.resolved_at.is_some() { "resolved" } else { "OPEN" };
+        let state = if i.resolved_at.is_some() {
+            "resolved"
+        } else {
+            "OPEN"
+        };
         t.row(
             [
                 i.monitor.to_string(),

@@ -100,7 +100,11 @@ fn maintenance_block(rows: &[StatusRow], config: &Config, now: Timestamp) -> Str
         }
         last = Some(&r.monitor);
         let group = groups.get(&r.monitor).copied().flatten();
-        if config.alerts.maintenance_at(&r.monitor, group, now).is_some() {
+        if config
+            .alerts
+            .maintenance_at(&r.monitor, group, now)
+            .is_some()
+        {
             out.push_str(&format!(
                 "MAINTENANCE {}: in a maintenance window, alerts muted\n",
                 r.monitor

@@ -67,7 +67,13 @@ pub(super) fn read(root: &DeTable<'_>, d: &mut Diags<'_>) -> AlertsConfig {
         cfg.defaults = read_rule(&s, &Rule::default(), &ids, d);
         cfg.retry = read_retry(&s, d);
         cfg.status_page = read_status_page(&s, d);
-        if let Some(t) = s.duration(d, "watch_every", Duration::from_secs(1)..=Duration::from_secs(3600), "from 1s to 1h", "1m") {
+        if let Some(t) = s.duration(
+            d,
+            "watch_every",
+            Duration::from_secs(1)..=Duration::from_secs(3600),
+            "from 1s to 1h",
+            "1m",
+        ) {
             cfg.watch_every = t.v;
         }
     }
@@ -96,17 +102,25 @@ fn read_sinks(root: &DeTable<'_>, d: &mut Diags<'_>) -> Vec<SinkConfig> {
         let DeValue::Table(t) = item.get_ref() else {
             d.error(
                 &item.span(),
-                format!("each [[alert]] must be a table, not {}", a_type(item.get_ref())),
+                format!(
+                    "each [[alert]] must be a table, not {}",
+                    a_type(item.get_ref())
+                ),
             );
             continue;
         };
         let s = Section::new(t, item.span(), "[[alert]]");
-        let Some(sink) = read_sink(&s, d) else { continue };
+        let Some(sink) = read_sink(&s, d) else {
+            continue;
+        };
         if let Some((_, v)) = s.raw("id") {
             if let Some(line) = seen.get(&sink.id) {
                 d.error(
                     &v.span(),
-                    format!("duplicate alert sink id `{}`: already used at line {line}", sink.id),
+                    format!(
+                        "duplicate alert sink id `{}`: already used at line {line}",
+                        sink.id
+                    ),
                 );
                 continue;
             }
@@ -120,11 +134,16 @@ fn read_sinks(root: &DeTable<'_>, d: &mut Diags<'_>) -> Vec<SinkConfig> {
 fn read_sink(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<SinkConfig> {
     s.check_keys(d, SINK_KEYS, &|_| None);
     let id = read_sink_id(s, d);
-    let ctx = id.as_deref().map_or("[[alert]]".to_owned(), |i| format!("alert sink `{i}`"));
+    let ctx = id
+        .as_deref()
+        .map_or("[[alert]]".to_owned(), |i| format!("alert sink `{i}`"));
     let s = Section::new(s.table, s.span.clone(), ctx);
     let kind = match s.string(d, "type") {
         None if s.raw("type").is_none() => {
-            d.error(&s.span, format!("{} has no `type`; choose one of: {}", s.ctx, kinds()));
+            d.error(
+                &s.span,
+                format!("{} has no `type`; choose one of: {}", s.ctx, kinds()),
+            );
             None
         }
         None => None,
@@ -133,7 +152,12 @@ fn read_sink(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<SinkConfig> {
             if k.is_none() {
                 d.error(
                     &t.span,
-                    format!("{}: unknown sink type \"{}\"; choose one of: {}", s.name("type"), t.v, kinds()),
+                    format!(
+                        "{}: unknown sink type \"{}\"; choose one of: {}",
+                        s.name("type"),
+                        t.v,
+                        kinds()
+                    ),
                 );
             }
             k
@@ -146,18 +170,34 @@ fn read_sink(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<SinkConfig> {
     let kind = kind?;
     check_keys_for(&s, kind, d);
     let url = read_url(&s, kind, &network, d);
-    let token_key = if kind == SinkKind::Pagerduty { "routing_key" } else { "token" };
+    let token_key = if kind == SinkKind::Pagerduty {
+        "routing_key"
+    } else {
+        "token"
+    };
     let token = secret(&s, token_key, d);
     let needs_token = matches!(kind, SinkKind::Telegram | SinkKind::Pagerduty);
     if needs_token && token.is_none() && s.raw(token_key).is_none() {
-        d.error(&s.span, format!("{} (type {}) needs `{token_key}`", s.ctx, kind.as_str()));
+        d.error(
+            &s.span,
+            format!("{} (type {}) needs `{token_key}`", s.ctx, kind.as_str()),
+        );
     }
     let chat_id = read_chat_id(&s, d);
     if kind == SinkKind::Telegram && chat_id.is_none() && s.raw("chat_id").is_none() {
-        d.error(&s.span, format!("{} (type telegram) needs `chat_id`", s.ctx));
+        d.error(
+            &s.span,
+            format!("{} (type telegram) needs `chat_id`", s.ctx),
+        );
     }
     let timeout = s
-        .duration(d, "timeout", Duration::from_secs(1)..=Duration::from_secs(120), "from 1s to 2m", "10s")
+        .duration(
+            d,
+            "timeout",
+            Duration::from_secs(1)..=Duration::from_secs(120),
+            "from 1s to 2m",
+            "10s",
+        )
         .map_or(Duration::from_secs(10), |t| t.v);
     Some(SinkConfig {
         id: id?,
@@ -172,23 +212,36 @@ fn read_sink(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<SinkConfig> {
 }
 
 fn kinds() -> String {
-    SinkKind::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    SinkKind::ALL
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn read_sink_id(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<String> {
     let Some(id) = s.string(d, "id") else {
         if s.raw("id").is_none() {
-            d.error(&s.span, "[[alert]] has no `id`; give each sink a short name such as \"ops-webhook\"");
+            d.error(
+                &s.span,
+                "[[alert]] has no `id`; give each sink a short name such as \"ops-webhook\"",
+            );
         }
         return None;
     };
     let ok = !id.v.is_empty()
         && id.v.len() <= 64
-        && id.v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && id
+            .v
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !ok {
         d.error(
             &id.span,
-            format!("alert sink id \"{}\" must be 1 to 64 letters, digits, `-` or `_`", id.v),
+            format!(
+                "alert sink id \"{}\" must be 1 to 64 letters, digits, `-` or `_`",
+                id.v
+            ),
         );
         return None;
     }
@@ -231,7 +284,10 @@ fn read_url(
         return match kind.default_url() {
             Some(def) => Some(Secret::new(def)),
             None => {
-                d.error(&s.span, format!("{} (type {}) needs `url`", s.ctx, kind.as_str()));
+                d.error(
+                    &s.span,
+                    format!("{} (type {}) needs `url`", s.ctx, kind.as_str()),
+                );
                 None
             }
         };
@@ -264,17 +320,30 @@ fn read_url(
 
 /// `[heartbeat]`: a URL pinged (GET) every `every` while the daemon is healthy, under a
 /// network policy of its own.
-fn read_heartbeat(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<crate::alert::watch::Heartbeat> {
+fn read_heartbeat(
+    s: &Section<'_, '_>,
+    d: &mut Diags<'_>,
+) -> Option<crate::alert::watch::Heartbeat> {
     s.check_keys(d, HEARTBEAT_KEYS, &|_| None);
     let network = match s.table(d, "network", "[heartbeat.network]".into()) {
         Some(n) => NetworkOverride::read(&n, d).apply(&NetworkPolicy::default()),
         None => NetworkPolicy::default(),
     };
     let every = s
-        .duration(d, "every", Duration::from_secs(1)..=Duration::from_secs(3600), "from 1s to 1h", "1m")
+        .duration(
+            d,
+            "every",
+            Duration::from_secs(1)..=Duration::from_secs(3600),
+            "from 1s to 1h",
+            "1m",
+        )
         .map_or(Duration::from_secs(60), |t| t.v);
     let url = read_url(s, SinkKind::Webhook, &network, d)?;
-    Some(crate::alert::watch::Heartbeat { url, every, network })
+    Some(crate::alert::watch::Heartbeat {
+        url,
+        every,
+        network,
+    })
 }
 
 fn secret(s: &Section<'_, '_>, key: &str, d: &mut Diags<'_>) -> Option<Secret> {
@@ -284,7 +353,10 @@ fn secret(s: &Section<'_, '_>, key: &str, d: &mut Diags<'_>) -> Option<Secret> {
         return None;
     }
     if v.v.chars().any(char::is_control) {
-        d.error(&v.span, format!("{} contains control characters", s.name(key)));
+        d.error(
+            &v.span,
+            format!("{} contains control characters", s.name(key)),
+        );
         return None;
     }
     Some(Secret::new(v.v.trim()))
@@ -299,7 +371,11 @@ fn read_chat_id(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<String> {
         other => {
             d.error(
                 &v.span(),
-                format!("{} must be a number or an @channel name, not {}", s.name("chat_id"), a_type(other)),
+                format!(
+                    "{} must be a number or an @channel name, not {}",
+                    s.name("chat_id"),
+                    a_type(other)
+                ),
             );
             None
         }
@@ -321,7 +397,10 @@ pub(super) fn read_rule(
             .filter(|id| {
                 let known = sinks.contains(&id.v);
                 if !known {
-                    d.error(&id.span, format!("{}: no [[alert]] has id \"{}\"", s.name("sinks"), id.v));
+                    d.error(
+                        &id.span,
+                        format!("{}: no [[alert]] has id \"{}\"", s.name("sinks"), id.v),
+                    );
                 }
                 known
             })
@@ -337,9 +416,18 @@ pub(super) fn read_rule(
     if let Some(list) = s.string_list(d, "failing") {
         r.failing = parse_list::<Status>(s, "failing", &list, d);
         if let Some(bad) = r.failing.iter().find(|x| **x == Status::Operational) {
-            d.error(&list.span, format!("{}: `{bad}` cannot count as failing", s.name("failing")));
+            d.error(
+                &list.span,
+                format!("{}: `{bad}` cannot count as failing", s.name("failing")),
+            );
         } else if r.failing.is_empty() {
-            d.error(&list.span, format!("{} is empty: nothing would ever open an incident", s.name("failing")));
+            d.error(
+                &list.span,
+                format!(
+                    "{} is empty: nothing would ever open an incident",
+                    s.name("failing")
+                ),
+            );
         }
     }
     if let Some(list) = s.string_list(d, "ignore_kinds") {
@@ -348,10 +436,22 @@ pub(super) fn read_rule(
     if let Some(b) = s.boolean(d, "send_on_resolved") {
         r.send_on_resolved = b.v;
     }
-    if let Some(t) = s.duration(d, "remind_every", Duration::from_secs(1)..=Duration::from_secs(7 * 86_400), "from 1s to 7d", "1h") {
+    if let Some(t) = s.duration(
+        d,
+        "remind_every",
+        Duration::from_secs(1)..=Duration::from_secs(7 * 86_400),
+        "from 1s to 7d",
+        "1h",
+    ) {
         r.remind_every = Some(t.v);
     }
-    if let Some(t) = s.duration(d, "group_window", ..=Duration::from_secs(300), "at most 5m", "2s") {
+    if let Some(t) = s.duration(
+        d,
+        "group_window",
+        ..=Duration::from_secs(300),
+        "at most 5m",
+        "2s",
+    ) {
         r.group_window = t.v;
     }
     r
@@ -378,14 +478,29 @@ fn parse_list<T: FromStr<Err = String>>(
 fn read_retry(s: &Section<'_, '_>, d: &mut Diags<'_>) -> RetryPolicy {
     let def = RetryPolicy::default();
     let base = s
-        .duration(d, "retry_base", Duration::from_millis(100)..=Duration::from_secs(3600), "from 100ms to 1h", "5s")
+        .duration(
+            d,
+            "retry_base",
+            Duration::from_millis(100)..=Duration::from_secs(3600),
+            "from 100ms to 1h",
+            "5s",
+        )
         .map_or(def.base, |t| t.v);
-    let cap = s.duration(d, "retry_cap", Duration::from_millis(100)..=Duration::from_secs(86_400), "from 100ms to 24h", "10m");
+    let cap = s.duration(
+        d,
+        "retry_cap",
+        Duration::from_millis(100)..=Duration::from_secs(86_400),
+        "from 100ms to 24h",
+        "10m",
+    );
     let cap_v = cap.as_ref().map_or(def.cap.max(base), |t| t.v);
     if let Some(c) = &cap
         && c.v < base
     {
-        d.error(&c.span, format!("{} must be at least retry_base", s.name("retry_cap")));
+        d.error(
+            &c.span,
+            format!("{} must be at least retry_base", s.name("retry_cap")),
+        );
     }
     RetryPolicy {
         base,
@@ -401,7 +516,10 @@ fn read_status_page(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<String> {
     match Url::parse(u.v.trim()) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url.to_string()),
         _ => {
-            d.error(&u.span, format!("{} must be an http(s) URL", s.name("status_page_url")));
+            d.error(
+                &u.span,
+                format!("{} must be an http(s) URL", s.name("status_page_url")),
+            );
             None
         }
     }
@@ -420,21 +538,35 @@ fn read_overrides(
         return out;
     };
     for item in items.iter() {
-        let DeValue::Table(t) = item.get_ref() else { continue };
+        let DeValue::Table(t) = item.get_ref() else {
+            continue;
+        };
         let m = Section::new(t, item.span(), "[[monitor]]");
-        let Some((_, v)) = m.raw("alerts") else { continue };
+        let Some((_, v)) = m.raw("alerts") else {
+            continue;
+        };
         let id = t
             .get("id")
             .and_then(|v| v.get_ref().as_str())
             .and_then(|s| MonitorId::parse(s).ok());
         let DeValue::Table(a) = v.get_ref() else {
-            d.error(&v.span(), format!("`alerts` in a monitor must be a table ([monitor.alerts]), not {}", a_type(v.get_ref())));
+            d.error(
+                &v.span(),
+                format!(
+                    "`alerts` in a monitor must be a table ([monitor.alerts]), not {}",
+                    a_type(v.get_ref())
+                ),
+            );
             continue;
         };
-        let ctx = id.as_ref().map_or("[monitor.alerts]".to_owned(), |i| format!("[monitor.alerts] of monitor `{i}`"));
+        let ctx = id.as_ref().map_or("[monitor.alerts]".to_owned(), |i| {
+            format!("[monitor.alerts] of monitor `{i}`")
+        });
         let s = Section::new(a, v.span(), ctx);
         s.check_keys(d, RULE_KEYS, &|k| {
-            GLOBAL_KEYS.contains(&k).then(|| format!("`{k}` can only be set in [alerts]"))
+            GLOBAL_KEYS
+                .contains(&k)
+                .then(|| format!("`{k}` can only be set in [alerts]"))
         });
         let rule = read_rule(&s, defaults, sinks, d);
         if let Some(id) = id {
@@ -443,4 +575,3 @@ fn read_overrides(
     }
     out
 }
-

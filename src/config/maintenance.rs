@@ -45,7 +45,10 @@ pub(super) fn read(
         let DeValue::Table(t) = item.get_ref() else {
             d.error(
                 &item.span(),
-                format!("each [[maintenance]] must be a table, not {}", a_type(item.get_ref())),
+                format!(
+                    "each [[maintenance]] must be a table, not {}",
+                    a_type(item.get_ref())
+                ),
             );
             continue;
         };
@@ -60,10 +63,17 @@ pub(super) fn read(
 
 fn read_one(s: &Section<'_, '_>, known: &HashSet<&str>, d: &mut Diags<'_>) -> Option<Maintenance> {
     let mut monitors = Vec::new();
-    for id in s.string_list(d, "monitors").map(|l| l.v).unwrap_or_default() {
+    for id in s
+        .string_list(d, "monitors")
+        .map(|l| l.v)
+        .unwrap_or_default()
+    {
         match MonitorId::parse(&id.v) {
             Ok(m) if known.contains(m.as_str()) => monitors.push(m),
-            _ => d.error(&id.span, format!("{}: no monitor has id \"{}\"", s.name("monitors"), id.v)),
+            _ => d.error(
+                &id.span,
+                format!("{}: no monitor has id \"{}\"", s.name("monitors"), id.v),
+            ),
         }
     }
     let groups: Vec<String> = s
@@ -91,7 +101,10 @@ fn read_one(s: &Section<'_, '_>, known: &HashSet<&str>, d: &mut Diags<'_>) -> Op
             return None;
         }
         (false, false) => {
-            d.error(&s.span, "[[maintenance]] needs start and end (one-off) or days, from and to (weekly)");
+            d.error(
+                &s.span,
+                "[[maintenance]] needs start and end (one-off) or days, from and to (weekly)",
+            );
             return None;
         }
         (true, false) => read_once(s, &zone, d)?,
@@ -108,7 +121,10 @@ fn read_once(s: &Section<'_, '_>, zone: &TimeZone, d: &mut Diags<'_>) -> Option<
     let mut moment = |key: &str| {
         let v = s.string(d, key);
         if v.is_none() && s.raw(key).is_none() {
-            d.error(&s.span, format!("[[maintenance]] with start or end needs both; `{key}` is missing"));
+            d.error(
+                &s.span,
+                format!("[[maintenance]] with start or end needs both; `{key}` is missing"),
+            );
         }
         let v = v?;
         match parse_moment(&v.v, zone) {
@@ -135,7 +151,10 @@ fn read_weekly(s: &Section<'_, '_>, zone: TimeZone, d: &mut Diags<'_>) -> Option
     match s.string_list(d, "days") {
         None => {
             if s.raw("days").is_none() {
-                d.error(&s.span, "a weekly [[maintenance]] needs `days`, e.g. [\"sat\", \"sun\"]");
+                d.error(
+                    &s.span,
+                    "a weekly [[maintenance]] needs `days`, e.g. [\"sat\", \"sun\"]",
+                );
             }
             ok = false;
         }
@@ -144,7 +163,14 @@ fn read_weekly(s: &Section<'_, '_>, zone: TimeZone, d: &mut Diags<'_>) -> Option
                 match parse_day(&x.v) {
                     Some(n) => days.push(n),
                     None => {
-                        d.error(&x.span, format!("{}: \"{}\" is not a day; use mon, tue, wed, thu, fri, sat, sun", s.name("days"), x.v));
+                        d.error(
+                            &x.span,
+                            format!(
+                                "{}: \"{}\" is not a day; use mon, tue, wed, thu, fri, sat, sun",
+                                s.name("days"),
+                                x.v
+                            ),
+                        );
                         ok = false;
                     }
                 }
@@ -154,7 +180,10 @@ fn read_weekly(s: &Section<'_, '_>, zone: TimeZone, d: &mut Diags<'_>) -> Option
     let mut clock = |key: &str| {
         let Some(v) = s.string(d, key) else {
             if s.raw(key).is_none() {
-                d.error(&s.span, format!("a weekly [[maintenance]] needs `{key}` (\"HH:MM\")"));
+                d.error(
+                    &s.span,
+                    format!("a weekly [[maintenance]] needs `{key}` (\"HH:MM\")"),
+                );
             }
             return None;
         };

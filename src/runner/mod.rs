@@ -468,7 +468,10 @@ impl Reloader {
         self.pollers.restart(polls, &self.writer);
         self.writer.alert_plan(plan).await;
         if let Some(d) = &self.drain {
-            match crate::alert::deliver::Sender::new(&new.alerts.sinks, new.alerts.status_page.clone()) {
+            match crate::alert::deliver::Sender::new(
+                &new.alerts.sinks,
+                new.alerts.status_page.clone(),
+            ) {
                 Ok(s) => d.set_sender(Arc::new(s)),
                 Err(e) => tracing::error!(error = %e, "reload: the alert sinks were not replaced"),
             }

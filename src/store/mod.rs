@@ -32,11 +32,10 @@ use crate::model::{CheckResult, MonitorId, Status, Timestamp};
 use crate::official::OfficialStatus;
 use crate::pipeline::tracker::{SeriesState, StatusChange};
 
-pub use sqlite::SCHEMA_VERSION;
 pub use outbox::{
-    Delivery, DeliveryOutcome, DeliveryRow, DeliveryState, IncidentQuery, IncidentRow,
-    OutboxCounts,
+    Delivery, DeliveryOutcome, DeliveryRow, DeliveryState, IncidentQuery, IncidentRow, OutboxCounts,
 };
+pub use sqlite::SCHEMA_VERSION;
 pub use window::WindowStats;
 
 /// One rollup bucket: an hour, UTC.

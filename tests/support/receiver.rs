@@ -153,7 +153,11 @@ fn serve(conn: TcpStream, st: &Mutex<State>) {
                 return;
             }
             Answer::Status(code) => {
-                let body = if (200..300).contains(&code) { "ok" } else { "try later" };
+                let body = if (200..300).contains(&code) {
+                    "ok"
+                } else {
+                    "try later"
+                };
                 let reply = format!(
                     "HTTP/1.1 {code} X\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
                     body.len()

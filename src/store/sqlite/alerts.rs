@@ -8,8 +8,7 @@ use crate::alert::{AlertEvent, AlertPlan, EventKind, MonitorPlan};
 use crate::model::{CheckResult, Kind, MonitorId, Status, Timestamp};
 use crate::store::StoreError;
 use crate::store::outbox::{
-    Delivery, DeliveryOutcome, DeliveryRow, DeliveryState, IncidentQuery, IncidentRow,
-    OutboxCounts,
+    Delivery, DeliveryOutcome, DeliveryRow, DeliveryState, IncidentQuery, IncidentRow, OutboxCounts,
 };
 
 /// Applies one result (already known not to be stale) to its series' alert state, writing an
@@ -33,7 +32,14 @@ pub(super) fn apply(
             next.incident = Some(pk);
             next.notified_at = Some(r.started_at);
             if !muted {
-                let e = event(mp, r, &uid, EventKind::Opened, since, format!("{uid}:opened"));
+                let e = event(
+                    mp,
+                    r,
+                    &uid,
+                    EventKind::Opened,
+                    since,
+                    format!("{uid}:opened"),
+                );
                 enqueue(tx, plan, mp, Some(pk), &e)?;
             }
         }
@@ -41,7 +47,14 @@ pub(super) fn apply(
             if let Some(pk) = prev.and_then(|p| p.incident) {
                 let (uid, since, was_muted) = resolve_incident(tx, pk, r.started_at)?;
                 if mp.rule.send_on_resolved && !was_muted {
-                    let e = event(mp, r, &uid, EventKind::Resolved, since, format!("{uid}:resolved"));
+                    let e = event(
+                        mp,
+                        r,
+                        &uid,
+                        EventKind::Resolved,
+                        since,
+                        format!("{uid}:resolved"),
+                    );
                     enqueue(tx, plan, mp, Some(pk), &e)?;
                 }
             }
@@ -151,7 +164,11 @@ fn enqueue(
     let window = mp.rule.group_window.as_millis() as i64;
     for sink in &mp.rule.sinks {
         let groups = plan.grouping.get(sink).copied().unwrap_or(true) && window > 0;
-        let grp = if groups { group.clone() } else { format!("{group}:{}", e.event_id) };
+        let grp = if groups {
+            group.clone()
+        } else {
+            format!("{group}:{}", e.event_id)
+        };
         let next_at = if groups {
             let joined: Option<i64> = tx
                 .prepare_cached(
@@ -273,7 +290,9 @@ pub(super) fn due(
                 attempts: attempts.clamp(0, u32::MAX as i64) as u32,
                 next_at,
             }),
-            Err(e) => tracing::error!(outbox = pk, error = %e, "an outbox row does not parse; skipped"),
+            Err(e) => {
+                tracing::error!(outbox = pk, error = %e, "an outbox row does not parse; skipped")
+            }
         }
     }
     Ok(out)
@@ -423,7 +442,11 @@ mod tests {
             ttft_ms: None,
             latency_ms: None,
             ping_ms: None,
-            message: if ok { String::new() } else { "timed out".into() },
+            message: if ok {
+                String::new()
+            } else {
+                "timed out".into()
+            },
             facts: Default::default(),
         }
     }
@@ -469,15 +492,33 @@ mod tests {
     #[test]
     fn incidents_and_outbox_rows_are_written_with_the_results() {
         let (_dir, mut s) = store(Duration::from_secs(60));
-        s.insert_results(&[result("a", 1, false), result("b", 1, false)]).unwrap();
+        s.insert_results(&[result("a", 1, false), result("b", 1, false)])
+            .unwrap();
         assert!(s.incidents(&IncidentQuery::default()).unwrap().is_empty());
         // One batch crossing the threshold for both models, then an older straggler.
-        s.insert_results(&[result("a", 2, false), result("b", 2, false), result("a", 0, true)])
+        s.insert_results(&[
+            result("a", 2, false),
+            result("b", 2, false),
+            result("a", 0, true),
+        ])
+        .unwrap();
+        let inc = s
+            .incidents(&IncidentQuery {
+                open_only: true,
+                ..Default::default()
+            })
             .unwrap();
-        let inc = s.incidents(&IncidentQuery { open_only: true, ..Default::default() }).unwrap();
         assert_eq!(inc.len(), 2);
-        assert_eq!(inc[0].since, Timestamp(1), "since the first failure of the run");
-        assert_eq!(s.outbox_counts().unwrap().pending, 4, "two incidents × two sinks");
+        assert_eq!(
+            inc[0].since,
+            Timestamp(1),
+            "since the first failure of the run"
+        );
+        assert_eq!(
+            s.outbox_counts().unwrap().pending,
+            4,
+            "two incidents × two sinks"
+        );
         // The grouping sink's two rows wait for the window together; PagerDuty's are due now.
         let far = Timestamp::now().saturating_add(Duration::from_secs(120));
         let due = s.due_deliveries(far, 100).unwrap();
@@ -490,7 +531,12 @@ mod tests {
         // Resolve a: two passes.
         s.insert_results(&[result("a", 3, true)]).unwrap();
         s.insert_results(&[result("a", 4, true)]).unwrap();
-        let open = s.incidents(&IncidentQuery { open_only: true, ..Default::default() }).unwrap();
+        let open = s
+            .incidents(&IncidentQuery {
+                open_only: true,
+                ..Default::default()
+            })
+            .unwrap();
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].model, "b");
         assert_eq!(s.outbox_counts().unwrap().pending, 6);
@@ -499,15 +545,24 @@ mod tests {
     #[test]
     fn delivered_rows_are_never_due_again_and_retries_wait() {
         let (_dir, mut s) = store(Duration::ZERO);
-        s.insert_results(&[result("a", 1, false), result("a", 2, false)]).unwrap();
+        s.insert_results(&[result("a", 1, false), result("a", 2, false)])
+            .unwrap();
         let due = s.due_deliveries(Timestamp::now(), 100).unwrap();
         assert_eq!(due.len(), 2);
-        s.finish_deliveries(&[due[0].pk], &DeliveryOutcome::Delivered { at: Timestamp::now() })
-            .unwrap();
+        s.finish_deliveries(
+            &[due[0].pk],
+            &DeliveryOutcome::Delivered {
+                at: Timestamp::now(),
+            },
+        )
+        .unwrap();
         let later = Timestamp::now().saturating_add(Duration::from_secs(60));
         s.finish_deliveries(
             &[due[1].pk],
-            &DeliveryOutcome::Retry { next_at: later, error: "HTTP 503".into() },
+            &DeliveryOutcome::Retry {
+                next_at: later,
+                error: "HTTP 503".into(),
+            },
         )
         .unwrap();
         assert!(s.due_deliveries(Timestamp::now(), 100).unwrap().is_empty());
@@ -515,7 +570,8 @@ mod tests {
         assert_eq!(again.len(), 1);
         assert_eq!((again[0].pk, again[0].attempts), (due[1].pk, 1));
         // A late "delivered" for a row already dead or delivered changes nothing.
-        s.finish_deliveries(&[due[0].pk], &DeliveryOutcome::Dead { error: "x".into() }).unwrap();
+        s.finish_deliveries(&[due[0].pk], &DeliveryOutcome::Dead { error: "x".into() })
+            .unwrap();
         let c = s.outbox_counts().unwrap();
         assert_eq!((c.delivered, c.pending, c.dead), (1, 1, 0));
     }

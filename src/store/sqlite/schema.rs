@@ -422,10 +422,17 @@ mod tests {
         .unwrap();
         drop(conn);
         let store = open_store(&Database::Sqlite(path.clone()), OpenMode::Existing).unwrap();
-        assert!(store.incidents(&IncidentQuery::default()).unwrap().is_empty());
+        assert!(
+            store
+                .incidents(&IncidentQuery::default())
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(store.outbox_counts().unwrap(), Default::default());
         let conn = Connection::open(&path).unwrap();
-        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(v, 4);
     }
 }
