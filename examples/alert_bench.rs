@@ -141,6 +141,7 @@ async fn main() {
         secret: Some(Secret::new("bench-secret")),
         token: None,
         chat_id: None,
+        command: Vec::new(),
         timeout: Duration::from_secs(5),
         network: NetworkPolicy {
             allow_http: true,

@@ -661,3 +661,26 @@ fn heartbeat_and_sd_notify() {
     }
     assert!(d.wait_exit(T).success());
 }
+
+/// A `command` sink gets the notification as JSON on stdin and as CHANMON_* variables.
+#[test]
+fn a_command_sink_runs_the_program_with_the_event() {
+    let mock = MockUpstream::start();
+    let env = Env::new("");
+    let out = env.path("got.txt");
+    let sinks = format!(
+        "\n[[alert]]\nid = \"cmd\"\ntype = \"command\"\ncommand = [\"/bin/sh\", \"-c\", \"cat > '{}'; printf '%s %s' \\\"$CHANMON_EVENT\\\" \\\"$CHANMON_MODELS\\\" >> '{}'\"]\ntimeout = \"10s\"\n",
+        out.display(),
+        out.display()
+    );
+    let alerts = "sinks = [\"cmd\"]\nfailure_threshold = 1\ngroup_window = \"0s\"\n";
+    env.write_config(&config(DEAD, &mock, &["good"], &sinks, alerts));
+    check(&env);
+    let got = std::fs::read_to_string(&out).expect("the command ran");
+    let (json, tail) = got.rsplit_once('}').expect("JSON then the variables");
+    let v: serde_json::Value = serde_json::from_str(&format!("{json}}}")).unwrap();
+    assert_eq!(v["events"][0]["event"], "opened");
+    assert_eq!(tail, "opened good");
+    let out = env.command(&["alert", "test", "cmd"]).output().unwrap();
+    assert!(harness::text(&out.stdout).contains("exit 0"), "{}", harness::text(&out.stderr));
+}

@@ -124,6 +124,18 @@ impl Sender {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        if sink.kind == super::SinkKind::Command {
+            let (argv, n, timeout) = (sink.command.clone(), n.clone(), sink.timeout);
+            let out = tokio::task::spawn_blocking(move || super::command::run(&argv, &n, timeout))
+                .await
+                .map_err(|e| format!("command task: {e}"))?;
+            return out
+                .map(|body| Answer {
+                    status: 0,
+                    body: self.redact(&body),
+                })
+                .map_err(|e| self.redact(&e));
+        }
         let out = render(sink, n, now).map_err(|e| self.redact(&e))?;
         let mut req = client
             .request(Method::POST, out.url)
@@ -533,6 +545,7 @@ mod load_tests {
             secret: None,
             token: None,
             chat_id: None,
+            command: vec![],
             timeout: Duration::from_secs(10),
             network: NetworkPolicy {
                 allow_http: true,

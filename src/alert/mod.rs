@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use crate::model::{Kind, MonitorId, Status};
 
+pub(crate) mod command;
 pub(crate) mod deliver;
 pub(crate) mod event;
 pub(crate) mod maintenance;

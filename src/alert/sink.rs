@@ -33,6 +33,8 @@ pub enum SinkKind {
     Telegram,
     Ntfy,
     Pagerduty,
+    /// A local program (`alert::command`), not an HTTP request.
+    Command,
 }
 
 impl SinkKind {
@@ -43,6 +45,7 @@ impl SinkKind {
         ("telegram", SinkKind::Telegram),
         ("ntfy", SinkKind::Ntfy),
         ("pagerduty", SinkKind::Pagerduty),
+        ("command", SinkKind::Command),
     ];
 
     pub fn parse(s: &str) -> Option<SinkKind> {
@@ -85,6 +88,8 @@ pub struct SinkConfig {
     pub token: Option<Secret>,
     /// telegram: the chat to post to.
     pub chat_id: Option<String>,
+    /// command: the program and its arguments (run without a shell).
+    pub command: Vec<String>,
     /// Whole-request timeout.
     pub timeout: Duration,
     /// This sink's own network policy (strict unless its `[alert.network]` allows more).
@@ -174,6 +179,7 @@ pub(crate) fn render(
             (base, "text/plain; charset=utf-8", n.text().into_bytes())
         }
         SinkKind::Pagerduty => (base, "application/json", json_body(pagerduty(sink, n)?)),
+        SinkKind::Command => return Err("a command sink sends no request".into()),
     };
     Ok(Outgoing {
         url,
@@ -254,6 +260,7 @@ mod tests {
             secret: Some(Secret::new("hush-hush-secret")),
             token: Some(Secret::new("123:tok-en")),
             chat_id: Some("-100".into()),
+            command: vec![],
             timeout: Duration::from_secs(5),
             network: NetworkPolicy::default(),
         }

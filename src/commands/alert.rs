@@ -57,7 +57,12 @@ async fn test(config_path: &Path, id: &str) -> Outcome {
     };
     match sender.send(id, &n).await {
         Ok(a) => {
-            print(&format!("sink `{id}`: HTTP {} {}", a.status, a.body));
+            let how = if a.status == 0 {
+                "exit 0".to_owned()
+            } else {
+                format!("HTTP {}", a.status)
+            };
+            print(&format!("sink `{id}`: {how} {}", a.body));
             Ok(0)
         }
         Err(e) => Err(anyhow!("sink `{id}`: {e}")).or_exit(EXIT_RUNTIME),

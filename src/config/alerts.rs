@@ -27,6 +27,7 @@ const SINK_KEYS: &[&str] = &[
     "token",
     "routing_key",
     "chat_id",
+    "command",
     "timeout",
     "network",
 ];
@@ -169,7 +170,12 @@ fn read_sink(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<SinkConfig> {
     };
     let kind = kind?;
     check_keys_for(&s, kind, d);
-    let url = read_url(&s, kind, &network, d);
+    let command = read_command(&s, kind, d);
+    let url = if kind == SinkKind::Command {
+        Some(Secret::new(""))
+    } else {
+        read_url(&s, kind, &network, d)
+    };
     let token_key = if kind == SinkKind::Pagerduty {
         "routing_key"
     } else {
@@ -206,9 +212,36 @@ fn read_sink(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<SinkConfig> {
         secret: secret(&s, "secret", d),
         token,
         chat_id,
+        command: command.unwrap_or_default(),
         timeout,
         network,
     })
+}
+
+/// `command = ["/path/to/program", "arg", …]`: required for a command sink, run without a
+/// shell; the program is an absolute path, so what runs does not depend on `PATH`.
+fn read_command(s: &Section<'_, '_>, kind: SinkKind, d: &mut Diags<'_>) -> Option<Vec<String>> {
+    if kind != SinkKind::Command {
+        return None;
+    }
+    let Some(list) = s.string_list(d, "command") else {
+        if s.raw("command").is_none() {
+            d.error(&s.span, format!("{} (type command) needs `command`, e.g. [\"/usr/local/bin/page-me\", \"--urgent\"]", s.ctx));
+        }
+        return None;
+    };
+    let Some(program) = list.v.first() else {
+        d.error(&list.span, format!("{} is empty; name the program to run", s.name("command")));
+        return None;
+    };
+    if !std::path::Path::new(&program.v).is_absolute() {
+        d.error(
+            &program.span,
+            format!("{}: \"{}\" is not an absolute path; write the program's full path (no shell, no PATH lookup)", s.name("command"), program.v),
+        );
+        return None;
+    }
+    Some(list.v.into_iter().map(|a| a.v).collect())
 }
 
 fn kinds() -> String {
@@ -251,13 +284,14 @@ fn read_sink_id(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<String> {
 /// Keys that mean nothing for this type are mistakes worth naming.
 fn check_keys_for(s: &Section<'_, '_>, kind: SinkKind, d: &mut Diags<'_>) {
     let used: &[&str] = match kind {
-        SinkKind::Webhook => &["secret"],
-        SinkKind::Slack | SinkKind::Discord => &[],
-        SinkKind::Telegram => &["token", "chat_id"],
-        SinkKind::Ntfy => &["token"],
-        SinkKind::Pagerduty => &["routing_key"],
+        SinkKind::Webhook => &["secret", "url", "network"],
+        SinkKind::Slack | SinkKind::Discord => &["url", "network"],
+        SinkKind::Telegram => &["token", "chat_id", "url", "network"],
+        SinkKind::Ntfy => &["token", "url", "network"],
+        SinkKind::Pagerduty => &["routing_key", "url", "network"],
+        SinkKind::Command => &["command"],
     };
-    for key in ["secret", "token", "routing_key", "chat_id"] {
+    for key in ["secret", "token", "routing_key", "chat_id", "command", "url", "network"] {
         if !used.contains(&key)
             && let Some((k, _)) = s.raw(key)
         {
