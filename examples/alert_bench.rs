@@ -124,7 +124,9 @@ async fn main() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
 
@@ -142,6 +144,7 @@ async fn main() {
         token: None,
         chat_id: None,
         command: Vec::new(),
+        template: None,
         timeout: Duration::from_secs(5),
         network: NetworkPolicy {
             allow_http: true,

@@ -682,5 +682,26 @@ fn a_command_sink_runs_the_program_with_the_event() {
     assert_eq!(v["events"][0]["event"], "opened");
     assert_eq!(tail, "opened good");
     let out = env.command(&["alert", "test", "cmd"]).output().unwrap();
-    assert!(harness::text(&out.stdout).contains("exit 0"), "{}", harness::text(&out.stderr));
+    assert!(
+        harness::text(&out.stdout).contains("exit 0"),
+        "{}",
+        harness::text(&out.stderr)
+    );
+}
+
+/// A sink's `template` writes its own words.
+#[test]
+fn a_template_sets_the_message_text() {
+    let mock = MockUpstream::start();
+    let r = Receiver::start();
+    let sinks = format!(
+        "\n[[alert]]\nid = \"chat\"\ntype = \"slack\"\nurl = \"{}\"\ntemplate = \"{{{{ event }}}} {{{{ monitor_name }}}}:{{% for e in events %}} {{{{ e.model }}}}/{{{{ e.kind }}}}{{% endfor %}}\"\n[alert.network]\nallow_http = true\nallow_cidrs = [\"127.0.0.0/8\"]\n",
+        r.url("/slack")
+    );
+    let alerts = "sinks = [\"chat\"]\nfailure_threshold = 1\ngroup_window = \"0s\"\n";
+    let env = Env::new(&config(DEAD, &mock, &["good"], &sinks, alerts));
+    check(&env);
+    let got = r.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].json()["text"], "opened m: good/connect");
 }

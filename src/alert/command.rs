@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use super::event::{Notification, clip};
 
-/// The environment a command sees besides its own.
-pub(crate) fn env_of(n: &Notification) -> Vec<(&'static str, String)> {
+/// The environment a command sees besides its own (`text`: the message text, templated or
+/// not).
+pub(crate) fn env_of(n: &Notification, text: String) -> Vec<(&'static str, String)> {
     let first = n.events.first();
     let get = |f: fn(&super::AlertEvent) -> String| first.map(f).unwrap_or_default();
     vec![
@@ -31,17 +32,22 @@ pub(crate) fn env_of(n: &Notification) -> Vec<(&'static str, String)> {
         ("CHANMON_KIND", get(|e| e.kind.clone())),
         ("CHANMON_MESSAGE", get(|e| e.message.clone())),
         ("CHANMON_TITLE", n.title()),
-        ("CHANMON_TEXT", n.text()),
+        ("CHANMON_TEXT", text),
     ]
 }
 
 /// Runs `argv` with `n` and waits at most `timeout`. Blocking: call from a blocking thread.
-pub(crate) fn run(argv: &[String], n: &Notification, timeout: Duration) -> Result<String, String> {
+pub(crate) fn run(
+    argv: &[String],
+    n: &Notification,
+    text: String,
+    timeout: Duration,
+) -> Result<String, String> {
     let (program, args) = argv.split_first().ok_or("the command is empty")?;
     let body = serde_json::to_vec(n).map_err(|e| e.to_string())?;
     let mut child = Command::new(program)
         .args(args)
-        .envs(env_of(n))
+        .envs(env_of(n, text))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -58,7 +64,9 @@ pub(crate) fn run(argv: &[String], n: &Notification, timeout: Duration) -> Resul
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("{program} did not finish within {timeout:?}; killed"));
+                return Err(format!(
+                    "{program} did not finish within {timeout:?}; killed"
+                ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => return Err(format!("waiting for {program}: {e}")),
@@ -76,7 +84,10 @@ pub(crate) fn run(argv: &[String], n: &Notification, timeout: Duration) -> Resul
     if status.success() {
         Ok(clip(out.trim(), 300))
     } else {
-        Err(format!("{program} exited with {status}: {}", clip(err.trim(), 300)))
+        Err(format!(
+            "{program} exited with {status}: {}",
+            clip(err.trim(), 300)
+        ))
     }
 }
 
@@ -116,21 +127,41 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let out = run(&argv, &note(), Duration::from_secs(10)).unwrap();
+        let out = run(&argv, &note(), String::new(), Duration::from_secs(10)).unwrap();
         assert!(out.starts_with("opened|gpt; rm -rf /|{"), "{out}");
-        assert!(out.contains("$(reboot)"), "passed as data, never run: {out}");
+        assert!(
+            out.contains("$(reboot)"),
+            "passed as data, never run: {out}"
+        );
     }
 
     #[test]
     fn failures_and_timeouts_are_errors() {
-        let sh = |script: &str| -> Vec<String> {
-            vec!["/bin/sh".into(), "-c".into(), script.into()]
-        };
-        let e = run(&sh("echo nope >&2; exit 3"), &note(), Duration::from_secs(10)).unwrap_err();
+        let sh =
+            |script: &str| -> Vec<String> { vec!["/bin/sh".into(), "-c".into(), script.into()] };
+        let e = run(
+            &sh("echo nope >&2; exit 3"),
+            &note(),
+            String::new(),
+            Duration::from_secs(10),
+        )
+        .unwrap_err();
         assert!(e.contains("exited") && e.contains("nope"), "{e}");
-        let e = run(&sh("sleep 30"), &note(), Duration::from_millis(300)).unwrap_err();
+        let e = run(
+            &sh("sleep 30"),
+            &note(),
+            String::new(),
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
         assert!(e.contains("killed"), "{e}");
-        let e = run(&["/nonexistent/prog".to_owned()], &note(), Duration::from_secs(1)).unwrap_err();
+        let e = run(
+            &["/nonexistent/prog".to_owned()],
+            &note(),
+            String::new(),
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
         assert!(e.contains("cannot run"), "{e}");
     }
 }

@@ -126,9 +126,11 @@ impl Sender {
             .map_or(0, |d| d.as_secs());
         if sink.kind == super::SinkKind::Command {
             let (argv, n, timeout) = (sink.command.clone(), n.clone(), sink.timeout);
-            let out = tokio::task::spawn_blocking(move || super::command::run(&argv, &n, timeout))
-                .await
-                .map_err(|e| format!("command task: {e}"))?;
+            let text = super::sink::text_of(sink, &n);
+            let out =
+                tokio::task::spawn_blocking(move || super::command::run(&argv, &n, text, timeout))
+                    .await
+                    .map_err(|e| format!("command task: {e}"))?;
             return out
                 .map(|body| Answer {
                     status: 0,
@@ -546,6 +548,7 @@ mod load_tests {
             token: None,
             chat_id: None,
             command: vec![],
+            template: None,
             timeout: Duration::from_secs(10),
             network: NetworkPolicy {
                 allow_http: true,

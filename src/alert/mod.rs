@@ -25,6 +25,7 @@ pub(crate) mod event;
 pub(crate) mod maintenance;
 pub(crate) mod rules;
 pub(crate) mod sink;
+pub(crate) mod template;
 pub(crate) mod watch;
 
 pub use deliver::{DrainCtx, DrainReport, Drainer, RetryPolicy, Sender, drain_once, drain_pending};

@@ -90,6 +90,8 @@ pub struct SinkConfig {
     pub chat_id: Option<String>,
     /// command: the program and its arguments (run without a shell).
     pub command: Vec<String>,
+    /// The message text as a template (`alert::template`); `None`: the default text.
+    pub template: Option<String>,
     /// Whole-request timeout.
     pub timeout: Duration,
     /// This sink's own network policy (strict unless its `[alert.network]` allows more).
@@ -119,6 +121,17 @@ pub(crate) struct Outgoing {
 pub(crate) const EVENT_ID_HEADER: &str = "X-Chanmon-Event-Id";
 pub(crate) const SIGNATURE_HEADER: &str = "X-Chanmon-Signature";
 
+/// The message text: the sink's template rendered, else (or when it fails) the default.
+pub(crate) fn text_of(sink: &SinkConfig, n: &Notification) -> String {
+    match &sink.template {
+        Some(t) => super::template::render(t, n).unwrap_or_else(|e| {
+            tracing::warn!(sink = %sink.id, error = %e, "the sink's template failed; sending the default text");
+            n.text()
+        }),
+        None => n.text(),
+    }
+}
+
 /// The request `sink` sends for `n` at unix time `now_secs`.
 pub(crate) fn render(
     sink: &SinkConfig,
@@ -139,12 +152,12 @@ pub(crate) fn render(
         SinkKind::Slack => (
             base,
             "application/json",
-            json_body(json!({"text": n.text()})),
+            json_body(json!({"text": text_of(sink, n)})),
         ),
         SinkKind::Discord => (
             base,
             "application/json",
-            json_body(json!({"content": clip(&n.text(), 2000)})),
+            json_body(json!({"content": clip(&text_of(sink, n), 2000)})),
         ),
         SinkKind::Telegram => {
             let token = sink.token.as_ref().ok_or("telegram needs a token")?;
@@ -159,7 +172,7 @@ pub(crate) fn render(
             url.set_path(&path);
             let body = json!({
                 "chat_id": sink.chat_id.clone().unwrap_or_default(),
-                "text": clip(&n.text(), 4096),
+                "text": clip(&text_of(sink, n), 4096),
                 "disable_web_page_preview": true,
             });
             (url, "application/json", json_body(body))
@@ -176,7 +189,11 @@ pub(crate) fn render(
             if let Some(t) = &sink.token {
                 headers.push(("Authorization", format!("Bearer {}", t.expose())));
             }
-            (base, "text/plain; charset=utf-8", n.text().into_bytes())
+            (
+                base,
+                "text/plain; charset=utf-8",
+                text_of(sink, n).into_bytes(),
+            )
         }
         SinkKind::Pagerduty => (base, "application/json", json_body(pagerduty(sink, n)?)),
         SinkKind::Command => return Err("a command sink sends no request".into()),
@@ -199,6 +216,10 @@ fn pagerduty(sink: &SinkConfig, n: &Notification) -> Result<serde_json::Value, S
     } else {
         format!("chanmon-{}", e.incident)
     };
+    let summary = match &sink.template {
+        Some(_) => text_of(sink, n),
+        None => format!("{}: {}", n.title(), e.line()),
+    };
     if n.is_resolve() {
         return Ok(json!({
             "routing_key": key.expose(),
@@ -211,7 +232,7 @@ fn pagerduty(sink: &SinkConfig, n: &Notification) -> Result<serde_json::Value, S
         "event_action": "trigger",
         "dedup_key": dedup_key,
         "payload": {
-            "summary": clip(&format!("{}: {}", n.title(), e.line()), 1024),
+            "summary": clip(&summary, 1024),
             "source": format!("chanmon/{}", e.monitor),
             "severity": if e.status == "degraded" { "warning" } else { "critical" },
             "timestamp": crate::model::Timestamp(e.at_ms).to_rfc3339(),
@@ -261,6 +282,7 @@ mod tests {
             token: Some(Secret::new("123:tok-en")),
             chat_id: Some("-100".into()),
             command: vec![],
+            template: None,
             timeout: Duration::from_secs(5),
             network: NetworkPolicy::default(),
         }

@@ -28,6 +28,7 @@ const SINK_KEYS: &[&str] = &[
     "routing_key",
     "chat_id",
     "command",
+    "template",
     "timeout",
     "network",
 ];
@@ -213,9 +214,32 @@ fn read_sink(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<SinkConfig> {
         token,
         chat_id,
         command: command.unwrap_or_default(),
+        template: read_template(&s, kind, d),
         timeout,
         network,
     })
+}
+
+/// `template`: compiled here so a broken one is a config error, not a silent fallback later.
+fn read_template(s: &Section<'_, '_>, kind: SinkKind, d: &mut Diags<'_>) -> Option<String> {
+    let t = s.string(d, "template")?;
+    if kind == SinkKind::Webhook {
+        d.error(
+            &t.span,
+            format!(
+                "{}: a webhook sends the event as JSON and takes no template",
+                s.name("template")
+            ),
+        );
+        return None;
+    }
+    match crate::alert::template::check(&t.v) {
+        Ok(()) => Some(t.v),
+        Err(e) => {
+            d.error(&t.span, format!("{}: {e}", s.name("template")));
+            None
+        }
+    }
 }
 
 /// `command = ["/path/to/program", "arg", …]`: required for a command sink, run without a
@@ -231,7 +255,10 @@ fn read_command(s: &Section<'_, '_>, kind: SinkKind, d: &mut Diags<'_>) -> Optio
         return None;
     };
     let Some(program) = list.v.first() else {
-        d.error(&list.span, format!("{} is empty; name the program to run", s.name("command")));
+        d.error(
+            &list.span,
+            format!("{} is empty; name the program to run", s.name("command")),
+        );
         return None;
     };
     if !std::path::Path::new(&program.v).is_absolute() {
@@ -291,7 +318,15 @@ fn check_keys_for(s: &Section<'_, '_>, kind: SinkKind, d: &mut Diags<'_>) {
         SinkKind::Pagerduty => &["routing_key", "url", "network"],
         SinkKind::Command => &["command"],
     };
-    for key in ["secret", "token", "routing_key", "chat_id", "command", "url", "network"] {
+    for key in [
+        "secret",
+        "token",
+        "routing_key",
+        "chat_id",
+        "command",
+        "url",
+        "network",
+    ] {
         if !used.contains(&key)
             && let Some((k, _)) = s.raw(key)
         {
