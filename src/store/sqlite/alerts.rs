@@ -328,6 +328,22 @@ pub(super) fn finish(
     Ok(())
 }
 
+/// Deletes delivered and dead outbox rows finished before `cutoff` (ms), in small batches.
+pub(super) fn prune_outbox(conn: &Connection, cutoff: i64) -> Result<u64, StoreError> {
+    let mut total = 0u64;
+    loop {
+        let n = conn.execute(
+            "DELETE FROM outbox WHERE pk IN
+               (SELECT pk FROM outbox WHERE state <> 0 AND done_at < ?1 LIMIT 2000)",
+            params![cutoff],
+        )?;
+        total += n as u64;
+        if n < 2000 {
+            return Ok(total);
+        }
+    }
+}
+
 pub(super) fn counts(conn: &Connection) -> Result<OutboxCounts, StoreError> {
     let mut c = OutboxCounts::default();
     let mut st = conn.prepare_cached("SELECT state, count(*) FROM outbox GROUP BY state")?;
@@ -574,5 +590,14 @@ mod tests {
             .unwrap();
         let c = s.outbox_counts().unwrap();
         assert_eq!((c.delivered, c.pending, c.dead), (1, 1, 0));
+        // Prune takes the finished row with old history, never the pending one.
+        s.prune(
+            Timestamp::now().saturating_add(Duration::from_secs(3600)),
+            Duration::from_secs(60),
+            false,
+        )
+        .unwrap();
+        let c = s.outbox_counts().unwrap();
+        assert_eq!((c.delivered, c.pending), (0, 1));
     }
 }

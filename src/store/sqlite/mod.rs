@@ -393,11 +393,13 @@ impl Storage for SqliteStore {
         history: Duration,
         dry_run: bool,
     ) -> Result<u64, StoreError> {
-        write::prune(
-            &mut self.conn,
-            now.saturating_sub(history).millis(),
-            dry_run,
-        )
+        let cutoff = now.saturating_sub(history).millis();
+        if !dry_run {
+            // Finished outbox rows go with the history they belong to; pending ones (and the
+            // incidents themselves) stay.
+            alerts::prune_outbox(&self.conn, cutoff)?;
+        }
+        write::prune(&mut self.conn, cutoff, dry_run)
     }
 
     fn prune_rollups(
