@@ -244,11 +244,11 @@ fn reminders_come_while_an_incident_stays_open() {
     let mock = MockUpstream::start();
     let r = Receiver::start();
     let alerts =
-        FAST.replace("failure_threshold = 2", "failure_threshold = 1") + "remind_every = \"1s\"\n";
+        FAST.replace("failure_threshold = 2", "failure_threshold = 1") + "remind_every = \"3s\"\n";
     let env = Env::new(&config(DEAD, &mock, &["good"], &webhook(&r), &alerts));
     check(&env);
-    check(&env); // well within a second of the first: no reminder yet
-    std::thread::sleep(Duration::from_millis(1500));
+    check(&env); // well within 3 s of the first: no reminder yet
+    std::thread::sleep(Duration::from_millis(3500));
     check(&env);
     let kinds: Vec<String> = r
         .received()
