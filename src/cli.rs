@@ -104,6 +104,14 @@ pub enum Command {
     /// snapshot of the database.
     Export(ExportArgs),
 
+    /// List incidents (per monitor and model) newest first, with how long they lasted and what
+    /// each sink was told.
+    Incidents(IncidentsArgs),
+
+    /// Alert sinks (`[[alert]]` in the config).
+    #[command(subcommand)]
+    Alert(AlertCommand),
+
     /// Write the man pages (generated from these definitions).
     #[command(hide = true)]
     Man {
@@ -170,6 +178,39 @@ pub struct HistoryArgs {
 
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentsArgs {
+    /// Only this monitor.
+    #[arg(value_parser = parse_id)]
+    pub id: Option<MonitorId>,
+
+    /// Only incidents still open.
+    #[arg(long)]
+    pub open: bool,
+
+    /// Only incidents open at or resolved after this time: RFC 3339, a date, epoch ms, or a
+    /// duration ago like `24h`.
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<Timestamp>,
+
+    /// At most this many incidents.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub limit: u32,
+
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertCommand {
+    /// Send a test notification through a sink, the way real alerts go (same request, same
+    /// guarded client), and print the receiver's answer. Exit 0 on a 2xx, 1 otherwise.
+    Test {
+        /// The sink's `id`.
+        sink: String,
+    },
 }
 
 #[derive(Debug, Args)]

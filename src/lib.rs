@@ -3,6 +3,7 @@
 //! `main.rs` only parses arguments and maps errors to exit codes; the program lives here.
 //! See ARCHITECTURE.md for the data flow and the code map.
 
+pub mod alert;
 pub mod cli;
 pub mod commands;
 pub mod config;

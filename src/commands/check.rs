@@ -25,6 +25,7 @@ pub(super) async fn check(config_path: &Path, args: CheckArgs, color: bool) -> O
         .context("no master key")
         .or_exit(EXIT_UNKNOWN)?;
     let mut db = store::open(&config.database, OpenMode::Create).or_exit(EXIT_UNKNOWN)?;
+    db.set_alert_plan(std::sync::Arc::new(config.alerts.plan(&config.monitors)));
     let monitors = keys::sync(db.as_mut(), &config.monitors, &key)
         .context("syncing the config into the database")
         .or_exit(EXIT_UNKNOWN)?;
@@ -64,12 +65,43 @@ pub(super) async fn check(config_path: &Path, args: CheckArgs, color: bool) -> O
             .or_exit(EXIT_UNKNOWN)?;
     }
     print(&report::render_results(&all, format_of(args.format), color));
+    if !args.no_record {
+        drop(db);
+        deliver_alerts(&config).await;
+    }
     let worst = all
         .iter()
         .map(|r| r.status)
         .max()
         .unwrap_or(Status::Operational);
     Ok(worst.exit_code())
+}
+
+/// Delivers what the outbox owes when no daemon runs (the daemon's drainer does otherwise):
+/// holding the daemon lock meanwhile, so the two never send the same row at once. Rows a group
+/// window holds back are waited for (at most the longest `group_window`); each due row is
+/// tried once; what fails stays queued for the next run. Problems are logged, never
+/// fatal: the results are recorded already.
+async fn deliver_alerts(config: &Config) {
+    let Ok(_lock) = store::daemon_lock(&config.database) else {
+        return;
+    };
+    match crate::alert::DrainCtx::open(config) {
+        Ok(Some(ctx)) => {
+            match crate::alert::drain_pending(&ctx, config.alerts.longest_group_window()).await {
+                Ok(r) if r.retried + r.dead > 0 => tracing::warn!(
+                    delivered = r.delivered,
+                    retry_later = r.retried,
+                    dead = r.dead,
+                    "some alerts were not delivered"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "delivering alerts failed"),
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "delivering alerts failed"),
+    }
 }
 
 /// Every id asked for is in the config.

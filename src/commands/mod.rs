@@ -1,11 +1,13 @@
 //! One function per subcommand: glue between the CLI, the config, the store and the runner.
 //! Errors carry the exit code they map to; `main` prints them.
 
+mod alert;
 mod backup;
 mod check;
 mod cost;
 mod export;
 mod history;
+mod incidents;
 mod prune;
 mod rekey;
 mod run;
@@ -78,6 +80,8 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         Command::Verify(args) => verify::verify(&cli.config, args),
         Command::Rekey(args) => rekey::rekey(&cli.config, args),
         Command::Export(args) => export::export(&cli.config, args),
+        Command::Incidents(args) => incidents::incidents(&cli.config, args, color),
+        Command::Alert(cmd) => alert::alert(&cli.config, cmd).await,
         Command::Man { out_dir } => write_man(&out_dir),
         Command::Completions { shell } => {
             let mut out = Vec::new();

@@ -17,6 +17,7 @@ pub(super) async fn run(config_path: &Path) -> Outcome {
         .context("no master key")
         .or_exit(EXIT_RUNTIME)?;
     let mut db = store::open(&config.database, OpenMode::Create).or_exit(EXIT_RUNTIME)?;
+    db.set_alert_plan(std::sync::Arc::new(config.alerts.plan(&config.monitors)));
     let monitors = keys::sync(db.as_mut(), &config.monitors, &key)
         .context("syncing the config into the database")
         .or_exit(EXIT_RUNTIME)?;

@@ -58,13 +58,26 @@ pub(super) fn status(config_path: &Path, args: StatusArgs, color: bool) -> Outco
         }
         None => None,
     };
-    print(&report::render_status(
+    let mut out = report::render_status(
         &rows,
         timelines.as_deref(),
         format_of(args.format),
         color,
         now,
-    ));
+    );
+    if args.format == OutputFormat::Table {
+        let open = store
+            .incidents(&crate::store::IncidentQuery {
+                open_only: true,
+                monitor: args.id.clone(),
+                ..Default::default()
+            })
+            .with_context(ctx)
+            .or_exit(EXIT_RUNTIME)?;
+        out.push_str(&incident_block(&open, now));
+        out.push_str(&maintenance_block(&rows, &config, now));
+    }
+    print(&out);
     if let Some(note) = insecure_note(&config, args.id.as_ref()) {
         // Beside the table; JSON keeps its shape, so the note goes to stderr there.
         if args.format == OutputFormat::Table {
@@ -91,6 +104,58 @@ fn insecure_note(config: &Config, only: Option<&MonitorId>) -> Option<String> {
             ids.join(", ")
         )
     })
+}
+
+/// One line per monitor inside a maintenance window now: `MAINTENANCE <monitor>: alerts
+/// muted` (results are still recorded).
+fn maintenance_block(rows: &[StatusRow], config: &Config, now: Timestamp) -> String {
+    if config.alerts.maintenance.is_empty() {
+        return String::new();
+    }
+    let groups: HashMap<&MonitorId, Option<&str>> = config
+        .monitors
+        .iter()
+        .map(|m| (&m.id, m.group.as_deref()))
+        .collect();
+    let mut out = String::new();
+    let mut last: Option<&MonitorId> = None;
+    for r in rows {
+        if last == Some(&r.monitor) {
+            continue;
+        }
+        last = Some(&r.monitor);
+        let group = groups.get(&r.monitor).copied().flatten();
+        if config
+            .alerts
+            .maintenance_at(&r.monitor, group, now)
+            .is_some()
+        {
+            out.push_str(&format!(
+                "MAINTENANCE {}: in a maintenance window, alerts muted\n",
+                r.monitor
+            ));
+        }
+    }
+    out
+}
+
+/// One line per model with an open incident, under the table: `INCIDENT <monitor>/<model>:
+/// error (timeout) since <time>, for <how long>` (`chanmon incidents` has the details).
+fn incident_block(open: &[crate::store::IncidentRow], now: Timestamp) -> String {
+    let mut out = String::new();
+    for i in open {
+        out.push_str(&format!(
+            "INCIDENT {}/{}: {} ({}) since {}, for {}{}\n",
+            i.monitor,
+            i.model,
+            i.status,
+            i.kind,
+            i.since.to_rfc3339(),
+            crate::alert::event::fmt_span(now.millis() - i.since.millis()),
+            if i.muted { " (muted: maintenance)" } else { "" }
+        ));
+    }
+    out
 }
 
 /// Each row of a monitor whose config shows a status page gets that page's latest reading

@@ -122,6 +122,7 @@ fn summary(config: &Config, key_problems: &[(String, String)]) -> String {
             insecure.join(", ")
         );
     }
+    out.push_str(&alerts_line(config));
     out
 }
 
@@ -133,6 +134,26 @@ fn endpoint_cell(m: &crate::config::MonitorConfig) -> String {
         shown.push_str(&format!("{k}={v}"));
     }
     shown
+}
+
+/// The sinks by id and type (never their URLs or tokens) and the maintenance windows.
+fn alerts_line(config: &Config) -> String {
+    let a = &config.alerts;
+    if a.sinks.is_empty() && a.maintenance.is_empty() {
+        return String::new();
+    }
+    let sinks: Vec<String> = a
+        .sinks
+        .iter()
+        .map(|s| format!("{} ({})", s.id, s.kind.as_str()))
+        .collect();
+    format!(
+        "alerts: {} sink(s){}{}; {} maintenance window(s)\n",
+        sinks.len(),
+        if sinks.is_empty() { "" } else { ": " },
+        sinks.join(", "),
+        a.maintenance.len()
+    )
 }
 
 #[cfg(test)]

@@ -24,9 +24,11 @@ use crate::provider::{Api, Auth, Protocol, Provider};
 use crate::secret::Secret;
 use crate::store::Database;
 
+mod alerts;
 mod diag;
 mod fields;
 mod interp;
+mod maintenance;
 mod monitor;
 mod network;
 mod official;
@@ -66,6 +68,8 @@ pub struct Config {
     /// The global network policy (`[network]`); each monitor carries its effective copy.
     pub network: NetworkPolicy,
     pub monitors: Vec<MonitorConfig>,
+    /// `[[alert]]` sinks, `[alerts]` rules and `[monitor.alerts]` overrides.
+    pub alerts: crate::alert::AlertsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]

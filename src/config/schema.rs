@@ -26,6 +26,10 @@ const TOP_KEYS: &[&str] = &[
     "retention",
     "network",
     "monitor",
+    "alert",
+    "alerts",
+    "maintenance",
+    "heartbeat",
 ];
 
 const RUNNER_KEYS: &[&str] = &[
@@ -82,6 +86,9 @@ pub(crate) fn build(text: &str, path: &Path, env: Env<'_>) -> Result<Loaded, Con
     };
 
     let monitors = read_monitors(&root, &defaults, &network, env, &mut d);
+    let mut alerts = super::alerts::read(&root, &mut d);
+    let ids: std::collections::HashSet<&str> = monitors.iter().map(|m| m.id.as_str()).collect();
+    alerts.maintenance = super::maintenance::read(&root, &ids, &mut d);
 
     if d.has_errors() {
         return Err(finish_err(d));
@@ -97,6 +104,7 @@ pub(crate) fn build(text: &str, path: &Path, env: Env<'_>) -> Result<Loaded, Con
             retention,
             network,
             monitors,
+            alerts,
         },
         warnings,
     })

@@ -47,6 +47,7 @@ const KEYS: &[(&str, bool)] = &[
     ("degraded_below_tps", true),
     ("official_status", true),
     ("official_status_interval", true),
+    ("alerts", false),
 ];
 
 /// Keys `[[monitor]]` accepts.

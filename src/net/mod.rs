@@ -10,7 +10,7 @@
 mod deny;
 mod resolver;
 mod tls;
-mod url_check;
+pub(crate) mod url_check;
 
 use std::fmt;
 use std::net::SocketAddr;

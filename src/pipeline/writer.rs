@@ -52,6 +52,8 @@ enum Msg {
     /// A status page's latest reading: one small upsert, not retried (the next poll rewrites
     /// it).
     Official(OfficialStatus),
+    /// New alert rules (a reload): results after this are decided with them.
+    AlertPlan(Arc<crate::alert::AlertPlan>),
 }
 
 /// The writer thread. Dropping every handle and calling [`Writer::finish`] flushes what is
@@ -165,6 +167,13 @@ impl WriterHandle {
         }
     }
 
+    /// Hands new alert rules to the writer (config reload).
+    pub(crate) async fn alert_plan(&self, plan: Arc<crate::alert::AlertPlan>) {
+        if self.tx.send(Msg::AlertPlan(plan)).await.is_err() {
+            tracing::debug!("alert rules arrived after the writer stopped");
+        }
+    }
+
     /// Re-syncs monitor definitions through the writer (config reload).
     pub(crate) async fn sync(
         &self,
@@ -217,6 +226,11 @@ fn writer_loop(mut st: State, mut rx: mpsc::Receiver<Msg>) {
                         st.damaged(e);
                     }
                     let _ = reply.send(synced);
+                }
+                Msg::AlertPlan(plan) => {
+                    // Results queued before the reload are decided with the old rules.
+                    st.flush();
+                    st.store.set_alert_plan(plan);
                 }
                 Msg::Official(status) => {
                     if let Err(e) = st.store.put_official_status(&status) {

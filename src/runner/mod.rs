@@ -24,6 +24,8 @@ use tokio::sync::{Mutex, Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::alert::deliver::{DrainCtx, Drainer};
+use crate::alert::watch::{Health, SdNotify, Watch};
 use crate::config::{self, Config, Monitor, RunnerConfig};
 use crate::model::MonitorId;
 use crate::pipeline::bus::Bus;
@@ -54,6 +56,8 @@ pub enum RunnerError {
     /// The writer stopped the daemon: the database is damaged.
     #[error("{0}")]
     Damaged(String),
+    #[error("cannot start alert delivery: {0}")]
+    Alerts(String),
 }
 
 /// How a running daemon is told to stop or reload: by signals in production (see
@@ -142,6 +146,8 @@ pub struct Daemon {
     control: Control,
     /// Set by the writer when it stopped the daemon because the database is damaged.
     fatal: Fatal,
+    /// The alert drainer's parts (its own store connection); `None` without sinks.
+    drain: Option<DrainCtx>,
 }
 
 impl Daemon {
@@ -168,6 +174,7 @@ impl Daemon {
         )
         .map_err(RunnerError::Writer)?;
         let prober = Arc::new(Prober::new(locks, config.runner.model_concurrency));
+        let drain = DrainCtx::open(&config).map_err(RunnerError::Alerts)?;
         Ok(Daemon {
             config_path,
             config,
@@ -178,7 +185,30 @@ impl Daemon {
             bus,
             control,
             fatal,
+            drain,
         })
+    }
+
+    /// The watch task's parts: the daemon's counters and the drainer's dead letters.
+    fn watch(&self) -> Watch {
+        let metrics = self.metrics.clone();
+        let dead = self.drain.as_ref().map(|d| d.counters.clone());
+        Watch {
+            read: Box::new(move || {
+                let s = metrics.snapshot();
+                Health {
+                    dropped: s.dropped,
+                    write_failures: s.write_failures,
+                    started_on_time: s.started_on_time,
+                    started_late: s.started_late,
+                    dead_letters: dead.as_ref().map_or(0, |c| c.dead.load(Relaxed)),
+                }
+            }),
+            every: self.config.alerts.watch_every,
+            sinks: self.config.alerts.defaults.sinks.clone(),
+            drain: self.drain.clone(),
+            heartbeat: self.config.alerts.heartbeat.clone(),
+        }
     }
 
     /// The result bus: subscribe before [`Daemon::run`] to see every committed result and
@@ -237,6 +267,7 @@ impl Daemon {
             metrics: self.metrics.clone(),
             started: false,
         };
+        let watch = self.watch();
         let targets = active_targets(self.config.enabled, self.monitors, &self.prober);
         tracing::info!(
             monitors = targets.len(),
@@ -247,6 +278,18 @@ impl Daemon {
         );
         ticker.schedule.set_targets(targets, Instant::now());
         let pollers = official::Pollers::start(&self.config, &ctx.writer);
+        // The drainer stops after the writer has flushed, so alerts the last results owe are
+        // tried before the process exits.
+        let drain_stop = CancellationToken::new();
+        let drainer = self.drain.clone().map(|d| {
+            let grace = runner.shutdown_grace.min(Duration::from_secs(5));
+            tokio::spawn(Drainer::run(d, drain_stop.clone(), grace))
+        });
+        let watch_stop = CancellationToken::new();
+        let sd = SdNotify::from_env();
+        tokio::spawn(watch.run(watch_stop.clone()));
+        tokio::spawn(sd.clone().watchdog(watch_stop.clone()));
+        sd.notify("READY=1");
         let mut running = self.config;
         // The monitors live in the targets; a second copy of 100,000 of them here would only
         // cost memory (the reloader compares `[runner]` and the database path).
@@ -257,8 +300,11 @@ impl Daemon {
             running,
             writer: ctx.writer.clone(),
             prober: self.prober.clone(),
+            drain: self.drain.clone(),
         };
         ticker.run(reloader, &self.control, &self.bus).await;
+        sd.notify("STOPPING=1");
+        watch_stop.cancel();
         shutdown(
             ticker,
             ctx,
@@ -269,6 +315,12 @@ impl Daemon {
             &self.bus,
         )
         .await;
+        drain_stop.cancel();
+        if let Some(d) = drainer
+            && let Err(e) = d.await
+        {
+            tracing::error!(error = %e, "the alert drainer did not stop cleanly");
+        }
     }
 }
 
@@ -382,6 +434,9 @@ struct Reloader {
     prober: Arc<Prober>,
     /// The status-page pollers of the running config, restarted with it.
     pollers: official::Pollers,
+    /// The alert drainer, whose sinks a reload replaces (added or removed sinks need a
+    /// restart to start or stop the drainer itself).
+    drain: Option<DrainCtx>,
 }
 
 impl Reloader {
@@ -413,6 +468,7 @@ impl Reloader {
         }
         // Planned before the monitors move into the sync; started only once the sync succeeded.
         let polls = official::plan(&new);
+        let plan = Arc::new(new.alerts.plan(&new.monitors));
         let monitors = match self.writer.sync(std::mem::take(&mut new.monitors)).await {
             Ok(m) => m,
             Err(e) => {
@@ -422,6 +478,16 @@ impl Reloader {
         };
         self.prober.reset_clients();
         self.pollers.restart(polls, &self.writer);
+        self.writer.alert_plan(plan).await;
+        if let Some(d) = &self.drain {
+            match crate::alert::deliver::Sender::new(
+                &new.alerts.sinks,
+                new.alerts.status_page.clone(),
+            ) {
+                Ok(s) => d.set_sender(Arc::new(s)),
+                Err(e) => tracing::error!(error = %e, "reload: the alert sinks were not replaced"),
+            }
+        }
         // Preparing 100,000 targets (a redactor each) is CPU work: kept off the runtime's
         // threads, where it would delay the probes running beside the reload.
         let (prober, enabled) = (self.prober.clone(), new.enabled);

@@ -69,6 +69,49 @@ impl<S: Storage> DamageGuard<S> {
 }
 
 impl<S: Storage> Storage for DamageGuard<S> {
+    fn set_alert_plan(&mut self, plan: std::sync::Arc<crate::alert::AlertPlan>) {
+        self.inner.set_alert_plan(plan);
+    }
+
+    fn due_deliveries(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<crate::store::Delivery>, StoreError> {
+        self.seen(self.inner.due_deliveries(now, limit))
+    }
+
+    fn finish_deliveries(
+        &mut self,
+        pks: &[i64],
+        outcome: &crate::store::DeliveryOutcome,
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        let r = self.inner.finish_deliveries(pks, outcome);
+        self.seen(r)
+    }
+
+    fn enqueue_event(
+        &mut self,
+        sinks: &[String],
+        event: &crate::alert::AlertEvent,
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        let r = self.inner.enqueue_event(sinks, event);
+        self.seen(r)
+    }
+
+    fn incidents(
+        &self,
+        q: &crate::store::IncidentQuery,
+    ) -> Result<Vec<crate::store::IncidentRow>, StoreError> {
+        self.seen(self.inner.incidents(q))
+    }
+
+    fn outbox_counts(&self) -> Result<crate::store::OutboxCounts, StoreError> {
+        self.seen(self.inner.outbox_counts())
+    }
+
     fn stored_secrets(&self) -> Result<HashMap<String, StoredSecrets>, StoreError> {
         self.seen(self.inner.stored_secrets())
     }
@@ -223,6 +266,39 @@ mod tests {
     }
 
     impl Storage for Broken {
+        fn set_alert_plan(&mut self, _: std::sync::Arc<crate::alert::AlertPlan>) {}
+        fn due_deliveries(
+            &self,
+            _: Timestamp,
+            _: usize,
+        ) -> Result<Vec<crate::store::Delivery>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn finish_deliveries(
+            &mut self,
+            _: &[i64],
+            _: &crate::store::DeliveryOutcome,
+        ) -> Result<(), StoreError> {
+            self.writes += 1;
+            Ok(())
+        }
+        fn enqueue_event(
+            &mut self,
+            _: &[String],
+            _: &crate::alert::AlertEvent,
+        ) -> Result<(), StoreError> {
+            self.writes += 1;
+            Ok(())
+        }
+        fn incidents(
+            &self,
+            _: &crate::store::IncidentQuery,
+        ) -> Result<Vec<crate::store::IncidentRow>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn outbox_counts(&self) -> Result<crate::store::OutboxCounts, StoreError> {
+            Ok(Default::default())
+        }
         fn stored_secrets(&self) -> Result<HashMap<String, StoredSecrets>, StoreError> {
             Ok(HashMap::new())
         }

@@ -18,6 +18,7 @@
 
 mod guard;
 mod hist;
+mod outbox;
 mod sqlite;
 mod window;
 
@@ -31,6 +32,9 @@ use crate::model::{CheckResult, MonitorId, Status, Timestamp};
 use crate::official::OfficialStatus;
 use crate::pipeline::tracker::{SeriesState, StatusChange};
 
+pub use outbox::{
+    Delivery, DeliveryOutcome, DeliveryRow, DeliveryState, IncidentQuery, IncidentRow, OutboxCounts,
+};
 pub use sqlite::SCHEMA_VERSION;
 pub use window::WindowStats;
 
@@ -289,8 +293,37 @@ pub trait Storage: Send {
     fn monitors(&self) -> Result<Vec<StoredMonitor>, StoreError>;
 
     /// Writes results, their rollups and the status tracker in one transaction; returns the
-    /// status changes that transaction recorded.
+    /// status changes that transaction recorded. With an alert plan set, the incidents the
+    /// results open or resolve and the outbox rows they owe are written in that transaction
+    /// too.
     fn insert_results(&mut self, results: &[CheckResult]) -> Result<Vec<StatusChange>, StoreError>;
+
+    /// The alert rules later [`Storage::insert_results`] decide incidents with (until set,
+    /// none are written).
+    fn set_alert_plan(&mut self, plan: Arc<crate::alert::AlertPlan>);
+
+    /// Pending outbox rows due at `now`, oldest first, at most `limit`.
+    fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Records a delivery attempt of the outbox rows `pks`, in its own commit.
+    fn finish_deliveries(
+        &mut self,
+        pks: &[i64],
+        outcome: &DeliveryOutcome,
+    ) -> Result<(), StoreError>;
+
+    /// Queues an event for `sinks` outside any result (chanmon's own trouble), due at once.
+    fn enqueue_event(
+        &mut self,
+        sinks: &[String],
+        event: &crate::alert::AlertEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Incidents, newest first, with their deliveries.
+    fn incidents(&self, q: &IncidentQuery) -> Result<Vec<IncidentRow>, StoreError>;
+
+    /// Outbox rows by state.
+    fn outbox_counts(&self) -> Result<OutboxCounts, StoreError>;
 
     /// Newest first.
     fn history(&self, q: &HistoryQuery) -> Result<Vec<CheckResult>, StoreError>;

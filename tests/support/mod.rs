@@ -12,3 +12,4 @@ pub(crate) use mock::tls_mock::{Flaw, TestCa};
 pub(crate) use mock::{
     Behaviour, MockOptions, MockTls, MockUpstream, RecordedRequest, challenge_answer,
 };
+pub(crate) mod receiver;

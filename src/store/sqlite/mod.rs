@@ -10,6 +10,7 @@
 //! written in the same transaction as their rows, so windows can be answered from rollups plus
 //! the raw rows at the edges (see `store::window`) and a restart remembers every status.
 
+mod alerts;
 mod care;
 pub(super) mod locks;
 mod rollups;
@@ -57,6 +58,8 @@ pub(crate) struct SqliteStore {
     path: PathBuf,
     /// (monitor id, model) → series pk; only committed rows are cached.
     series: HashMap<(String, String), i64>,
+    /// The alert rules incidents are decided with; none: no incidents are written.
+    alerts: Option<std::sync::Arc<crate::alert::AlertPlan>>,
 }
 
 impl SqliteStore {
@@ -66,6 +69,7 @@ impl SqliteStore {
             conn: schema::open(path, mode)?,
             path: path.to_owned(),
             series: HashMap::new(),
+            alerts: None,
         })
     }
 
@@ -174,6 +178,45 @@ impl SqliteStore {
 }
 
 impl Storage for SqliteStore {
+    fn set_alert_plan(&mut self, plan: std::sync::Arc<crate::alert::AlertPlan>) {
+        self.alerts = Some(plan);
+    }
+
+    fn due_deliveries(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<crate::store::Delivery>, StoreError> {
+        alerts::due(&self.conn, now, limit)
+    }
+
+    fn finish_deliveries(
+        &mut self,
+        pks: &[i64],
+        outcome: &crate::store::DeliveryOutcome,
+    ) -> Result<(), StoreError> {
+        alerts::finish(&mut self.conn, pks, outcome)
+    }
+
+    fn enqueue_event(
+        &mut self,
+        sinks: &[String],
+        event: &crate::alert::AlertEvent,
+    ) -> Result<(), StoreError> {
+        alerts::enqueue_now(&mut self.conn, sinks, event)
+    }
+
+    fn incidents(
+        &self,
+        q: &crate::store::IncidentQuery,
+    ) -> Result<Vec<crate::store::IncidentRow>, StoreError> {
+        alerts::incidents(&self.conn, q)
+    }
+
+    fn outbox_counts(&self) -> Result<crate::store::OutboxCounts, StoreError> {
+        alerts::counts(&self.conn)
+    }
+
     fn stored_secrets(&self) -> Result<HashMap<String, StoredSecrets>, StoreError> {
         let mut st = self
             .conn
@@ -228,7 +271,12 @@ impl Storage for SqliteStore {
     }
 
     fn insert_results(&mut self, results: &[CheckResult]) -> Result<Vec<StatusChange>, StoreError> {
-        write::insert_results(&mut self.conn, &mut self.series, results)
+        write::insert_results(
+            &mut self.conn,
+            &mut self.series,
+            results,
+            self.alerts.as_deref(),
+        )
     }
 
     fn history(&self, q: &HistoryQuery) -> Result<Vec<CheckResult>, StoreError> {
@@ -345,11 +393,13 @@ impl Storage for SqliteStore {
         history: Duration,
         dry_run: bool,
     ) -> Result<u64, StoreError> {
-        write::prune(
-            &mut self.conn,
-            now.saturating_sub(history).millis(),
-            dry_run,
-        )
+        let cutoff = now.saturating_sub(history).millis();
+        if !dry_run {
+            // Finished outbox rows go with the history they belong to; pending ones (and the
+            // incidents themselves) stay.
+            alerts::prune_outbox(&self.conn, cutoff)?;
+        }
+        write::prune(&mut self.conn, cutoff, dry_run)
     }
 
     fn prune_rollups(

@@ -121,6 +121,52 @@ const MIGRATIONS: &[&str] = &[
         error       TEXT                     -- why the indicator is unknown
     );
     ",
+    // 4: alerts. Incidents per series, each series' alert counts, and the transactional
+    // outbox: one row per (incident event × sink), written with the result that caused it
+    // and marked delivered in its own commit after the receiver's 2xx. Older databases start
+    // with no incidents (nothing is invented from old rows).
+    "
+    CREATE TABLE incidents (
+        pk          INTEGER PRIMARY KEY,
+        uid         TEXT NOT NULL UNIQUE,     -- stable id: event ids, PagerDuty dedup_key
+        series      INTEGER NOT NULL REFERENCES series(pk),
+        since       INTEGER NOT NULL,         -- the failing run began
+        opened_at   INTEGER NOT NULL,         -- the result that crossed the threshold
+        resolved_at INTEGER,                  -- NULL while open
+        status      INTEGER NOT NULL,
+        kind        INTEGER NOT NULL,
+        message     TEXT,
+        muted       INTEGER NOT NULL DEFAULT 0 -- opened in a maintenance window
+    );
+    CREATE UNIQUE INDEX incidents_open ON incidents (series) WHERE resolved_at IS NULL;
+    CREATE INDEX incidents_opened ON incidents (opened_at);
+    CREATE TABLE alert_state (
+        series      INTEGER PRIMARY KEY REFERENCES series(pk),
+        fail_run    INTEGER NOT NULL,
+        ok_run      INTEGER NOT NULL,
+        fail_since  INTEGER,
+        incident    INTEGER REFERENCES incidents(pk),
+        notified_at INTEGER
+    ) WITHOUT ROWID;
+    CREATE TABLE outbox (
+        pk          INTEGER PRIMARY KEY,
+        event_id    TEXT NOT NULL,
+        sink        TEXT NOT NULL,
+        incident    INTEGER REFERENCES incidents(pk),
+        event       TEXT NOT NULL,            -- opened/resolved/reminder/test/internal
+        grp         TEXT NOT NULL,            -- rows of one group go out as one message
+        payload     TEXT NOT NULL,            -- the event as JSON: facts only, no secrets
+        created_at  INTEGER NOT NULL,
+        next_at     INTEGER NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        state       INTEGER NOT NULL DEFAULT 0, -- 0 pending, 1 delivered, 2 dead
+        done_at     INTEGER,
+        last_error  TEXT,
+        UNIQUE (event_id, sink)
+    );
+    CREATE INDEX outbox_due ON outbox (next_at) WHERE state = 0;
+    CREATE INDEX outbox_incident ON outbox (incident);
+    ",
 ];
 
 /// The schema version this binary writes.
@@ -352,5 +398,41 @@ mod tests {
             .unwrap();
         let facts = &latest[0].latest.as_ref().expect("a row").facts;
         assert_eq!(*facts, crate::model::ReplyFacts::default());
+    }
+
+    /// A version 3 database with history migrates to 4 with no incidents invented, and its
+    /// next results open incidents as usual.
+    #[test]
+    fn migration_4_starts_with_no_incidents() {
+        use crate::store::{Database, IncidentQuery, OpenMode, open as open_store};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        let conn = Connection::open(&path).unwrap();
+        for m in &MIGRATIONS[..3] {
+            conn.execute_batch(m).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO monitors (pk, id, name, provider, api, endpoint, enabled, interval_ms,
+                 models, updated_at) VALUES (1, 'm', 'm', 'openai', 'chat', 'https://h/', 1, 1, '[\"a\"]', 0);
+             INSERT INTO series (pk, monitor, model) VALUES (1, 1, 'a');
+             INSERT INTO history (series, started_at, status, kind) VALUES
+                 (1, 100, 3, 6), (1, 200, 3, 6), (1, 300, 3, 6), (1, 400, 3, 6);",
+        )
+        .unwrap();
+        drop(conn);
+        let store = open_store(&Database::Sqlite(path.clone()), OpenMode::Existing).unwrap();
+        assert!(
+            store
+                .incidents(&IncidentQuery::default())
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.outbox_counts().unwrap(), Default::default());
+        let conn = Connection::open(&path).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 4);
     }
 }

@@ -1,11 +1,12 @@
-//! The SQLite writes: syncing monitors, inserting results with their rollups and tracker state
-//! in one transaction, and retention.
+//! The SQLite writes: syncing monitors, inserting results with their rollups, tracker state
+//! and alert incidents (with their outbox rows) in one transaction, and retention.
 
 use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::rollups;
+use crate::alert::AlertPlan;
 use crate::model::{CheckResult, Kind, Status, Timestamp};
 use crate::pipeline::tracker::{self, SeriesState, StatusChange, Step};
 use crate::store::window::Rollup;
@@ -111,11 +112,13 @@ fn disable_missing(
     Ok(n)
 }
 
-/// Writes results, their rollups and the tracker in one transaction.
+/// Writes results, their rollups, the tracker and (with a plan) incidents and their outbox
+/// rows in one transaction.
 pub(super) fn insert_results(
     conn: &mut Connection,
     cache: &mut HashMap<(String, String), i64>,
     results: &[CheckResult],
+    plan: Option<&AlertPlan>,
 ) -> Result<Vec<StatusChange>, StoreError> {
     if results.is_empty() {
         return Ok(Vec::new());
@@ -151,7 +154,13 @@ pub(super) fn insert_results(
                 e.insert((loaded, loaded))
             }
         };
-        match tracker::advance(slot.1.as_ref(), r) {
+        let step = tracker::advance(slot.1.as_ref(), r);
+        if let Some(plan) = plan
+            && step != Step::Stale
+        {
+            super::alerts::apply(&tx, plan, series, r, plan.muted(&r.monitor, r.started_at))?;
+        }
+        match step {
             Step::Stale => {}
             Step::Same(s) => slot.1 = Some(s),
             Step::Changed(s) => {
