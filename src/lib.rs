@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod probe;
 pub mod provider;
 pub mod redact;
+pub(crate) mod http;
 pub(crate) mod report;
 pub mod runner;
 pub mod secret;

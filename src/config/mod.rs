@@ -26,6 +26,7 @@ use crate::store::Database;
 
 mod diag;
 mod fields;
+mod http;
 mod interp;
 mod monitor;
 mod network;
@@ -35,6 +36,7 @@ mod shared;
 mod validate;
 mod verdict;
 
+pub use http::HttpConfig;
 pub use verdict::{OnModelMismatch, Price, model_matches};
 
 #[cfg(test)]
@@ -66,6 +68,8 @@ pub struct Config {
     /// The global network policy (`[network]`); each monitor carries its effective copy.
     pub network: NetworkPolicy,
     pub monitors: Vec<MonitorConfig>,
+    /// `[http]`: the status page, JSON API and `/metrics` (served only with a `listen`).
+    pub http: HttpConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]

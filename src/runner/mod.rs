@@ -308,6 +308,10 @@ impl Ticker {
     }
 
     fn dispatch(&mut self) {
+        let now = crate::model::Timestamp::now().millis();
+        self.metrics
+            .last_tick_ms
+            .store(u64::try_from(now).unwrap_or(0), Relaxed);
         for due in self.schedule.take_due(Instant::now()) {
             let id = due.target.monitor.config.id.clone();
             match self.jobs.try_send(Job {

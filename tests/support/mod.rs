@@ -9,3 +9,4 @@
 pub(crate) mod mock;
 
 pub(crate) use mock::{Behaviour, MockOptions, MockUpstream, RecordedRequest, challenge_answer};
+pub(crate) mod http_client;
