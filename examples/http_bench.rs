@@ -55,7 +55,11 @@ fn result(rng: &mut fastrand::Rng, monitor: &MonitorId, model: &str, at: i64) ->
         ttft_ms: up.then_some(latency / 3),
         latency_ms: up.then_some(latency),
         ping_ms: Some(rng.u32(20..80)),
-        message: if up { String::new() } else { "upstream said no".to_owned() },
+        message: if up {
+            String::new()
+        } else {
+            "upstream said no".to_owned()
+        },
         facts: Default::default(),
     }
 }
@@ -70,15 +74,21 @@ fn build(dir: &Path, monitors: usize, days: i64) -> PathBuf {
         println!("reusing {}", dir.join("bench.db").display());
         return cfg_path;
     }
-    let cfg = parse(&text, &cfg_path, &|_| None).expect("bench config").config;
+    let cfg = parse(&text, &cfg_path, &|_| None)
+        .expect("bench config")
+        .config;
     let db = cfg.database.sqlite_path().expect("sqlite").to_path_buf();
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
     let now = Timestamp::now().millis() / MINUTE * MINUTE;
     let mut store = store::open(&cfg.database, OpenMode::Create).expect("open");
-    chanmon::keys::sync(store.as_mut(), &cfg.monitors, &MasterKey::from_bytes([9; 32]))
-        .expect("sync");
+    chanmon::keys::sync(
+        store.as_mut(),
+        &cfg.monitors,
+        &MasterKey::from_bytes([9; 32]),
+    )
+    .expect("sync");
     let ids: Vec<MonitorId> = cfg.monitors.iter().map(|m| m.id.clone()).collect();
     let mut rng = fastrand::Rng::with_seed(1);
     let t = Instant::now();
@@ -111,8 +121,16 @@ fn build(dir: &Path, monitors: usize, days: i64) -> PathBuf {
 fn get(addr: SocketAddr, path: &str, gzip: bool) -> (u16, usize, Duration) {
     let t = Instant::now();
     let mut s = TcpStream::connect(addr).expect("connect");
-    let enc = if gzip { "Accept-Encoding: gzip\r\n" } else { "" };
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{enc}\r\n").expect("send");
+    let enc = if gzip {
+        "Accept-Encoding: gzip\r\n"
+    } else {
+        ""
+    };
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{enc}\r\n"
+    )
+    .expect("send");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("read");
     let elapsed = t.elapsed();
@@ -143,7 +161,11 @@ fn main() {
     let cfg_path = build(&dir, monitors, days);
 
     let log = dir.join("serve.log");
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/chanmon");
+    // The release binary beside this example (`CHANMON_BIN` overrides).
+    let bin = std::env::var_os("CHANMON_BIN").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/chanmon"),
+        PathBuf::from,
+    );
     let t = Instant::now();
     let mut child = Command::new(&bin)
         .args(["--config"])
@@ -164,7 +186,10 @@ fn main() {
         {
             break a;
         }
-        assert!(t.elapsed() < Duration::from_secs(60), "serve did not start: {text}");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "serve did not start: {text}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     while get(addr, "/readyz", false).0 != 200 {
@@ -177,7 +202,9 @@ fn main() {
     );
 
     // A writer adds one result a second, so each poll publishes a new view.
-    let cfg = parse(&config(monitors), &cfg_path, &|_| None).expect("cfg").config;
+    let cfg = parse(&config(monitors), &cfg_path, &|_| None)
+        .expect("cfg")
+        .config;
     let database = cfg.database.clone();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
@@ -222,7 +249,10 @@ fn main() {
         .find(|l| l.starts_with("VmHWM"))
         .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned())
         .unwrap_or_default();
-    println!("| serve peak RSS | {:.1} MiB |", rss.parse::<f64>().unwrap_or(0.0) / 1024.0);
+    println!(
+        "| serve peak RSS | {:.1} MiB |",
+        rss.parse::<f64>().unwrap_or(0.0) / 1024.0
+    );
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub(crate) mod http;
 pub mod keys;
 pub mod logging;
 pub mod model;
@@ -15,7 +16,6 @@ pub mod pipeline;
 pub mod probe;
 pub mod provider;
 pub mod redact;
-pub(crate) mod http;
 pub(crate) mod report;
 pub mod runner;
 pub mod secret;

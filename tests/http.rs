@@ -88,12 +88,23 @@ fn openapi() -> serde_json::Value {
 }
 
 /// Validates `value` against `schema` (which may `$ref` the document's components).
-fn assert_valid(doc: &serde_json::Value, schema: serde_json::Value, value: &serde_json::Value, what: &str) {
+fn assert_valid(
+    doc: &serde_json::Value,
+    schema: serde_json::Value,
+    value: &serde_json::Value,
+    what: &str,
+) {
     let mut root = schema;
     root["components"] = doc["components"].clone();
     let validator = jsonschema::draft202012::new(&root).expect("schema compiles");
-    let errors: Vec<String> = validator.iter_errors(value).map(|e| format!("{e} at {}", e.instance_path())).collect();
-    assert!(errors.is_empty(), "{what} does not match docs/openapi.yaml: {errors:?}\n{value:#}");
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what} does not match docs/openapi.yaml: {errors:?}\n{value:#}"
+    );
 }
 
 fn array_of(name: &str) -> serde_json::Value {
@@ -116,49 +127,92 @@ fn the_daemon_serves_every_route_without_leaking_details() {
 
     // The message the failing model recorded: in the database, never on the HTTP side.
     let rows = env.history_for("xss");
-    let failing = rows.iter().find(|r| r["model"] == "status-500").expect("a status-500 row");
+    let failing = rows
+        .iter()
+        .find(|r| r["model"] == "status-500")
+        .expect("a status-500 row");
     let message = failing["message"].as_str().unwrap_or_default().to_owned();
-    assert!(!message.is_empty(), "the mock's error left a message: {failing}");
+    assert!(
+        !message.is_empty(),
+        "the mock's error left a message: {failing}"
+    );
     let origin = mock.origin();
     let host = origin.trim_start_matches("http://").to_owned();
 
     // Health.
     let h = get(addr, "/healthz");
-    assert_eq!((h.status, h.text().starts_with("ok")), (200, true), "{}", h.text());
+    assert_eq!(
+        (h.status, h.text().starts_with("ok")),
+        (200, true),
+        "{}",
+        h.text()
+    );
     assert_eq!(get(addr, "/readyz").status, 200);
 
     // The page.
     let page = get(addr, "/");
     assert_eq!(page.status, 200);
-    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let csp = page.header("content-security-policy").expect("a CSP");
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
     let html = page.text();
-    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "the name is escaped");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "the name is escaped"
+    );
     assert!(!html.contains(XSS), "the hostile name never appears raw");
-    assert!(html.contains("Channel &lt;status&gt;"), "the title is escaped");
-    assert!(html.contains("Partial outage"), "one failing model of three: partial outage");
+    assert!(
+        html.contains("Channel &lt;status&gt;"),
+        "the title is escaped"
+    );
+    assert!(
+        html.contains("Partial outage"),
+        "one failing model of three: partial outage"
+    );
     assert_eq!(count(&html, "class=\"model-row\""), 3, "one row per model");
-    assert_eq!(count(&html, "<i class=\"d-"), 2 * 90, "90 day bars per monitor");
+    assert_eq!(
+        count(&html, "<i class=\"d-"),
+        2 * 90,
+        "90 day bars per monitor"
+    );
     assert!(html.contains("<svg class=\"spark\""), "a sparkline");
-    assert!(html.contains("http-equiv=\"refresh\""), "the no-script fallback");
+    assert!(
+        html.contains("http-equiv=\"refresh\""),
+        "the no-script fallback"
+    );
     assert!(html.contains("/assets/app.js"), "the refresh script");
-    assert_eq!(count(&html, ">error<"), 2, "the failing model and its monitor say so in text");
+    assert_eq!(
+        count(&html, ">error<"),
+        2,
+        "the failing model and its monitor say so in text"
+    );
 
     // A monitor's page.
     let detail = get(addr, "/monitors/xss");
     assert_eq!(detail.status, 200);
     let dt = detail.text();
-    assert!(dt.contains("Recent results") && dt.contains("Latency, last 7 days"), "{dt}");
+    assert!(
+        dt.contains("Recent results") && dt.contains("Latency, last 7 days"),
+        "{dt}"
+    );
     assert!(!dt.contains(XSS));
     assert_eq!(get(addr, "/monitors/nope").status, 404);
     assert_eq!(get(addr, "/monitors/..%2F..%2Fetc").status, 404);
 
     // Assets.
     let css = get(addr, "/assets/style.css");
-    assert_eq!((css.status, css.header("content-type")), (200, Some("text/css; charset=utf-8")));
+    assert_eq!(
+        (css.status, css.header("content-type")),
+        (200, Some("text/css; charset=utf-8"))
+    );
     assert!(css.text().contains("prefers-color-scheme: dark"));
     assert_eq!(get(addr, "/assets/app.js").status, 200);
     assert_eq!(get(addr, "/assets/secret.toml").status, 404);
@@ -168,7 +222,12 @@ fn the_daemon_serves_every_route_without_leaking_details() {
     assert_valid(&doc, array_of("StatusRow"), &status, "/api/v1/status");
     let monitors = get(addr, "/api/v1/monitors");
     assert_eq!(monitors.header("content-type"), Some("application/json"));
-    assert_valid(&doc, array_of("Monitor"), &monitors.json(), "/api/v1/monitors");
+    assert_valid(
+        &doc,
+        array_of("Monitor"),
+        &monitors.json(),
+        "/api/v1/monitors",
+    );
     let one = get(addr, "/api/v1/monitors/xss");
     assert_eq!(one.status, 200);
     let one = one.json();
@@ -185,7 +244,11 @@ fn the_daemon_serves_every_route_without_leaking_details() {
     assert_eq!(hist[0]["message"], "", "no message without show_details");
     let served = get(addr, "/api/v1/openapi.json");
     assert_eq!(served.status, 200);
-    assert_eq!(served.json(), doc, "the served document is docs/openapi.yaml");
+    assert_eq!(
+        served.json(),
+        doc,
+        "the served document is docs/openapi.yaml"
+    );
     for (path, code) in [
         ("/api/v1/monitors/nope", 404),
         ("/api/v1/monitors/nope/history", 404),
@@ -211,7 +274,12 @@ fn the_daemon_serves_every_route_without_leaking_details() {
     let again = request(addr, "GET", "/api/v1/status", &[("If-None-Match", &etag)]);
     assert_eq!(again.status, 304, "unchanged data is not sent twice");
     assert!(again.body.is_empty());
-    let other = request(addr, "GET", "/api/v1/status", &[("If-None-Match", "W/\"0000\"")]);
+    let other = request(
+        addr,
+        "GET",
+        "/api/v1/status",
+        &[("If-None-Match", "W/\"0000\"")],
+    );
     assert_eq!(other.status, 200);
     let zipped = request(addr, "GET", "/", &[("Accept-Encoding", "gzip")]);
     assert_eq!(zipped.header("content-encoding"), Some("gzip"));
@@ -220,7 +288,10 @@ fn the_daemon_serves_every_route_without_leaking_details() {
     // Badges.
     let badge = get(addr, "/badge/xss.svg");
     assert_eq!(badge.status, 200);
-    assert_eq!(badge.header("content-type"), Some("image/svg+xml; charset=utf-8"));
+    assert_eq!(
+        badge.header("content-type"),
+        Some("image/svg+xml; charset=utf-8")
+    );
     assert!(badge.text().contains(">error<"), "{}", badge.text());
     let up = get(addr, "/badge/plain/uptime/24h.svg");
     assert_eq!(up.status, 200);
@@ -231,7 +302,10 @@ fn the_daemon_serves_every_route_without_leaking_details() {
     // /metrics.
     let m = get(addr, "/metrics");
     assert_eq!(m.status, 200);
-    assert!(m.header("content-type").is_some_and(|c| c.starts_with("application/openmetrics-text")));
+    assert!(
+        m.header("content-type")
+            .is_some_and(|c| c.starts_with("application/openmetrics-text"))
+    );
     let mt = m.text();
     assert!(mt.ends_with("# EOF\n"));
     for needle in [
@@ -272,14 +346,20 @@ fn the_daemon_serves_every_route_without_leaking_details() {
 
     // `serve` reads the same database without a daemon.
     let serve_log = env.path("serve.log");
-    let mut serve = spawn(&mut env.command(&["serve", "--listen", "127.0.0.1:0", "--poll", "1s"]), &serve_log);
+    let mut serve = spawn(
+        &mut env.command(&["serve", "--listen", "127.0.0.1:0", "--poll", "1s"]),
+        &serve_log,
+    );
     let saddr = wait_listening(&serve_log);
     let served = wait_checked(saddr, &[], 3);
     assert_eq!(served, status, "serve shows what the daemon showed");
     assert_eq!(get(saddr, "/healthz").status, 200);
     assert!(get(saddr, "/").text().contains("Partial outage"));
     let sm = get(saddr, "/metrics").text();
-    assert!(sm.contains("chanmon_up{") && !sm.contains("chanmon_scheduler"), "no scheduler in serve");
+    assert!(
+        sm.contains("chanmon_up{") && !sm.contains("chanmon_scheduler"),
+        "no scheduler in serve"
+    );
     serve.signal_term();
     assert!(serve.wait().success());
 }
@@ -302,28 +382,64 @@ fn the_token_guards_everything_but_health() {
     for path in ["/", "/monitors/xss", "/badge/xss.svg", "/assets/style.css"] {
         let r = get(addr, path);
         assert_eq!(r.status, 401, "{path}");
-        assert!(r.header("www-authenticate").is_some_and(|v| v.starts_with("Basic ")), "{path}: a browser prompt");
+        assert!(
+            r.header("www-authenticate")
+                .is_some_and(|v| v.starts_with("Basic ")),
+            "{path}: a browser prompt"
+        );
     }
-    for path in ["/api/v1/status", "/api/v1/monitors/xss/history", "/metrics", "/api/v1/openapi.json"] {
+    for path in [
+        "/api/v1/status",
+        "/api/v1/monitors/xss/history",
+        "/metrics",
+        "/api/v1/openapi.json",
+    ] {
         let r = get(addr, path);
         assert_eq!(r.status, 401, "{path}");
-        assert!(r.header("www-authenticate").is_some_and(|v| v.starts_with("Bearer ")), "{path}");
-        let wrong = request(addr, "GET", path, &[("Authorization", "Bearer correct-horse-battery-staple-43")]);
+        assert!(
+            r.header("www-authenticate")
+                .is_some_and(|v| v.starts_with("Bearer ")),
+            "{path}"
+        );
+        let wrong = request(
+            addr,
+            "GET",
+            path,
+            &[("Authorization", "Bearer correct-horse-battery-staple-43")],
+        );
         assert_eq!(wrong.status, 401, "{path}: a wrong token");
         let ok = request(addr, "GET", path, &[("Authorization", &bearer)]);
         assert_eq!(ok.status, 200, "{path}");
     }
     // A browser's Basic credentials: any user, the token as password.
     let basic = format!("Basic {}", b64(&format!("someone:{TOKEN}")));
-    assert_eq!(request(addr, "GET", "/", &[("Authorization", &basic)]).status, 200);
+    assert_eq!(
+        request(addr, "GET", "/", &[("Authorization", &basic)]).status,
+        200
+    );
     let bad = format!("Basic {}", b64("someone:nope"));
-    assert_eq!(request(addr, "GET", "/", &[("Authorization", &bad)]).status, 401);
+    assert_eq!(
+        request(addr, "GET", "/", &[("Authorization", &bad)]).status,
+        401
+    );
 
     // With details on, messages and the endpoint are shown (to those with the token).
-    let hist = request(addr, "GET", "/api/v1/monitors/xss/history?status=error", &[("Authorization", &bearer)]).json();
-    assert!(hist[0]["message"].as_str().is_some_and(|m| !m.is_empty()), "{hist}");
+    let hist = request(
+        addr,
+        "GET",
+        "/api/v1/monitors/xss/history?status=error",
+        &[("Authorization", &bearer)],
+    )
+    .json();
+    assert!(
+        hist[0]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{hist}"
+    );
     let page = request(addr, "GET", "/monitors/xss", &[("Authorization", &bearer)]).text();
-    assert!(page.contains(&mock.origin()), "the endpoint is shown with show_details");
+    assert!(
+        page.contains(&mock.origin()),
+        "the endpoint is shown with show_details"
+    );
     assert!(!page.contains(TOKEN) && !page.contains(mock.key()));
     daemon.signal_term();
     assert!(daemon.wait().success());
@@ -351,7 +467,11 @@ fn without_listen_no_port_and_bad_http_configs_are_refused() {
     let log = env.path("daemon.log");
     let mut daemon = spawn(&mut env.command(&["run"]), &log);
     wait_until(T, "first results", || env.history(&[]).len() >= 3);
-    assert!(!std::fs::read_to_string(&log).unwrap_or_default().contains("http: listening"));
+    assert!(
+        !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("http: listening")
+    );
     daemon.signal_term();
     assert!(daemon.wait().success());
 
@@ -366,7 +486,10 @@ fn without_listen_no_port_and_bad_http_configs_are_refused() {
         let out = env.run(&["validate"]);
         let err = harness::text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{http}: {err}");
-        assert!(err.contains("monitors.toml:") && err.contains(expect), "{http}: {err}");
+        assert!(
+            err.contains("monitors.toml:") && err.contains(expect),
+            "{http}: {err}"
+        );
     }
     env.write_config(&config(&mock, ""));
     let out = env.run(&["serve"]);
@@ -401,7 +524,12 @@ fn a_live_scrape_parses_with_the_official_openmetrics_parser() {
         harness::text(&scrape)
     );
     let families = harness::text(&out.stdout);
-    for f in ["chanmon_up gauge", "chanmon_checks counter", "chanmon_check_latency_seconds histogram", "chanmon_build info"] {
+    for f in [
+        "chanmon_up gauge",
+        "chanmon_checks counter",
+        "chanmon_check_latency_seconds histogram",
+        "chanmon_build info",
+    ] {
         assert!(families.lines().any(|l| l == f), "{f} not in {families}");
     }
     daemon.signal_term();
@@ -422,7 +550,16 @@ fn a_real_browser_renders_the_page_without_console_errors() {
     let profile = env.path("chromium-profile");
     // Virtual time runs the page's 30 s partial refresh without waiting for it.
     let out = std::process::Command::new(&chromium)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=40000", "--dump-dom"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=40000",
+            "--dump-dom",
+        ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("http://{addr}/"))
         .output()
@@ -430,12 +567,21 @@ fn a_real_browser_renders_the_page_without_console_errors() {
     let dom = harness::text(&out.stdout);
     let console = harness::text(&out.stderr);
     assert!(out.status.success(), "chromium failed: {console}");
-    assert!(dom.contains("Partial outage"), "banner text in the rendered DOM:
-{dom}");
+    assert!(
+        dom.contains("Partial outage"),
+        "banner text in the rendered DOM:
+{dom}"
+    );
     assert_eq!(count(&dom, "class=\"model-row\""), 3, "one row per model");
     assert_eq!(count(&dom, "<i class=\"d-"), 180, "90 day bars per monitor");
-    assert!(dom.contains("data-refreshed="), "the script refreshed the page in place (CSP let it run)");
-    assert!(dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "the name stayed text after the refresh");
+    assert!(
+        dom.contains("data-refreshed="),
+        "the script refreshed the page in place (CSP let it run)"
+    );
+    assert!(
+        dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "the name stayed text after the refresh"
+    );
     let errors: Vec<&str> = console
         .lines()
         .filter(|l| l.contains("CONSOLE") || l.contains("Refused to") || l.contains("Uncaught"))
@@ -458,7 +604,10 @@ fn browser() -> Option<std::path::PathBuf> {
             return Some(std::path::PathBuf::from(name));
         }
     }
-    assert!(std::env::var_os("CI").is_none(), "CI: chromium is missing; .ci/run installs it");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI: chromium is missing; .ci/run installs it"
+    );
     eprintln!("SKIPPED: headless browser check (no chromium on PATH; run .ci/run to install it)");
     None
 }
@@ -475,7 +624,8 @@ for f in text_string_to_metric_families(text):
 /// The Python with `prometheus_client` (the venv `.ci/run` makes, else the system's). Under
 /// CI a missing parser fails the test; elsewhere it says once why the check is skipped.
 fn openmetrics_python() -> Option<std::path::PathBuf> {
-    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/openmetrics-venv/bin/python");
+    let venv =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/openmetrics-venv/bin/python");
     let candidates = [venv, std::path::PathBuf::from("python3")];
     for p in candidates {
         let ok = std::process::Command::new(&p)
@@ -491,7 +641,9 @@ fn openmetrics_python() -> Option<std::path::PathBuf> {
         std::env::var_os("CI").is_none(),
         "CI: the OpenMetrics parser is missing; .ci/run installs prometheus_client into target/openmetrics-venv"
     );
-    eprintln!("SKIPPED: strict OpenMetrics parse (no prometheus_client; run .ci/run to install it)");
+    eprintln!(
+        "SKIPPED: strict OpenMetrics parse (no prometheus_client; run .ci/run to install it)"
+    );
     None
 }
 
@@ -500,7 +652,9 @@ fn b64(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = String::new();
     for c in b.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..4 {
             if i <= c.len() {
                 out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -547,7 +701,12 @@ impl Drop for Proc {
 fn spawn(cmd: &mut std::process::Command, log: &std::path::Path) -> Proc {
     let file = std::fs::File::create(log).expect("log file");
     cmd.env("RUST_LOG", "chanmon=info");
-    Proc(cmd.stdout(Stdio::null()).stderr(Stdio::from(file)).spawn().expect("spawn chanmon"))
+    Proc(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("spawn chanmon"),
+    )
 }
 
 #[allow(dead_code)]

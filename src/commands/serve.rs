@@ -19,21 +19,35 @@ pub(super) async fn serve(config_path: &Path, args: ServeArgs) -> Outcome {
         .listen
         .or(config.http.listen)
         .ok_or_else(|| {
-            anyhow!("no address to serve on: pass --listen 127.0.0.1:9464 or set `listen` in [http]")
+            anyhow!(
+                "no address to serve on: pass --listen 127.0.0.1:9464 or set `listen` in [http]"
+            )
         })
         .or_exit(EXIT_CONFIG)?;
-    if args.poll < std::time::Duration::from_millis(200) || args.reload < std::time::Duration::from_secs(1) {
-        return Err(anyhow!("--poll must be at least 200ms and --reload at least 1s"))
-            .or_exit(EXIT_CONFIG);
+    if args.poll < std::time::Duration::from_millis(200)
+        || args.reload < std::time::Duration::from_secs(1)
+    {
+        return Err(anyhow!(
+            "--poll must be at least 200ms and --reload at least 1s"
+        ))
+        .or_exit(EXIT_CONFIG);
     }
     // A missing or unreadable database is reported now, not as a page that never fills.
     drop(store::open(&config.database, OpenMode::ReadOnly).or_exit(EXIT_RUNTIME)?);
     let listener = http::bind(addr).await.or_exit(EXIT_RUNTIME)?;
     let stop = CancellationToken::new();
     stop_on_signals(stop.clone()).or_exit(EXIT_RUNTIME)?;
-    let state = http::start(&config, Feed::Poll(args.poll), args.reload, None, stop.clone());
+    let state = http::start(
+        &config,
+        Feed::Poll(args.poll),
+        args.reload,
+        None,
+        stop.clone(),
+    );
     tracing::info!(listen = %addr, database = %config.database, "serving the status page read-only");
-    http::serve(listener, state, stop).await.or_exit(EXIT_RUNTIME)?;
+    http::serve(listener, state, stop)
+        .await
+        .or_exit(EXIT_RUNTIME)?;
     tracing::info!("stopped");
     Ok(0)
 }

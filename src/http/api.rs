@@ -194,7 +194,10 @@ pub(super) async fn history(
         Err(r) => return r,
     };
     let Ok(Query(params)) = params else {
-        return error(StatusCode::BAD_REQUEST, "bad query string: see /api/v1/openapi.json");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad query string: see /api/v1/openapi.json",
+        );
     };
     if st.model.view().monitor(&id).is_none() {
         return error(StatusCode::NOT_FOUND, &format!("no monitor `{id}`"));

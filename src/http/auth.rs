@@ -23,11 +23,7 @@ pub(super) async fn pages(State(st): State<Arc<AppState>>, req: Request, next: N
 }
 
 /// The API and `/metrics`: always behind the token when there is one.
-pub(super) async fn private(
-    State(st): State<Arc<AppState>>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub(super) async fn private(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     if authorized(&st, req.headers()) {
         return next.run(req).await;
     }
@@ -68,7 +64,9 @@ fn presented(value: &str) -> Option<zeroize::Zeroizing<String>> {
         return Some(zeroize::Zeroizing::new(rest.to_owned()));
     }
     if scheme.eq_ignore_ascii_case("basic") {
-        let raw = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
         let text = String::from_utf8(raw).ok()?;
         let (_, password) = text.split_once(':')?;
         return Some(zeroize::Zeroizing::new(password.to_owned()));
@@ -86,12 +84,20 @@ mod tests {
 
     #[test]
     fn bearer_and_basic_carry_the_token() {
-        assert_eq!(presented("Bearer abc").as_deref().map(String::as_str), Some("abc"));
-        assert_eq!(presented("bearer   abc ").as_deref().map(String::as_str), Some("abc"));
+        assert_eq!(
+            presented("Bearer abc").as_deref().map(String::as_str),
+            Some("abc")
+        );
+        assert_eq!(
+            presented("bearer   abc ").as_deref().map(String::as_str),
+            Some("abc")
+        );
         // "anyone:s3cret:with:colons"
         let basic = base64::engine::general_purpose::STANDARD.encode("anyone:s3cret:with:colons");
         assert_eq!(
-            presented(&format!("Basic {basic}")).as_deref().map(String::as_str),
+            presented(&format!("Basic {basic}"))
+                .as_deref()
+                .map(String::as_str),
             Some("s3cret:with:colons")
         );
         assert!(presented("Basic !!!").is_none());

@@ -160,7 +160,9 @@ impl SeriesMetrics {
             .inc();
         if r.status.is_up() {
             if let Some(ms) = r.latency_ms {
-                self.latency.get_or_create(&l).observe(f64::from(ms) / 1000.0);
+                self.latency
+                    .get_or_create(&l)
+                    .observe(f64::from(ms) / 1000.0);
             }
             if let Some(ms) = r.ttft_ms {
                 self.ttft.get_or_create(&l).observe(f64::from(ms) / 1000.0);
@@ -251,7 +253,10 @@ pub(crate) fn scrape(series: &str, scheduler: Option<SchedulerFigures>) -> Strin
     r.register(
         "build",
         "The running chanmon",
-        Info::new(vec![("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned())]),
+        Info::new(vec![(
+            "version".to_owned(),
+            env!("CARGO_PKG_VERSION").to_owned(),
+        )]),
     );
     if let Some(s) = scheduler {
         let counter = |v: u64| {
@@ -279,7 +284,11 @@ pub(crate) fn scrape(series: &str, scheduler: Option<SchedulerFigures>) -> Strin
             "Checks dropped because the job queue was full",
             counter(s.dropped),
         );
-        r.register("scheduler_in_flight", "Monitors being probed now", gauge(s.in_flight));
+        r.register(
+            "scheduler_in_flight",
+            "Monitors being probed now",
+            gauge(s.in_flight),
+        );
         r.register(
             "scheduler_queue_depth",
             "Jobs waiting for a worker",

@@ -88,11 +88,21 @@ impl Body {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            .any(|t| t == "*" || t == self.etag || t.trim_start_matches("W/") == self.etag.trim_start_matches("W/"));
+            .any(|t| {
+                t == "*"
+                    || t == self.etag
+                    || t.trim_start_matches("W/") == self.etag.trim_start_matches("W/")
+            });
         let mut headers = [
-            (header::ETAG, HeaderValue::from_str(&self.etag).unwrap_or(HeaderValue::from_static("\"0\""))),
+            (
+                header::ETAG,
+                HeaderValue::from_str(&self.etag).unwrap_or(HeaderValue::from_static("\"0\"")),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
-            (header::CONTENT_TYPE, HeaderValue::from_static(self.content_type)),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(self.content_type),
+            ),
         ];
         if matches {
             headers[2].1 = HeaderValue::from_static(self.content_type);
@@ -326,10 +336,7 @@ fn plain(ok: bool, detail: &str) -> Response {
 
 async fn metrics_route(State(st): State<Arc<AppState>>) -> Response {
     let view = st.model.view();
-    let series = view
-        .cache
-        .metrics
-        .get_or_init(|| st.model.metrics.encode());
+    let series = view.cache.metrics.get_or_init(|| st.model.metrics.encode());
     let text = metrics::scrape(series, st.scheduler_figures());
     (
         [

@@ -130,7 +130,10 @@ pub(crate) struct MonitorView {
 impl MonitorView {
     /// The worst status among the models (`None`: none checked yet).
     pub(crate) fn worst(&self) -> Option<Status> {
-        self.series.iter().filter_map(SeriesView::status).max_by_key(|s| s.code())
+        self.series
+            .iter()
+            .filter_map(SeriesView::status)
+            .max_by_key(|s| s.code())
     }
 
     /// Per day, the worst model's counts (lowest availability; a day without checks loses to
@@ -179,7 +182,10 @@ pub(crate) struct View {
 
 impl View {
     pub(crate) fn monitor(&self, id: &MonitorId) -> Option<&MonitorView> {
-        self.index.get(id).and_then(|i| self.monitors.get(*i)).map(|m| &**m)
+        self.index
+            .get(id)
+            .and_then(|i| self.monitors.get(*i))
+            .map(|m| &**m)
     }
 }
 
@@ -304,7 +310,11 @@ impl Model {
             hour0: Timestamp(st.hour0),
             monitors: st.monitors.clone(),
             index: st.index.clone(),
-            show_details: self.facts.lock().unwrap_or_else(|p| p.into_inner()).show_details,
+            show_details: self
+                .facts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .show_details,
             cache: Cached::default(),
         };
         drop(st);
@@ -317,7 +327,11 @@ impl Model {
     /// counters count each; otherwise (a poll) only the results the model takes count.
     pub(crate) fn apply(&self, results: &[Arc<CheckResult>], each_once: bool) {
         let mut st = self.state();
-        let show = self.facts.lock().unwrap_or_else(|p| p.into_inner()).show_details;
+        let show = self
+            .facts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .show_details;
         for r in results {
             if each_once {
                 self.metrics.observe(r, &taken_provider(&st, r));
@@ -410,7 +424,8 @@ fn read_all(
             if let Ok(i) = usize::try_from(i)
                 && i < DAYS
             {
-                days.entry((b.monitor, b.model)).or_insert_with(|| vec![Counts::default(); DAYS])[i]
+                days.entry((b.monitor, b.model))
+                    .or_insert_with(|| vec![Counts::default(); DAYS])[i]
                     .add(&b.by_status);
             }
         }
@@ -472,8 +487,12 @@ fn build(loaded: Loaded, facts: &ConfigFacts, _now: Timestamp) -> State {
         }
         let key = (row.monitor.clone(), row.model.clone());
         let series = SeriesView {
-            days: days.remove(&key).unwrap_or_else(|| vec![Counts::default(); DAYS]),
-            hours: hourly.remove(&key).unwrap_or_else(|| vec![HourLatency::default(); HOURS]),
+            days: days
+                .remove(&key)
+                .unwrap_or_else(|| vec![Counts::default(); DAYS]),
+            hours: hourly
+                .remove(&key)
+                .unwrap_or_else(|| vec![HourLatency::default(); HOURS]),
             row,
         };
         match monitors.last_mut() {
@@ -556,7 +575,12 @@ fn apply_one(st: &mut State, r: &CheckResult, show: bool) -> bool {
         return false;
     };
     // Each series only moves forward: what a load already counted is not counted twice.
-    let newer = |s: &SeriesView| !s.row.latest.as_ref().is_some_and(|l| r.started_at <= l.started_at);
+    let newer = |s: &SeriesView| {
+        !s.row
+            .latest
+            .as_ref()
+            .is_some_and(|l| r.started_at <= l.started_at)
+    };
     if !m.series.get(si).is_some_and(newer) {
         return false;
     }

@@ -56,11 +56,22 @@ pub(super) async fn monitor(
     headers: HeaderMap,
 ) -> Response {
     let view = st.model.view();
-    let Some(m) = MonitorId::parse(&raw).ok().and_then(|id| view.monitor(&id).cloned()) else {
-        let page = shell(&st, "Not found", html! {
-            p { "No monitor named " code { (raw) } ". " a href="/" { "Back to the status page" } }
-        });
-        return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, HTML)], page.into_string())
+    let Some(m) = MonitorId::parse(&raw)
+        .ok()
+        .and_then(|id| view.monitor(&id).cloned())
+    else {
+        let page = shell(
+            &st,
+            "Not found",
+            html! {
+                p { "No monitor named " code { (raw) } ". " a href="/" { "Back to the status page" } }
+            },
+        );
+        return (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, HTML)],
+            page.into_string(),
+        )
             .into_response();
     };
     let id = m.id.clone();
@@ -168,24 +179,28 @@ fn render_index(st: &AppState, view: &View) -> Markup {
     let (class, text, detail) = banner(view);
     let full_tips = view.monitors.len() <= FULL_TOOLTIPS_UP_TO;
     let groups = group_runs(&view.monitors);
-    shell(st, &st.http.title, html! {
-        section class={"banner b-" (class)} role="status" data-version=(view.version) {
-            strong.banner-text { (text) } " " span.banner-detail { (detail) }
-        }
-        @if view.monitors.is_empty() {
-            p { "No monitors in the database yet: start " code { "chanmon run" } "." }
-        }
-        @for (name, monitors) in groups {
-            @let (up, total) = group_counts(monitors);
-            details.group id={"g-" (slug(name.unwrap_or("other")))} open {
-                summary {
-                    span.group-name { (name.unwrap_or("Other monitors")) }
-                    " " span.group-count { (up) "/" (total) " models answering" }
-                }
-                @for m in monitors { (monitor_block(view, m, full_tips)) }
+    shell(
+        st,
+        &st.http.title,
+        html! {
+            section class={"banner b-" (class)} role="status" data-version=(view.version) {
+                strong.banner-text { (text) } " " span.banner-detail { (detail) }
             }
-        }
-    })
+            @if view.monitors.is_empty() {
+                p { "No monitors in the database yet: start " code { "chanmon run" } "." }
+            }
+            @for (name, monitors) in groups {
+                @let (up, total) = group_counts(monitors);
+                details.group id={"g-" (slug(name.unwrap_or("other")))} open {
+                    summary {
+                        span.group-name { (name.unwrap_or("Other monitors")) }
+                        " " span.group-count { (up) "/" (total) " models answering" }
+                    }
+                    @for m in monitors { (monitor_block(view, m, full_tips)) }
+                }
+            }
+        },
+    )
 }
 
 /// Consecutive monitors of one group (the view is sorted by group).
@@ -204,13 +219,21 @@ fn group_runs(monitors: &[Arc<MonitorView>]) -> Vec<(Option<&str>, &[Arc<Monitor
 fn group_counts(monitors: &[Arc<MonitorView>]) -> (usize, usize) {
     let series = monitors.iter().flat_map(|m| m.series.iter());
     let total = series.clone().count();
-    let up = series.filter(|s| s.status().is_some_and(Status::is_up)).count();
+    let up = series
+        .filter(|s| s.status().is_some_and(Status::is_up))
+        .count();
     (up, total)
 }
 
 fn slug(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
@@ -270,7 +293,11 @@ fn model_row(view: &View, s: &SeriesView) -> Markup {
     } else {
         latest.map_or("-".to_owned(), |l| l.kind.to_string())
     };
-    let p95 = s.row.windows.first().and_then(|(_, w)| w.latency_percentile(0.95));
+    let p95 = s
+        .row
+        .windows
+        .first()
+        .and_then(|(_, w)| w.latency_percentile(0.95));
     html! {
         tr.model-row data-model=(s.row.model) {
             th scope="row" { (s.row.model) }
@@ -341,17 +368,21 @@ fn bars(days: &[Counts], day0: Timestamp, full_tips: bool, what: &str) -> Markup
             imperfect.push(i);
         }
     }
-    let mut label = format!(
-        "{DAYS} days, {what}: {} overall",
-        pct(total.availability())
-    );
+    let mut label = format!("{DAYS} days, {what}: {} overall", pct(total.availability()));
     if imperfect.is_empty() {
         label.push_str("; no day below 100%");
     } else {
         let _ = write!(label, "; {} days below 100%:", imperfect.len());
         for i in imperfect.iter().take(10) {
             let c = &days[*i];
-            let _ = write!(label, " {} {} ({}/{});", day_label(day0, *i), pct(c.availability()), c.up(), c.total());
+            let _ = write!(
+                label,
+                " {} {} ({}/{});",
+                day_label(day0, *i),
+                pct(c.availability()),
+                c.up(),
+                c.total()
+            );
         }
         if imperfect.len() > 10 {
             label.push_str(" …");
@@ -431,7 +462,10 @@ fn sparkline(hours: &[HourLatency], w: u32, h: u32, what: &str) -> Markup {
 
 /// A larger chart with a scale, for a monitor's page.
 fn chart(hours: &[HourLatency], what: &str) -> Markup {
-    let max = hours.iter().filter_map(HourLatency::avg).fold(0.0_f64, f64::max);
+    let max = hours
+        .iter()
+        .filter_map(HourLatency::avg)
+        .fold(0.0_f64, f64::max);
     html! {
         figure.chart {
             figcaption { (what) @if max > 0.0 { " · max " (format!("{max:.0}")) " ms" } }

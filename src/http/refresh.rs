@@ -100,7 +100,10 @@ async fn next_event(feed: &mut Feed) -> Option<Arc<CheckResult>> {
 }
 
 /// Opens the read-only connection when there is none.
-fn connect(database: &Database, store: Option<Box<dyn Storage>>) -> Result<Box<dyn Storage>, StoreError> {
+fn connect(
+    database: &Database,
+    store: Option<Box<dyn Storage>>,
+) -> Result<Box<dyn Storage>, StoreError> {
     match store {
         Some(s) => Ok(s),
         None => crate::store::open(database, OpenMode::ReadOnly),
@@ -125,7 +128,9 @@ async fn load(
     match joined {
         Ok(Ok(s)) => Some(s),
         Ok(Err(e)) => {
-            model.db_ok.store(false, std::sync::atomic::Ordering::Relaxed);
+            model
+                .db_ok
+                .store(false, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(error = %e, "http: cannot read the database for the status page");
             None
         }
