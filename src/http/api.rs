@@ -105,8 +105,9 @@ pub(super) async fn monitors(State(st): State<Arc<AppState>>, headers: HeaderMap
     body.respond(&headers, LIVE)
 }
 
-fn parse_id(raw: &str) -> Result<MonitorId, Response> {
-    MonitorId::parse(raw).map_err(|e| error(StatusCode::BAD_REQUEST, &format!("monitor id: {e}")))
+fn parse_id(raw: &str) -> Result<MonitorId, Box<Response>> {
+    MonitorId::parse(raw)
+        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, &format!("monitor id: {e}"))))
 }
 
 /// `GET /api/v1/monitors/{id}`: as `chanmon status <id> --format json` (with timelines).
@@ -117,7 +118,7 @@ pub(super) async fn monitor(
 ) -> Response {
     let id = match parse_id(&raw) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let view = st.model.view();
     let Some(m) = view.monitor(&id) else {
@@ -191,7 +192,7 @@ pub(super) async fn history(
 ) -> Response {
     let id = match parse_id(&raw) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Ok(Query(params)) = params else {
         return error(

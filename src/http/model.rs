@@ -576,10 +576,10 @@ fn apply_one(st: &mut State, r: &CheckResult, show: bool) -> bool {
     };
     // Each series only moves forward: what a load already counted is not counted twice.
     let newer = |s: &SeriesView| {
-        !s.row
+        s.row
             .latest
             .as_ref()
-            .is_some_and(|l| r.started_at <= l.started_at)
+            .is_none_or(|l| r.started_at > l.started_at)
     };
     if !m.series.get(si).is_some_and(newer) {
         return false;
