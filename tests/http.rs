@@ -184,6 +184,15 @@ fn the_daemon_serves_every_route_without_leaking_details() {
         "90 day bars per monitor"
     );
     assert!(html.contains("<svg class=\"spark\""), "a sparkline");
+    // Today's bars from the rollups: `plain` answered, `xss`'s worst model did not; the other
+    // 89 days have no checks.
+    assert_eq!(count(&html, "<i class=\"d-100\""), 1, "plain's today");
+    assert_eq!(
+        count(&html, "<i class=\"d-low\""),
+        1,
+        "xss's today (worst model)"
+    );
+    assert_eq!(count(&html, "<i class=\"d-none\""), 2 * 89);
     assert!(
         html.contains("http-equiv=\"refresh\""),
         "the no-script fallback"

@@ -632,6 +632,149 @@ mod tests {
         assert_eq!(Counts::default().availability(), None);
     }
 
+    fn row(id: &str, model: &str) -> StatusRow {
+        StatusRow {
+            monitor: MonitorId::parse(id).unwrap(),
+            name: format!("{id} name"),
+            model: model.into(),
+            enabled: true,
+            key_unavailable: None,
+            latest: None,
+            tracked: None,
+            windows: WINDOWS.iter().map(|d| (*d, Default::default())).collect(),
+            official: None,
+        }
+    }
+
+    fn result(id: &str, model: &str, at: i64, status: Status, message: &str) -> Arc<CheckResult> {
+        let kind = match status {
+            Status::Operational => crate::model::Kind::Ok,
+            _ => crate::model::Kind::Timeout,
+        };
+        Arc::new(CheckResult {
+            status,
+            latency_ms: Some(100),
+            ..CheckResult::error(
+                MonitorId::parse(id).unwrap(),
+                model.into(),
+                Timestamp(at),
+                kind,
+                message.into(),
+            )
+        })
+    }
+
+    /// A model with two monitors (one grouped), loaded from rows, then fed results.
+    fn loaded(show_details: bool) -> Model {
+        let model = Model::new(ConfigFacts {
+            show_details,
+            ..ConfigFacts::default()
+        });
+        let now = Timestamp::now();
+        let day0 = day_start(now) - (DAYS as i64 - 1) * DAY_MS;
+        let hour0 = hour_start(now) - (HOURS as i64 - 1) * HOUR_MS;
+        let mut st = build(
+            Loaded {
+                rows: vec![row("b", "x"), row("b", "y"), row("a", "x")],
+                hours: Vec::new(),
+                days: HashMap::new(),
+                day0,
+                hour0,
+            },
+            &model.facts.lock().unwrap(),
+            now,
+        );
+        st.dirty = true;
+        *model.state.lock().unwrap() = st;
+        model.publish();
+        model
+    }
+
+    #[test]
+    fn results_move_each_series_forward_once() {
+        let model = loaded(false);
+        let now = Timestamp::now().millis();
+        let first = result("b", "x", now - 2_000, Status::Operational, "");
+        let second = result(
+            "b",
+            "x",
+            now - 1_000,
+            Status::Error,
+            "upstream said https://leak.example",
+        );
+        model.apply(&[first.clone(), second.clone()], true);
+        // The same results again (a reload raced the bus) and an older one change nothing.
+        model.apply(&[first, second], true);
+        model.publish();
+        let view = model.view();
+        let b = view.monitor(&MonitorId::parse("b").unwrap()).unwrap();
+        let x = &b.series[0];
+        assert_eq!(x.row.latest.as_ref().unwrap().status, Status::Error);
+        assert!(
+            x.row.latest.as_ref().unwrap().message.is_empty(),
+            "details hidden"
+        );
+        assert_eq!(x.row.tracked.unwrap().consecutive, 1);
+        assert_eq!(x.row.windows[0].1.total(), 2, "each result counted once");
+        assert_eq!(x.days[DAYS - 1], Counts([1, 0, 0, 1]), "today's bar");
+        assert_eq!(b.worst(), Some(Status::Error));
+        assert_eq!(b.series[1].status(), None, "y was never checked");
+        assert_eq!(view.version, 2);
+        // Monitors are sorted by id within the (absent) group.
+        assert_eq!(view.monitors[0].id.as_str(), "a");
+        // An unknown series asks for a reload instead of being dropped silently.
+        assert!(!model.needs_reload());
+        model.apply(&[result("new", "x", now, Status::Operational, "")], true);
+        assert!(model.needs_reload());
+    }
+
+    #[test]
+    fn details_stay_when_asked_for() {
+        let model = loaded(true);
+        let now = Timestamp::now().millis();
+        model.apply(&[result("a", "x", now, Status::Error, "the reason")], false);
+        model.publish();
+        let view = model.view();
+        let a = view.monitor(&MonitorId::parse("a").unwrap()).unwrap();
+        assert_eq!(
+            a.series[0].row.latest.as_ref().unwrap().message,
+            "the reason"
+        );
+    }
+
+    #[test]
+    fn the_worst_model_colours_each_day() {
+        let mut m = MonitorView {
+            id: MonitorId::parse("m").unwrap(),
+            name: "m".into(),
+            group: None,
+            provider: "openai".into(),
+            endpoint: None,
+            enabled: true,
+            series: Vec::new(),
+            notice: None,
+        };
+        let series = |days: Vec<Counts>| SeriesView {
+            row: row("m", "x"),
+            days,
+            hours: vec![HourLatency::default(); HOURS],
+        };
+        let mut a = vec![Counts::default(); DAYS];
+        let mut b = vec![Counts::default(); DAYS];
+        a[0] = Counts([10, 0, 0, 0]);
+        b[0] = Counts([5, 0, 0, 5]);
+        a[1] = Counts([9, 0, 1, 0]);
+        m.series = vec![series(a), series(b)];
+        let worst = m.worst_days();
+        assert_eq!(worst[0], Counts([5, 0, 0, 5]));
+        assert_eq!(
+            worst[1],
+            Counts([9, 0, 1, 0]),
+            "a day without checks does not win"
+        );
+        assert_eq!(worst[2], Counts::default());
+    }
+
     #[test]
     fn hidden_rows_keep_figures_but_no_text() {
         let mut r = CheckResult::error(
