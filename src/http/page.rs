@@ -388,10 +388,21 @@ fn bars(days: &[Counts], day0: Timestamp, full_tips: bool, what: &str) -> Markup
             label.push_str(" …");
         }
     }
+    // Large fleets: no tooltip per bar (90 of them per monitor would be most of the page);
+    // the figures travel compactly (basis points per day) and the script shows them on hover.
+    let compact = (!full_tips).then(|| {
+        days.iter()
+            .map(|c| {
+                c.availability()
+                    .map_or("-".to_owned(), |a| format!("{:.0}", a * 10_000.0))
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    });
     html! {
-        div.bars role="img" aria-label=(label) title=(label) {
+        div.bars role="img" aria-label=(label) data-day0=[compact.as_ref().map(|_| day_label(day0, 0))] data-days=[compact] {
             @for (i, c) in days.iter().enumerate() {
-                @if full_tips || c.availability().is_some_and(|a| a < 1.0) {
+                @if full_tips {
                     i class=(day_class(c)) title=(day_tip(day0, i, c)) {}
                 } @else {
                     i class=(day_class(c)) {}

@@ -400,6 +400,9 @@ impl Reloader {
         if new.runner != self.running.runner {
             tracing::warn!("[runner] changes take effect at the next restart");
         }
+        if new.http != self.running.http {
+            tracing::warn!("[http] changes take effect at the next restart");
+        }
         if new.database != self.running.database {
             tracing::warn!("a new database path takes effect at the next restart");
         }
@@ -431,6 +434,7 @@ impl Reloader {
         let _ = ready.send(targets).await;
         new.runner = self.running.runner.clone();
         new.database = self.running.database.clone();
+        new.http = self.running.http.clone();
         self.running = new;
         self
     }
