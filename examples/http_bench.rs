@@ -2,7 +2,8 @@
 //! 2 × 30 = 86.4 M rows by default) built through the real store API, then `chanmon serve`
 //! (the release binary) on it, and the time to answer `/`, `/api/v1/status` and `/metrics`:
 //! right after a new view was published (the render) and repeated (the cached body), while
-//! another connection keeps inserting a result a second.
+//! another connection keeps inserting a result a second (after one for every series, so
+//! `/metrics` carries every series' histograms and counters as a daemon's would).
 //!
 //!     cargo build --release && cargo run --release --example http_bench [-- DIR [MONITORS] [DAYS]]
 //!
@@ -212,6 +213,16 @@ fn main() {
         std::thread::spawn(move || {
             let mut store = store::open(&database, OpenMode::Existing).expect("writer");
             let mut rng = fastrand::Rng::with_seed(2);
+            // First a result for every series, so /metrics carries each one's histograms and
+            // counters as a daemon's would.
+            let all: Vec<CheckResult> = (0..monitors)
+                .flat_map(|i| {
+                    let id = MonitorId::parse(&format!("m{i:04}")).expect("id");
+                    MODELS.map(|m| (id.clone(), m))
+                })
+                .map(|(id, m)| result(&mut rng, &id, m, Timestamp::now().millis() - 900))
+                .collect();
+            store.insert_results(&all).expect("insert all");
             let id = MonitorId::parse("m0000").expect("id");
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let r = result(&mut rng, &id, MODELS[0], Timestamp::now().millis() - 900);
@@ -220,6 +231,8 @@ fn main() {
             }
         })
     };
+    // Let a poll pick up the first batch.
+    std::thread::sleep(Duration::from_secs(3));
     for path in ["/", "/api/v1/status", "/metrics"] {
         // Rendered: the first request after a new view (one a second, so wait 1.1 s between).
         let mut fresh = Vec::new();
