@@ -45,15 +45,20 @@ fn all_rows(view: &View) -> Vec<StatusRow> {
 
 /// `GET /api/v1/status`: every model of every monitor, as `chanmon status --format json`.
 pub(super) async fn status(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    st.asked(super::Route::Status);
     let view = st.model.view();
-    let body = view.cache.status_json.get_or_init(|| {
-        let rows = all_rows(&view);
+    warm(&view).respond(&headers, LIVE)
+}
+
+/// `/api/v1/status` of `view`, rendered once.
+pub(super) fn warm(view: &View) -> &Body {
+    view.cache.status_json.get_or_init(|| {
+        let rows = all_rows(view);
         Body::new(
             report::render_status(&rows, None, Format::Json, false, view.at),
             JSON,
         )
-    });
-    body.respond(&headers, LIVE)
+    })
 }
 
 /// One entry of `GET /api/v1/monitors`.

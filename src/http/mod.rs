@@ -23,7 +23,7 @@ pub(crate) mod refresh;
 
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -138,7 +138,21 @@ pub(crate) struct AppState {
     /// One read-only connection for the routes that page through history (opened on first
     /// use; a request holds it only while it reads).
     reader: Mutex<Option<Box<dyn Storage>>>,
+    /// When each cached route ([`Route`]) was last asked for (epoch ms): those asked for in
+    /// the last [`WANTED_FOR`] are rendered as soon as a view is published.
+    wanted: [AtomicI64; 3],
 }
+
+/// The routes whose bodies a view caches.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Route {
+    Page = 0,
+    Status = 1,
+    Metrics = 2,
+}
+
+/// A route asked for within this long is rendered ahead of the next request.
+const WANTED_FOR: Duration = Duration::from_secs(300);
 
 impl AppState {
     pub(crate) fn new(
@@ -155,6 +169,32 @@ impl AppState {
             reload,
             database,
             reader: Mutex::new(None),
+            wanted: Default::default(),
+        }
+    }
+
+    /// A request for `route` came in.
+    pub(crate) fn asked(&self, route: Route) {
+        self.wanted[route as usize].store(Timestamp::now().millis(), Relaxed);
+    }
+
+    /// Renders, into the current view's cache, every route asked for recently (on a blocking
+    /// thread, after a publication): requests then find their body ready.
+    pub(crate) fn warm(&self) {
+        let view = self.model.view();
+        let now = Timestamp::now().millis();
+        let recent =
+            |r: Route| now - self.wanted[r as usize].load(Relaxed) <= WANTED_FOR.as_millis() as i64;
+        if recent(Route::Page) {
+            page::warm(self, &view);
+        }
+        if recent(Route::Status) {
+            api::warm(&view);
+        }
+        if recent(Route::Metrics) {
+            view.cache
+                .metrics
+                .get_or_init(|| self.model.metrics.encode());
         }
     }
 
@@ -335,6 +375,7 @@ fn plain(ok: bool, detail: &str) -> Response {
 }
 
 async fn metrics_route(State(st): State<Arc<AppState>>) -> Response {
+    st.asked(Route::Metrics);
     let view = st.model.view();
     let series = view.cache.metrics.get_or_init(|| st.model.metrics.encode());
     let text = metrics::scrape(series, st.scheduler_figures());
@@ -386,18 +427,27 @@ pub(crate) fn start(
     stop: CancellationToken,
 ) -> Arc<AppState> {
     let model = Arc::new(Model::new(model::ConfigFacts::new(config)));
-    tokio::spawn(refresh::run(
+    let state = Arc::new(AppState::new(
         model.clone(),
-        config.database.clone(),
-        feed,
-        reload,
-        stop,
-    ));
-    Arc::new(AppState::new(
-        model,
         config.http.clone(),
         scheduler,
         reload,
         config.database.clone(),
-    ))
+    ));
+    // Weak: the refresher must not keep the handlers' state alive after the server stops.
+    let weak = Arc::downgrade(&state);
+    let warm: refresh::Warm = Arc::new(move || {
+        if let Some(st) = weak.upgrade() {
+            st.warm();
+        }
+    });
+    tokio::spawn(refresh::run(
+        model,
+        config.database.clone(),
+        feed,
+        reload,
+        warm,
+        stop,
+    ));
+    state
 }

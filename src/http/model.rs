@@ -297,10 +297,11 @@ impl Model {
     }
 
     /// Publishes the state as a new view when it changed since the last one.
-    pub(crate) fn publish(&self) {
+    /// Returns whether a new view was published.
+    pub(crate) fn publish(&self) -> bool {
         let mut st = self.state();
         if !st.dirty {
-            return;
+            return false;
         }
         st.dirty = false;
         let view = View {
@@ -320,6 +321,7 @@ impl Model {
         drop(st);
         self.metrics.set_gauges(&view);
         *self.view.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(view);
+        true
     }
 
     /// Applies committed results (any order; each series keeps only what is newer than what
@@ -358,7 +360,7 @@ impl Model {
                 drop(st);
                 self.db_ok.store(true, Relaxed);
                 self.loaded_at.store(now.millis(), Relaxed);
-                self.publish();
+                let _ = self.publish();
                 Ok(())
             }
             Err(e) => {
@@ -686,7 +688,7 @@ mod tests {
         );
         st.dirty = true;
         *model.state.lock().unwrap() = st;
-        model.publish();
+        let _ = model.publish();
         model
     }
 
@@ -705,7 +707,7 @@ mod tests {
         model.apply(&[first.clone(), second.clone()], true);
         // The same results again (a reload raced the bus) and an older one change nothing.
         model.apply(&[first, second], true);
-        model.publish();
+        let _ = model.publish();
         let view = model.view();
         let b = view.monitor(&MonitorId::parse("b").unwrap()).unwrap();
         let x = &b.series[0];
@@ -733,7 +735,7 @@ mod tests {
         let model = loaded(true);
         let now = Timestamp::now().millis();
         model.apply(&[result("a", "x", now, Status::Error, "the reason")], false);
-        model.publish();
+        let _ = model.publish();
         let view = model.view();
         let a = view.monitor(&MonitorId::parse("a").unwrap()).unwrap();
         assert_eq!(

@@ -41,12 +41,16 @@ pub(super) async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Respo
 
 /// `GET /`.
 pub(super) async fn index(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    st.asked(super::Route::Page);
     let view = st.model.view();
-    let body = view
-        .cache
+    warm(&st, &view).respond(&headers, LIVE)
+}
+
+/// The page of `view`, rendered once.
+pub(super) fn warm<'v>(st: &AppState, view: &'v View) -> &'v Body {
+    view.cache
         .page
-        .get_or_init(|| Body::new(render_index(&st, &view).into_string(), HTML));
-    body.respond(&headers, LIVE)
+        .get_or_init(|| Body::new(render_index(st, view).into_string(), HTML))
 }
 
 /// `GET /monitors/{id}`.

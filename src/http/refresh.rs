@@ -32,14 +32,40 @@ const POLL_LIMIT: usize = 20_000;
 /// Most bus events applied in one batch.
 const BATCH: usize = 1_000;
 
+/// Called on a blocking thread after each new view: renders the bodies clients asked for
+/// recently, so requests find them ready.
+pub(crate) type Warm = Arc<dyn Fn() + Send + Sync>;
+
+/// A new view at most this often: a second for small fleets, longer for large ones (5 ms per
+/// monitor), so rendering a large page stays a small share of a core.
+fn publish_every(monitors: usize) -> Duration {
+    Duration::from_secs(1).max(Duration::from_millis(5) * monitors as u32)
+}
+
+/// Runs `warm` unless the previous one still runs.
+fn spawn_warm(warm: &Warm, busy: &Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::Ordering::{AcqRel, Release};
+    if busy.swap(true, AcqRel) {
+        return;
+    }
+    let (warm, busy) = (warm.clone(), busy.clone());
+    tokio::task::spawn_blocking(move || {
+        warm();
+        busy.store(false, Release);
+    });
+}
+
 /// Runs until `stop`.
 pub(crate) async fn run(
     model: Arc<Model>,
     database: Database,
     mut feed: Feed,
     reload: Duration,
+    warm: Warm,
     stop: CancellationToken,
 ) {
+    let warming = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut last_publish = tokio::time::Instant::now();
     let mut store: Option<Box<dyn Storage>> = None;
     let mut publish = tokio::time::interval(Duration::from_secs(1));
     publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -72,6 +98,10 @@ pub(crate) async fn run(
                 let days = !loaded_days || model.day_turned();
                 store = load(&model, &database, store, days).await;
                 loaded_days |= store.is_some() && days;
+                if store.is_some() {
+                    last_publish = tokio::time::Instant::now();
+                    spawn_warm(&warm, &warming);
+                }
             }
             _ = polls.tick(), if matches!(feed, Feed::Poll(_)) => {
                 store = poll(&model, store).await;
@@ -80,7 +110,11 @@ pub(crate) async fn run(
                 if model.needs_reload() {
                     reloads.reset_immediately();
                 }
-                model.publish();
+                let every = publish_every(model.view().monitors.len());
+                if last_publish.elapsed() >= every && model.publish() {
+                    last_publish = tokio::time::Instant::now();
+                    spawn_warm(&warm, &warming);
+                }
             }
         }
     }
