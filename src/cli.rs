@@ -49,8 +49,10 @@ pub enum Command {
     /// Run the daemon: probe every enabled monitor on its interval until SIGTERM/SIGINT.
     ///
     /// SIGHUP re-reads the config (a bad config keeps the running one); SIGUSR1 logs the
-    /// counters. Only one daemon may run per database.
-    Run,
+    /// counters. Only one daemon may run per database. With `--listen` (or `[http] listen`) it
+    /// also serves the status page, the JSON API, `/metrics`, badges and health endpoints;
+    /// without, it opens no port.
+    Run(RunArgs),
 
     /// Probe monitors now, print the result and record it.
     ///
@@ -112,6 +114,10 @@ pub enum Command {
     #[command(subcommand)]
     Alert(AlertCommand),
 
+    /// Serve the status page, JSON API, `/metrics` and badges read-only from the database,
+    /// without probing (beside a daemon that runs without `--listen`, or on another host).
+    Serve(ServeArgs),
+
     /// Write the man pages (generated from these definitions).
     #[command(hide = true)]
     Man {
@@ -144,6 +150,28 @@ pub struct CheckArgs {
 
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Also serve HTTP on this address (overrides `[http] listen`), e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to serve on (default: `[http] listen`), e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// How often to look for new results in the database.
+    #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
+    pub poll: Duration,
+
+    /// How often to reload windows and day bars from the database.
+    #[arg(long, value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
+    pub reload: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -363,11 +391,11 @@ pub enum ColorChoice {
     Never,
 }
 
-fn parse_id(s: &str) -> Result<MonitorId, String> {
+pub(crate) fn parse_id(s: &str) -> Result<MonitorId, String> {
     MonitorId::parse(s)
 }
 
-fn parse_status(s: &str) -> Result<Status, String> {
+pub(crate) fn parse_status(s: &str) -> Result<Status, String> {
     s.parse()
 }
 
@@ -377,7 +405,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// A point in time, or a duration before now.
-fn parse_time(s: &str) -> Result<Timestamp, String> {
+pub(crate) fn parse_time(s: &str) -> Result<Timestamp, String> {
     match Timestamp::parse(s) {
         Ok(t) => Ok(t),
         Err(e) => match humantime::parse_duration(s) {

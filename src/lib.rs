@@ -7,6 +7,7 @@ pub mod alert;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub(crate) mod http;
 pub mod keys;
 pub mod logging;
 pub mod model;

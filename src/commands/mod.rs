@@ -11,6 +11,7 @@ mod incidents;
 mod prune;
 mod rekey;
 mod run;
+mod serve;
 mod status;
 mod validate;
 mod verify;
@@ -55,7 +56,7 @@ impl<T, E: Into<anyhow::Error>> OrExit<T> for Result<T, E> {
 /// commands stay quiet unless something is wrong.
 pub fn default_log_filter(cmd: &Command) -> &'static str {
     match cmd {
-        Command::Run => "info",
+        Command::Run(_) | Command::Serve(_) => "info",
         _ => "warn",
     }
 }
@@ -69,7 +70,8 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         }
     };
     match cli.command {
-        Command::Run => run::run(&cli.config).await,
+        Command::Run(args) => run::run(&cli.config, args).await,
+        Command::Serve(args) => serve::serve(&cli.config, args).await,
         Command::Check(args) => check::check(&cli.config, args, color).await,
         Command::History(args) => history::history(&cli.config, args, color),
         Command::Status(args) => status::status(&cli.config, args, color),

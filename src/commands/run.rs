@@ -1,15 +1,26 @@
-//! `chanmon run`: lock the database, sync the config, hand over to the daemon.
+//! `chanmon run`: lock the database, sync the config, hand over to the daemon (and, with
+//! `--listen` or `[http] listen`, start the HTTP side beside it).
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context;
+use tokio_util::sync::CancellationToken;
 
 use super::{EXIT_CONFIG, EXIT_RUNTIME, OrExit, Outcome, load_config};
+use crate::cli::RunArgs;
+use crate::http::{self, Scheduler, refresh::Feed};
 use crate::keys;
 use crate::runner::Daemon;
 use crate::store::{self, OpenMode};
 
-pub(super) async fn run(config_path: &Path) -> Outcome {
+/// How often the HTTP side reloads windows from the database (results in between arrive on
+/// the bus).
+const HTTP_RELOAD: Duration = Duration::from_secs(60);
+/// Events the HTTP side may fall behind by before the bus drops (and counts) them.
+const HTTP_QUEUE: usize = 10_000;
+
+pub(super) async fn run(config_path: &Path, args: RunArgs) -> Outcome {
     let config = load_config(config_path, EXIT_CONFIG)?;
     let _lock = store::daemon_lock(&config.database).or_exit(EXIT_RUNTIME)?;
     let key = keys::master_key(&config, true)
@@ -21,9 +32,41 @@ pub(super) async fn run(config_path: &Path) -> Outcome {
     let monitors = keys::sync(db.as_mut(), &config.monitors, &key)
         .context("syncing the config into the database")
         .or_exit(EXIT_RUNTIME)?;
+    // Bound before the daemon starts, so a taken port fails the start instead of a log line.
+    let listen = args.listen.or(config.http.listen);
+    let listener = match listen {
+        Some(addr) => Some(http::bind(addr).await.or_exit(EXIT_RUNTIME)?),
+        None => None,
+    };
     let locks = store::probe_locks(&config.database);
+    let http_config = listener.as_ref().map(|_| config.clone());
+    let tick = config.runner.tick;
     let daemon = Daemon::new(config_path.to_owned(), config, monitors, db, key, locks)
         .or_exit(EXIT_RUNTIME)?;
-    daemon.run().await.or_exit(EXIT_RUNTIME)?;
+    let stop = CancellationToken::new();
+    let server = match (listener, http_config) {
+        (Some(listener), Some(cfg)) => {
+            let feed = Feed::Bus(daemon.bus().subscribe("http", HTTP_QUEUE));
+            let scheduler = Scheduler {
+                metrics: daemon.metrics(),
+                tick,
+            };
+            let state = http::start(&cfg, feed, HTTP_RELOAD, Some(scheduler), stop.clone());
+            tracing::info!(listen = ?listen, "serving the status page");
+            Some(tokio::spawn(http::serve(listener, state, stop.clone())))
+        }
+        _ => None,
+    };
+    let outcome = daemon.run().await;
+    stop.cancel();
+    if let Some(server) = server {
+        match tokio::time::timeout(Duration::from_secs(5), server).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "http server stopped with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "http server crashed"),
+            Err(_) => tracing::warn!("http server did not stop within 5s"),
+            Ok(Ok(Ok(()))) => {}
+        }
+    }
+    outcome.or_exit(EXIT_RUNTIME)?;
     Ok(0)
 }

@@ -27,6 +27,7 @@ use crate::store::Database;
 mod alerts;
 mod diag;
 mod fields;
+mod http;
 mod interp;
 mod maintenance;
 mod monitor;
@@ -37,6 +38,7 @@ mod shared;
 mod validate;
 mod verdict;
 
+pub use http::HttpConfig;
 pub use verdict::{OnModelMismatch, Price, model_matches};
 
 #[cfg(test)]
@@ -70,6 +72,8 @@ pub struct Config {
     pub monitors: Vec<MonitorConfig>,
     /// `[[alert]]` sinks, `[alerts]` rules and `[monitor.alerts]` overrides.
     pub alerts: crate::alert::AlertsConfig,
+    /// `[http]`: the status page, JSON API and `/metrics` (served only with a `listen`).
+    pub http: HttpConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -9,6 +9,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::diag::Diags;
 use super::fields::{Section, a_type, fmt_duration};
+use super::http::{HttpConfig, read_http};
 use super::interp::{Env, interpolate_table};
 use super::monitor::{self, defaults_hint};
 use super::network::NetworkOverride;
@@ -30,6 +31,7 @@ const TOP_KEYS: &[&str] = &[
     "alerts",
     "maintenance",
     "heartbeat",
+    "http",
 ];
 
 const RUNNER_KEYS: &[&str] = &[
@@ -77,6 +79,9 @@ pub(crate) fn build(text: &str, path: &Path, env: Env<'_>) -> Result<Loaded, Con
         .map_or_else(NetworkPolicy::default, |s| {
             NetworkOverride::read(&s, &mut d).apply(&NetworkPolicy::default())
         });
+    let http = top
+        .table(&mut d, "http", "[http]".into())
+        .map_or_else(HttpConfig::default, |s| read_http(&s, &mut d));
     let defaults = match top.table(&mut d, "defaults", "[defaults]".into()) {
         Some(s) => {
             s.check_keys(&mut d, &DEFAULT_KEYS, &defaults_hint);
@@ -105,6 +110,7 @@ pub(crate) fn build(text: &str, path: &Path, env: Env<'_>) -> Result<Loaded, Con
             network,
             monitors,
             alerts,
+            http,
         },
         warnings,
     })

@@ -144,7 +144,8 @@ fn age(now: Timestamp, then: Timestamp) -> String {
     }
 }
 
-fn window_label(d: Duration) -> String {
+/// `24h`, `7d`, … : how windows are named in tables, JSON and `/metrics` labels.
+pub(crate) fn window_label(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         86_400 => "24h".to_owned(),

@@ -30,6 +30,8 @@ pub struct Metrics {
     /// Times a worker found the writer's queue full and waited to hand its results over (the
     /// database is behind; nothing is dropped).
     pub writer_waits: AtomicU64,
+    /// Wall-clock ms of the ticker's last run (0: not yet): `/healthz` and `/metrics` read it.
+    pub last_tick_ms: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -372,6 +372,10 @@ impl Ticker {
     }
 
     fn dispatch(&mut self) {
+        let now = crate::model::Timestamp::now().millis();
+        self.metrics
+            .last_tick_ms
+            .store(u64::try_from(now).unwrap_or(0), Relaxed);
         for due in self.schedule.take_due(Instant::now()) {
             let id = due.target.monitor.config.id.clone();
             match self.jobs.try_send(Job {
@@ -463,6 +467,9 @@ impl Reloader {
         if new.runner != self.running.runner {
             tracing::warn!("[runner] changes take effect at the next restart");
         }
+        if new.http != self.running.http {
+            tracing::warn!("[http] changes take effect at the next restart");
+        }
         if new.database != self.running.database {
             tracing::warn!("a new database path takes effect at the next restart");
         }
@@ -503,6 +510,7 @@ impl Reloader {
         let _ = ready.send(targets).await;
         new.runner = self.running.runner.clone();
         new.database = self.running.database.clone();
+        new.http = self.running.http.clone();
         self.running = new;
         self
     }

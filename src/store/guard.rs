@@ -159,6 +159,14 @@ impl<S: Storage> Storage for DamageGuard<S> {
         self.seen(self.inner.official_statuses())
     }
 
+    fn bucket_summaries(
+        &self,
+        from: Timestamp,
+        daily: bool,
+    ) -> Result<Vec<super::BucketSummary>, StoreError> {
+        self.seen(self.inner.bucket_summaries(from, daily))
+    }
+
     fn window_stats(
         &self,
         monitor: &MonitorId,

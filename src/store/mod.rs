@@ -272,6 +272,21 @@ pub struct StatusRow {
     pub official: Option<OfficialStatus>,
 }
 
+/// One bucket of one series as the status page draws it: checks by status and the latency
+/// of the answers, summed from the hourly rollups over an hour or a UTC day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketSummary {
+    pub monitor: MonitorId,
+    pub model: String,
+    /// Start of the hour or day.
+    pub start: Timestamp,
+    /// Indexed by `Status::code()`.
+    pub by_status: [u64; 4],
+    /// Latency of operational and degraded checks (as in the rollups).
+    pub latency_sum: u64,
+    pub latency_n: u64,
+}
+
 /// The tracker's state of one series, with its names.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackedSeries {
@@ -405,6 +420,20 @@ pub trait Storage: Send {
 
     /// The latest reading of every status page polled, by URL.
     fn official_statuses(&self) -> Result<HashMap<String, OfficialStatus>, StoreError>;
+
+    /// Per series, one [`BucketSummary`] per hour (or per UTC day when `daily`) from `from`
+    /// on, read from the rollups: what the status page's day bars and sparklines show. The
+    /// work is bounded by series × buckets, never by the raw history.
+    fn bucket_summaries(
+        &self,
+        from: Timestamp,
+        daily: bool,
+    ) -> Result<Vec<BucketSummary>, StoreError> {
+        let _ = (from, daily);
+        Err(StoreError::Backend(
+            "this backend keeps no bucket summaries".into(),
+        ))
+    }
 
     /// Every sealed secret stored (API keys, header values), by owner and slot.
     fn sealed_secrets(&self) -> Result<Vec<SealedSecret>, StoreError>;

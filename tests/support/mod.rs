@@ -12,4 +12,5 @@ pub(crate) use mock::tls_mock::{Flaw, TestCa};
 pub(crate) use mock::{
     Behaviour, MockOptions, MockTls, MockUpstream, RecordedRequest, challenge_answer,
 };
+pub(crate) mod http_client;
 pub(crate) mod receiver;

@@ -444,6 +444,14 @@ impl Storage for SqliteStore {
         Ok(())
     }
 
+    fn bucket_summaries(
+        &self,
+        from: Timestamp,
+        daily: bool,
+    ) -> Result<Vec<crate::store::BucketSummary>, StoreError> {
+        rollups::bucket_summaries(&self.conn, from, daily)
+    }
+
     fn official_statuses(&self) -> Result<HashMap<String, OfficialStatus>, StoreError> {
         let mut st = self.conn.prepare(
             "SELECT url, indicator, description, incidents, checked_at, error FROM official_status",

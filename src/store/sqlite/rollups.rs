@@ -179,3 +179,41 @@ pub(super) fn facts_from_row(
         tps: r.get::<_, Option<f64>>(first + 4)?,
     })
 }
+
+/// Checks by status and latency sums per series and hour (or UTC day), from `from` on: one
+/// grouped scan of the rollups (series × buckets rows), never of the raw history.
+pub(super) fn bucket_summaries(
+    conn: &Connection,
+    from: crate::model::Timestamp,
+    daily: bool,
+) -> Result<Vec<crate::store::BucketSummary>, StoreError> {
+    let hours: i64 = if daily { 24 } else { 1 };
+    let first = from.millis().div_euclid(crate::store::BUCKET_MS);
+    let mut st = conn.prepare_cached(
+        "SELECT m.id, s.model, r.bucket / ?2 AS b,
+             sum(r.n_operational), sum(r.n_degraded), sum(r.n_failed), sum(r.n_error),
+             sum(r.latency_sum), sum(r.latency_n)
+         FROM rollups r JOIN series s ON s.pk = r.series JOIN monitors m ON m.pk = s.monitor
+         WHERE r.bucket >= ?1
+         GROUP BY r.series, b
+         ORDER BY r.series, b",
+    )?;
+    let mut rows = st.query(params![first, hours])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let n = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
+        // Ids in the database were validated when written; skip anything foreign.
+        let Ok(monitor) = crate::model::MonitorId::parse(&r.get::<_, String>(0)?) else {
+            continue;
+        };
+        out.push(crate::store::BucketSummary {
+            monitor,
+            model: r.get(1)?,
+            start: crate::model::Timestamp(r.get::<_, i64>(2)? * hours * crate::store::BUCKET_MS),
+            by_status: [n(3)?, n(4)?, n(5)?, n(6)?],
+            latency_sum: n(7)?,
+            latency_n: n(8)?,
+        });
+    }
+    Ok(out)
+}
