@@ -78,6 +78,38 @@ pub(super) struct DnsError {
     pub message: String,
 }
 
+/// The addresses a client that is not HTTP (SMTP) may connect to for `host`: an IP literal
+/// judged by the policy, a name resolved through the guarded resolver (every answer judged,
+/// failing closed). Connect only to what this returns, so the checked address is the one
+/// connected.
+pub(crate) async fn vetted_ips(host: &str, policy: &NetworkPolicy) -> Result<Vec<IpAddr>, String> {
+    use url::Host;
+    let name = match super::url_check::parse_host(host).map_err(|b| b.0)? {
+        Host::Ipv4(v4) => {
+            return check_ip(IpAddr::V4(v4), policy)
+                .map(|()| vec![IpAddr::V4(v4)])
+                .map_err(|b| b.0);
+        }
+        Host::Ipv6(v6) => {
+            return check_ip(IpAddr::V6(v6), policy)
+                .map(|()| vec![IpAddr::V6(v6)])
+                .map_err(|b| b.0);
+        }
+        Host::Domain(d) => d,
+    };
+    // No proxy for SMTP: every name is judged.
+    let policy = NetworkPolicy {
+        proxy: None,
+        ..policy.clone()
+    };
+    let resolver = GuardedResolver::new(policy, Upstream::System);
+    let parsed: Name = name
+        .parse()
+        .map_err(|e| format!("{name:?} is not a host name ({e})"))?;
+    let addrs = resolver.resolve(parsed).await.map_err(|e| e.to_string())?;
+    Ok(addrs.map(|a| a.ip()).collect())
+}
+
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.policy.clone();

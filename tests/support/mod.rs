@@ -13,3 +13,4 @@ pub(crate) use mock::{
     Behaviour, MockOptions, MockTls, MockUpstream, RecordedRequest, challenge_answer,
 };
 pub(crate) mod receiver;
+pub(crate) mod smtp;
