@@ -106,7 +106,7 @@ fn read_host(
         d.error(
             &h.span,
             format!(
-                "{}: {}; a private or local server needs an explicit allow: set allow_private = true or allow_cidrs in this sink's [alert.network]",
+                "{} targets {host} ({}); a private or local server needs an explicit allow: set allow_private = true or allow_cidrs in this sink's [alert.network]",
                 s.name("smtp_host"),
                 b.0
             ),
