@@ -14,7 +14,8 @@ use sha2::Sha256;
 use harness::{Env, contains, db_bytes, monitor, preamble, wait_until};
 use support::mock::MockUpstream;
 use support::receiver::{Answer, Receiver};
-use support::smtp::SmtpServer;
+use support::smtp::{SmtpServer, SmtpTlsMode};
+use support::{Flaw, TestCa};
 
 const T: Duration = Duration::from_secs(60);
 const SECRET: &str = "whsec-test-0123456789abcdef";
@@ -879,4 +880,60 @@ fn email_alert_test_prints_the_servers_reply() {
     assert!(err.contains("535"), "{err}");
     assert!(!err.contains(wrong), "{err}");
     assert_eq!(smtp.bad_auth(), 1);
+}
+
+/// STARTTLS and implicit TLS against a server whose certificate comes from a private CA: refused
+/// without `ca_file` (the certificate is checked), delivered with it, encrypted before AUTH.
+#[test]
+fn email_over_starttls_and_tls_checks_the_certificate() {
+    let ca = TestCa::new("chanmon SMTP test CA");
+    let config = SmtpTlsMode::config(&ca.server(Flaw::None));
+    let mock = MockUpstream::start();
+    for (mode, server) in [
+        ("starttls", SmtpTlsMode::StartTls(config.clone())),
+        ("tls", SmtpTlsMode::Implicit(config.clone())),
+    ] {
+        let smtp = SmtpServer::start_with(Some(("ops", SMTP_PASSWORD)), server);
+        let alerts = FAST.replace("[\"hook\"]", "[\"mail\"]");
+        let sink = |extra: &str| {
+            email_sink(&smtp).replace("tls = \"none\"", &format!("tls = \"{mode}\"")) + extra
+        };
+        let env = Env::new(&config_of(&mock, &sink(""), &alerts));
+        let test = |env: &Env| {
+            env.command(&["alert", "test", "mail"])
+                .env("SMTP_PASSWORD", SMTP_PASSWORD)
+                .output()
+                .unwrap()
+        };
+        let out = test(&env);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{mode}: an unknown CA is refused"
+        );
+        let err = harness::text(&out.stderr);
+        assert!(err.contains("invalid peer certificate"), "{mode}: {err}");
+        assert!(smtp.mails().is_empty(), "{mode}: nothing sent");
+        let ca_file = env.path("ca.pem");
+        std::fs::write(&ca_file, &ca.cert_pem).unwrap();
+        env.write_config(&config_of(
+            &mock,
+            &sink(&format!("ca_file = \"{}\"\n", ca_file.display())),
+            &alerts,
+        ));
+        let out = test(&env);
+        assert!(
+            out.status.success(),
+            "{mode}: {}",
+            harness::text(&out.stderr)
+        );
+        let mails = smtp.accepted();
+        assert_eq!(mails.len(), 1, "{mode}");
+        assert!(mails[0].tls, "{mode}: the message went over TLS");
+        assert_eq!(mails[0].auth_user.as_deref(), Some("ops"), "{mode}");
+    }
+}
+
+fn config_of(mock: &MockUpstream, sinks: &str, alerts: &str) -> String {
+    config(DEAD, mock, &["good"], sinks, alerts)
 }

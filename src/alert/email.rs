@@ -250,7 +250,7 @@ pub(crate) async fn send(sink: &SinkConfig, n: &Notification) -> Result<Answer, 
                 }
                 // The server answered: trying another address would send it twice.
                 Err(err) if err.status().is_some() => return Err(describe(&err)),
-                Err(err) => last = format!("{ip}: {}", describe(&err)),
+                Err(err) => last = format!("{} ({ip} port {}): {}", e.host, e.port, describe(&err)),
             }
         }
         Err(last)

@@ -3,10 +3,11 @@
 //! required before MAIL), MAIL FROM, RCPT TO, DATA with dot-unstuffing, RSET, NOOP, QUIT.
 //!
 //! It records every message that reached the end of DATA, with the reply it gave, so a test
-//! can script "451 once, then accept" and see both attempts.
+//! can script "451 once, then accept" and see both attempts. With a certificate from the
+//! throwaway CA (`mock_tls`) it speaks implicit TLS from the first byte, or offers STARTTLS.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,6 +26,8 @@ pub(crate) struct Mail {
     pub data: String,
     /// The code the server answered the end of DATA with.
     pub reply: u16,
+    /// Whether the session was encrypted when the message arrived.
+    pub tls: bool,
 }
 
 impl Mail {
@@ -105,10 +108,32 @@ pub(crate) struct SmtpServer {
     state: Arc<Mutex<State>>,
 }
 
+/// How the server protects sessions.
+#[derive(Clone)]
+pub(crate) enum SmtpTlsMode {
+    Plain,
+    /// TLS from the first byte (SMTPS).
+    Implicit(Arc<rustls::ServerConfig>),
+    /// Plain, offering STARTTLS.
+    StartTls(Arc<rustls::ServerConfig>),
+}
+
+impl SmtpTlsMode {
+    /// A server certificate from the test CA (`mock_tls`), for 127.0.0.1 and localhost.
+    pub(crate) fn config(leaf: &super::mock::tls_mock::Leaf) -> Arc<rustls::ServerConfig> {
+        let tls = super::MockTls::new(leaf, None);
+        Arc::new(super::mock::tls_mock::server_config(&tls))
+    }
+}
+
 impl SmtpServer {
-    /// A server on 127.0.0.1; with `credentials` it advertises AUTH PLAIN LOGIN and requires
-    /// them before MAIL.
+    /// A plain server on 127.0.0.1; with `credentials` it advertises AUTH PLAIN LOGIN and
+    /// requires them before MAIL.
     pub(crate) fn start(credentials: Option<(&str, &str)>) -> SmtpServer {
+        Self::start_with(credentials, SmtpTlsMode::Plain)
+    }
+
+    pub(crate) fn start_with(credentials: Option<(&str, &str)>, mode: SmtpTlsMode) -> SmtpServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().unwrap().port();
         let state: Arc<Mutex<State>> = Arc::default();
@@ -116,9 +141,9 @@ impl SmtpServer {
         let st = state.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (st, creds) = (st.clone(), creds.clone());
+                let (st, creds, mode) = (st.clone(), creds.clone(), mode.clone());
                 std::thread::spawn(move || {
-                    let _ = session(conn, &st, creds.as_ref());
+                    let _ = session(conn, &st, creds.as_ref(), &mode);
                 });
             }
         });
@@ -156,14 +181,30 @@ impl SmtpServer {
     }
 }
 
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
 struct Conn {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
+    r: BufReader<Box<dyn Stream>>,
+    tls: bool,
 }
 
 impl Conn {
     fn send(&mut self, line: &str) -> std::io::Result<()> {
-        self.w.write_all(format!("{line}\r\n").as_bytes())
+        let w = self.r.get_mut();
+        w.write_all(format!("{line}\r\n").as_bytes())?;
+        w.flush()
+    }
+
+    /// Wraps the connection in TLS (the client speaks first: a ClientHello).
+    fn upgrade(self, config: &Arc<rustls::ServerConfig>) -> std::io::Result<Conn> {
+        let inner = self.r.into_inner();
+        let server =
+            rustls::ServerConnection::new(config.clone()).map_err(std::io::Error::other)?;
+        Ok(Conn {
+            r: BufReader::new(Box::new(rustls::StreamOwned::new(server, inner))),
+            tls: true,
+        })
     }
 
     fn line(&mut self) -> std::io::Result<Option<String>> {
@@ -229,12 +270,16 @@ fn session(
     stream: TcpStream,
     st: &Mutex<State>,
     creds: Option<&(String, String)>,
+    mode: &SmtpTlsMode,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut c = Conn {
-        r: BufReader::new(stream.try_clone()?),
-        w: stream,
+        r: BufReader::new(Box::new(stream)),
+        tls: false,
     };
+    if let SmtpTlsMode::Implicit(config) = mode {
+        c = c.upgrade(config)?;
+    }
     c.send("220 smtp.test ESMTP chanmon-test")?;
     let mut user: Option<String> = None;
     let (mut from, mut rcpt) = (String::new(), Vec::new());
@@ -246,9 +291,21 @@ fn session(
                 if creds.is_some() {
                     c.send("250-AUTH PLAIN LOGIN")?;
                 }
+                if matches!(mode, SmtpTlsMode::StartTls(_)) && !c.tls {
+                    c.send("250-STARTTLS")?;
+                }
                 c.send("250 8BITMIME")?;
             }
             "HELO" => c.send("250 smtp.test")?,
+            "STARTTLS" => match mode {
+                SmtpTlsMode::StartTls(config) if !c.tls => {
+                    c.send("220 2.0.0 Ready to start TLS")?;
+                    // RFC 3207: everything said before is forgotten.
+                    (user, from, rcpt) = (None, String::new(), Vec::new());
+                    c = c.upgrade(config)?;
+                }
+                _ => c.send("502 5.5.1 STARTTLS not offered")?,
+            },
             "AUTH" => match creds {
                 Some(cr) => {
                     user = auth(&mut c, args, cr)?;
@@ -286,6 +343,7 @@ fn session(
                     rcpt_to: rcpt.clone(),
                     data,
                     reply: code,
+                    tls: c.tls,
                 });
                 c.send(&format!("{code} {text}"))?;
             }
