@@ -174,3 +174,32 @@ impl Resolve for GuardedResolver {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// IP literals and blocked names are judged before any lookup, so no DNS is needed here.
+    #[tokio::test]
+    async fn vetted_ips_judges_literals_and_local_names_by_the_policy() {
+        let strict = NetworkPolicy::default();
+        let e = vetted_ips("10.1.2.3", &strict).await.unwrap_err();
+        assert!(e.contains("10.0.0.0/8"), "{e}");
+        assert!(vetted_ips("localhost", &strict).await.is_err());
+        assert!(vetted_ips("[::1]", &strict).await.is_err());
+        let lan = NetworkPolicy {
+            allow_cidrs: vec!["10.0.0.0/8".parse().unwrap()],
+            ..NetworkPolicy::default()
+        };
+        assert_eq!(
+            vetted_ips("10.1.2.3", &lan).await.unwrap(),
+            vec![IpAddr::from([10, 1, 2, 3])]
+        );
+        assert_eq!(
+            vetted_ips("0x0a.1.2.3", &lan).await.unwrap(),
+            vec![IpAddr::from([10, 1, 2, 3])],
+            "the url crate's normalisation applies"
+        );
+        assert!(vetted_ips("8.8.8.8", &strict).await.is_ok());
+    }
+}
