@@ -31,6 +31,7 @@ pub(super) fn read(
     d: &mut Diags<'_>,
 ) -> Option<EmailSettings> {
     let tls = read_tls(s, d);
+    check_network(s, network, d);
     let host = read_host(s, tls, network, d);
     let port = s
         .integer(d, "smtp_port", 1..=65535)
@@ -67,6 +68,39 @@ pub(super) fn read(
         to: to?,
         subject,
     })
+}
+
+/// `[alert.network]` settings SMTP cannot honour are errors rather than silently ignored:
+/// there is no proxy for SMTP, and the transport takes neither a client certificate nor
+/// `tls_insecure`.
+fn check_network(s: &Section<'_, '_>, network: &NetworkPolicy, d: &mut Diags<'_>) {
+    let Some((_, v)) = s.raw("network") else {
+        return;
+    };
+    let unsupported: Vec<&str> = [
+        ("proxy", network.proxy.is_some()),
+        ("client_cert", network.tls.client.is_some()),
+        ("tls_insecure", network.tls.insecure),
+    ]
+    .into_iter()
+    .filter_map(|(k, set)| set.then_some(k))
+    .collect();
+    if let Some(first) = unsupported.first() {
+        // At the key itself when it is written in this table (it may be inherited as a whole).
+        let at = match v.get_ref() {
+            DeValue::Table(t) => t.get_key_value(*first).map(|(k, _)| k.span()),
+            _ => None,
+        }
+        .unwrap_or_else(|| v.span());
+        d.error(
+            &at,
+            format!(
+                "[alert.network] of {}: {} cannot apply to an email sink (SMTP goes direct, checked against the system's roots and `ca_file`)",
+                s.ctx,
+                unsupported.join(", ")
+            ),
+        );
+    }
 }
 
 /// `tls`: `starttls` (the default), `tls` or `none`.
