@@ -329,23 +329,8 @@ fn session(
             }
             "DATA" if rcpt.is_empty() => c.send("503 5.5.1 no recipients")?,
             "DATA" => {
-                c.send("354 End data with <CR><LF>.<CR><LF>")?;
-                let data = read_data(&mut c)?;
-                let (code, text) = st
-                    .lock()
-                    .unwrap()
-                    .script
-                    .pop_front()
-                    .unwrap_or((250, "2.0.0 Ok: queued".into()));
-                st.lock().unwrap().mails.push(Mail {
-                    auth_user: user.clone(),
-                    mail_from: from.clone(),
-                    rcpt_to: rcpt.clone(),
-                    data,
-                    reply: code,
-                    tls: c.tls,
-                });
-                c.send(&format!("{code} {text}"))?;
+                let envelope = (user.clone(), from.clone(), rcpt.clone());
+                data(&mut c, st, envelope)?;
             }
             "RSET" => {
                 (from, rcpt) = (String::new(), Vec::new());
@@ -360,6 +345,33 @@ fn session(
         }
     }
     Ok(())
+}
+
+/// DATA: reads the message, records it, answers as scripted (250 by default).
+fn data(
+    c: &mut Conn,
+    st: &Mutex<State>,
+    (auth_user, mail_from, rcpt_to): (Option<String>, String, Vec<String>),
+) -> std::io::Result<()> {
+    c.send("354 End data with <CR><LF>.<CR><LF>")?;
+    let data = read_data(c)?;
+    let (code, text) = {
+        let mut st = st.lock().unwrap();
+        let (code, text) = st
+            .script
+            .pop_front()
+            .unwrap_or((250, "2.0.0 Ok: queued".into()));
+        st.mails.push(Mail {
+            auth_user,
+            mail_from,
+            rcpt_to,
+            data,
+            reply: code,
+            tls: c.tls,
+        });
+        (code, text)
+    };
+    c.send(&format!("{code} {text}"))
 }
 
 /// `FROM:<a@b> SIZE=…` → `a@b`.
