@@ -151,6 +151,7 @@ async fn main() {
             allow_cidrs: vec!["127.0.0.0/8".parse().expect("a CIDR")],
             ..NetworkPolicy::default()
         },
+        email: None,
     };
     let sender = Sender::new(&[sink], None).expect("sender");
     let ctx = DrainCtx::new(

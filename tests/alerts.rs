@@ -14,6 +14,8 @@ use sha2::Sha256;
 use harness::{Env, contains, db_bytes, monitor, preamble, wait_until};
 use support::mock::MockUpstream;
 use support::receiver::{Answer, Receiver};
+use support::smtp::{SmtpServer, SmtpTlsMode};
+use support::{Flaw, TestCa};
 
 const T: Duration = Duration::from_secs(60);
 const SECRET: &str = "whsec-test-0123456789abcdef";
@@ -59,6 +61,7 @@ fn incidents(env: &Env) -> Vec<serde_json::Value> {
     let out = env
         .command(&["incidents", "--format", "json"])
         .env("HOOK_SECRET", SECRET)
+        .env("SMTP_PASSWORD", SMTP_PASSWORD)
         .output()
         .expect("run incidents");
     assert!(out.status.success(), "{}", harness::text(&out.stderr));
@@ -704,4 +707,233 @@ fn a_template_sets_the_message_text() {
     let got = r.received();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].json()["text"], "opened m: good/connect");
+}
+
+const SMTP_PASSWORD: &str = "smtp-pw-SUPERSECRET-4242";
+
+/// An email sink to `server` (plain SMTP on loopback, so `tls = "none"` with the explicit
+/// allow), authenticating as `ops` with the password from `${SMTP_PASSWORD}`.
+fn email_sink(server: &SmtpServer) -> String {
+    format!(
+        "\n[[alert]]\nid = \"mail\"\ntype = \"email\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\ntls = \"none\"\nusername = \"ops\"\npassword = \"${{SMTP_PASSWORD}}\"\nfrom = \"chanmon <alerts@example.com>\"\nto = [\"oncall@example.com\", \"Second <second@example.org>\"]\ntimeout = \"5s\"\n[alert.network]\nallow_cidrs = [\"127.0.0.0/8\"]\n",
+        server.port()
+    )
+}
+
+fn check_mail(env: &Env) -> std::process::Output {
+    let out = env
+        .command(&["check", "m"])
+        .env("SMTP_PASSWORD", SMTP_PASSWORD)
+        .env("RUST_LOG", "chanmon=warn")
+        .output()
+        .expect("run check");
+    let err = harness::text(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        !err.contains(SMTP_PASSWORD),
+        "the password is never printed: {err}"
+    );
+    out
+}
+
+#[test]
+fn email_one_alert_per_incident_and_one_resolve_with_auth() {
+    let mock = MockUpstream::start();
+    let smtp = SmtpServer::start(Some(("ops", SMTP_PASSWORD)));
+    let alerts = FAST.replace("[\"hook\"]", "[\"mail\"]");
+    let env = Env::new(&config(DEAD, &mock, &["good"], &email_sink(&smtp), &alerts));
+    check_mail(&env);
+    assert!(
+        smtp.mails().is_empty(),
+        "one failure is below the threshold"
+    );
+    check_mail(&env);
+    check_mail(&env);
+    assert_eq!(smtp.mails().len(), 1, "one email per incident");
+    env.write_config(&config(
+        &mock.origin(),
+        &mock,
+        &["good"],
+        &email_sink(&smtp),
+        &alerts,
+    ));
+    for _ in 0..3 {
+        check_mail(&env);
+    }
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 2, "exactly one resolve email");
+    assert_eq!(smtp.bad_auth(), 0);
+    let (open, resolve) = (&mails[0], &mails[1]);
+    for m in &mails {
+        assert_eq!(m.auth_user.as_deref(), Some("ops"), "authenticated");
+        assert_eq!(m.mail_from, "alerts@example.com");
+        assert_eq!(m.rcpt_to, ["oncall@example.com", "second@example.org"]);
+        let id = m.header("X-Chanmon-Event-Id").expect("event id header");
+        assert_eq!(
+            m.header("Message-ID").unwrap(),
+            format!("<chanmon.{}@example.com>", id.replace(':', "-")),
+            "derived from the event id"
+        );
+        assert!(m.header("Content-Type").unwrap().starts_with("text/plain"));
+    }
+    assert_eq!(
+        open.header("Subject").unwrap(),
+        "[chanmon] DOWN m/good (connect)"
+    );
+    assert_eq!(
+        resolve.header("Subject").unwrap(),
+        "[chanmon] RESOLVED m/good"
+    );
+    let body = open.body();
+    assert!(body.starts_with("DOWN: "), "{body}");
+    assert!(body.contains("good — error (connect) since"), "{body}");
+    assert!(
+        resolve.body().starts_with("RESOLVED: "),
+        "{}",
+        resolve.body()
+    );
+    assert_ne!(
+        open.header("X-Chanmon-Event-Id"),
+        resolve.header("X-Chanmon-Event-Id")
+    );
+    let inc = incidents(&env);
+    let states: Vec<&str> = inc[0]["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["delivered", "delivered"]);
+    assert!(
+        !contains(&db_bytes(&env.db()), SMTP_PASSWORD.as_bytes()),
+        "the SMTP password is never stored"
+    );
+}
+
+#[test]
+fn email_a_451_is_retried_with_the_same_message_id() {
+    let mock = MockUpstream::start();
+    let smtp = SmtpServer::start(Some(("ops", SMTP_PASSWORD)));
+    smtp.reply_next(451, "4.3.0 try again later");
+    let alerts = FAST.replace("[\"hook\"]", "[\"mail\"]");
+    let env = Env::new(&config(DEAD, &mock, &["good"], &email_sink(&smtp), &alerts));
+    check_mail(&env);
+    let out = check_mail(&env);
+    assert!(
+        harness::text(&out.stderr).contains("451"),
+        "the server's reply is in the log: {}",
+        harness::text(&out.stderr)
+    );
+    assert_eq!(smtp.mails().len(), 1, "tried once");
+    assert!(smtp.accepted().is_empty());
+    let d = &incidents(&env)[0]["deliveries"][0];
+    assert_eq!(d["state"], "pending");
+    assert!(d["last_error"].as_str().unwrap().contains("451"), "{d}");
+    std::thread::sleep(Duration::from_millis(300)); // past the 200 ms backoff cap
+    check_mail(&env);
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 2, "retried once");
+    assert_eq!(smtp.accepted().len(), 1);
+    assert_eq!(mails[0].header("Message-ID"), mails[1].header("Message-ID"));
+    assert_eq!(
+        mails[0].header("X-Chanmon-Event-Id"),
+        mails[1].header("X-Chanmon-Event-Id")
+    );
+    assert_eq!(incidents(&env)[0]["deliveries"][0]["state"], "delivered");
+}
+
+#[test]
+fn email_alert_test_prints_the_servers_reply() {
+    let mock = MockUpstream::start();
+    let smtp = SmtpServer::start(Some(("ops", SMTP_PASSWORD)));
+    let alerts = FAST.replace("[\"hook\"]", "[\"mail\"]");
+    let env = Env::new(&config(DEAD, &mock, &["good"], &email_sink(&smtp), &alerts));
+    let test = |env: &Env, password: &str| {
+        env.command(&["alert", "test", "mail"])
+            .env("SMTP_PASSWORD", password)
+            .output()
+            .unwrap()
+    };
+    let out = test(&env, SMTP_PASSWORD);
+    assert!(out.status.success(), "{}", harness::text(&out.stderr));
+    let stdout = harness::text(&out.stdout);
+    assert!(stdout.contains("SMTP 250 2.0.0 Ok: queued"), "{stdout}");
+    let mails = smtp.accepted();
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0]
+            .header("Subject")
+            .unwrap()
+            .starts_with("[chanmon] TEST")
+    );
+
+    smtp.reply_next(554, "5.7.1 rejected by policy");
+    let out = test(&env, SMTP_PASSWORD);
+    assert_eq!(out.status.code(), Some(1));
+    let err = harness::text(&out.stderr);
+    assert!(err.contains("554") && err.contains("permanent"), "{err}");
+
+    let wrong = "wrong-password-0123456789";
+    let out = test(&env, wrong);
+    assert_eq!(out.status.code(), Some(1));
+    let err = harness::text(&out.stderr);
+    assert!(err.contains("535"), "{err}");
+    assert!(!err.contains(wrong), "{err}");
+    assert_eq!(smtp.bad_auth(), 1);
+}
+
+/// STARTTLS and implicit TLS against a server whose certificate comes from a private CA: refused
+/// without `ca_file` (the certificate is checked), delivered with it, encrypted before AUTH.
+#[test]
+fn email_over_starttls_and_tls_checks_the_certificate() {
+    let ca = TestCa::new("chanmon SMTP test CA");
+    let config = SmtpTlsMode::config(&ca.server(Flaw::None));
+    let mock = MockUpstream::start();
+    for (mode, server) in [
+        ("starttls", SmtpTlsMode::StartTls(config.clone())),
+        ("tls", SmtpTlsMode::Implicit(config.clone())),
+    ] {
+        let smtp = SmtpServer::start_with(Some(("ops", SMTP_PASSWORD)), server);
+        let alerts = FAST.replace("[\"hook\"]", "[\"mail\"]");
+        let sink = |extra: &str| {
+            email_sink(&smtp).replace("tls = \"none\"", &format!("tls = \"{mode}\"")) + extra
+        };
+        let env = Env::new(&config_of(&mock, &sink(""), &alerts));
+        let test = |env: &Env| {
+            env.command(&["alert", "test", "mail"])
+                .env("SMTP_PASSWORD", SMTP_PASSWORD)
+                .output()
+                .unwrap()
+        };
+        let out = test(&env);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{mode}: an unknown CA is refused"
+        );
+        let err = harness::text(&out.stderr);
+        assert!(err.contains("invalid peer certificate"), "{mode}: {err}");
+        assert!(smtp.mails().is_empty(), "{mode}: nothing sent");
+        let ca_file = env.path("ca.pem");
+        std::fs::write(&ca_file, &ca.cert_pem).unwrap();
+        env.write_config(&config_of(
+            &mock,
+            &sink(&format!("ca_file = \"{}\"\n", ca_file.display())),
+            &alerts,
+        ));
+        let out = test(&env);
+        assert!(
+            out.status.success(),
+            "{mode}: {}",
+            harness::text(&out.stderr)
+        );
+        let mails = smtp.accepted();
+        assert_eq!(mails.len(), 1, "{mode}");
+        assert!(mails[0].tls, "{mode}: the message went over TLS");
+        assert_eq!(mails[0].auth_user.as_deref(), Some("ops"), "{mode}");
+    }
+}
+
+fn config_of(mock: &MockUpstream, sinks: &str, alerts: &str) -> String {
+    config(DEAD, mock, &["good"], sinks, alerts)
 }

@@ -138,6 +138,15 @@ impl Sender {
                 })
                 .map_err(|e| self.redact(&e));
         }
+        if sink.kind == super::SinkKind::Email {
+            return super::email::send(sink, n)
+                .await
+                .map(|a| Answer {
+                    status: a.status,
+                    body: self.redact(&a.body),
+                })
+                .map_err(|e| self.redact(&e));
+        }
         let out = render(sink, n, now).map_err(|e| self.redact(&e))?;
         let mut req = client
             .request(Method::POST, out.url)
@@ -555,6 +564,7 @@ mod load_tests {
                 allow_cidrs: vec!["127.0.0.0/8".parse().unwrap()],
                 ..NetworkPolicy::default()
             },
+            email: None,
         };
         let ctx = DrainCtx::new(
             Arc::new(Mutex::new(open(&db, OpenMode::Existing).unwrap())),

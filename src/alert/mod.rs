@@ -9,6 +9,7 @@
 //! - `event`: the event as stored in the outbox (never a rendered URL or a secret) and the
 //!   human text built from it.
 //! - `sink`: the sinks configured with `[[alert]]` and the request each type sends.
+//! - `email`: the SMTP sink (lettre), connecting only to addresses the sink's policy allows.
 //! - `deliver`: the drainer task (its own store connection, bounded concurrency, per-request
 //!   timeouts, exponential backoff with jitter, dead letters) and one-shot sends
 //!   (`chanmon alert test`).
@@ -21,6 +22,7 @@ use crate::model::{Kind, MonitorId, Status};
 
 pub(crate) mod command;
 pub(crate) mod deliver;
+pub(crate) mod email;
 pub(crate) mod event;
 pub(crate) mod maintenance;
 pub(crate) mod rules;
@@ -29,6 +31,7 @@ pub(crate) mod template;
 pub(crate) mod watch;
 
 pub use deliver::{DrainCtx, DrainReport, Drainer, RetryPolicy, Sender, drain_once, drain_pending};
+pub use email::{EmailSettings, SmtpTls};
 pub use event::{AlertEvent, EventKind};
 pub use maintenance::{Maintenance, When};
 pub use sink::{SinkConfig, SinkKind};

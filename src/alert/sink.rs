@@ -11,6 +11,7 @@
 //!   characters).
 //! - `ntfy`: `POST` the text to the topic URL, with `Title`, `Priority` and `Tags` headers;
 //!   an optional access token as `Authorization: Bearer`.
+//! - `email`: SMTP, in `alert::email`.
 //! - `pagerduty`: Events API v2 `POST /v2/enqueue`, `event_action` `trigger` or `resolve`,
 //!   `dedup_key` the incident id (one per incident, never grouped).
 
@@ -35,6 +36,8 @@ pub enum SinkKind {
     Pagerduty,
     /// A local program (`alert::command`), not an HTTP request.
     Command,
+    /// SMTP (`alert::email`), not an HTTP request.
+    Email,
 }
 
 impl SinkKind {
@@ -46,6 +49,7 @@ impl SinkKind {
         ("ntfy", SinkKind::Ntfy),
         ("pagerduty", SinkKind::Pagerduty),
         ("command", SinkKind::Command),
+        ("email", SinkKind::Email),
     ];
 
     pub fn parse(s: &str) -> Option<SinkKind> {
@@ -96,6 +100,8 @@ pub struct SinkConfig {
     pub timeout: Duration,
     /// This sink's own network policy (strict unless its `[alert.network]` allows more).
     pub network: NetworkPolicy,
+    /// email: the SMTP server, credentials and addresses.
+    pub email: Option<super::email::EmailSettings>,
 }
 
 impl SinkConfig {
@@ -104,6 +110,11 @@ impl SinkConfig {
         let mut v = vec![self.url.expose()];
         v.extend(self.secret.iter().map(Secret::expose));
         v.extend(self.token.iter().map(Secret::expose));
+        if let Some(e) = &self.email {
+            v.extend(e.username.iter().map(Secret::expose));
+            v.extend(e.password.iter().map(Secret::expose));
+        }
+        v.retain(|s| !s.is_empty());
         v
     }
 }
@@ -196,7 +207,12 @@ pub(crate) fn render(
             )
         }
         SinkKind::Pagerduty => (base, "application/json", json_body(pagerduty(sink, n)?)),
-        SinkKind::Command => return Err("a command sink sends no request".into()),
+        SinkKind::Command | SinkKind::Email => {
+            return Err(format!(
+                "a {} sink sends no HTTP request",
+                sink.kind.as_str()
+            ));
+        }
     };
     Ok(Outgoing {
         url,
@@ -285,6 +301,7 @@ mod tests {
             template: None,
             timeout: Duration::from_secs(5),
             network: NetworkPolicy::default(),
+            email: None,
         }
     }
 

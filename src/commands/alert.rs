@@ -57,10 +57,10 @@ async fn test(config_path: &Path, id: &str) -> Outcome {
     };
     match sender.send(id, &n).await {
         Ok(a) => {
-            let how = if a.status == 0 {
-                "exit 0".to_owned()
-            } else {
-                format!("HTTP {}", a.status)
+            let how = match config.alerts.sink(id).map(|s| s.kind) {
+                Some(crate::alert::SinkKind::Command) => "exit 0".to_owned(),
+                Some(crate::alert::SinkKind::Email) => format!("SMTP {}", a.status),
+                _ => format!("HTTP {}", a.status),
             };
             print(&format!("sink `{id}`: {how} {}", a.body));
             Ok(0)

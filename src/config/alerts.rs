@@ -31,6 +31,14 @@ const SINK_KEYS: &[&str] = &[
     "template",
     "timeout",
     "network",
+    "smtp_host",
+    "smtp_port",
+    "tls",
+    "username",
+    "password",
+    "from",
+    "to",
+    "subject",
 ];
 
 pub(super) const RULE_KEYS: &[&str] = &[
@@ -172,7 +180,12 @@ fn read_sink(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<SinkConfig> {
     let kind = kind?;
     check_keys_for(&s, kind, d);
     let command = read_command(&s, kind, d);
-    let url = if kind == SinkKind::Command {
+    let email = if kind == SinkKind::Email {
+        Some(super::email::read(&s, &network, d)?)
+    } else {
+        None
+    };
+    let url = if matches!(kind, SinkKind::Command | SinkKind::Email) {
         Some(Secret::new(""))
     } else {
         read_url(&s, kind, &network, d)
@@ -217,6 +230,7 @@ fn read_sink(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<SinkConfig> {
         template: read_template(&s, kind, d),
         timeout,
         network,
+        email,
     })
 }
 
@@ -317,8 +331,19 @@ fn check_keys_for(s: &Section<'_, '_>, kind: SinkKind, d: &mut Diags<'_>) {
         SinkKind::Ntfy => &["token", "url", "network"],
         SinkKind::Pagerduty => &["routing_key", "url", "network"],
         SinkKind::Command => &["command"],
+        SinkKind::Email => &[
+            "network",
+            "smtp_host",
+            "smtp_port",
+            "tls",
+            "username",
+            "password",
+            "from",
+            "to",
+            "subject",
+        ],
     };
-    for key in [
+    let common = [
         "secret",
         "token",
         "routing_key",
@@ -326,7 +351,8 @@ fn check_keys_for(s: &Section<'_, '_>, kind: SinkKind, d: &mut Diags<'_>) {
         "command",
         "url",
         "network",
-    ] {
+    ];
+    for &key in common.iter().chain(super::email::EMAIL_KEYS) {
         if !used.contains(&key)
             && let Some((k, _)) = s.raw(key)
         {
@@ -415,7 +441,7 @@ fn read_heartbeat(
     })
 }
 
-fn secret(s: &Section<'_, '_>, key: &str, d: &mut Diags<'_>) -> Option<Secret> {
+pub(super) fn secret(s: &Section<'_, '_>, key: &str, d: &mut Diags<'_>) -> Option<Secret> {
     let v = s.string(d, key)?;
     if v.v.trim().is_empty() {
         d.error(&v.span, format!("{} is empty", s.name(key)));

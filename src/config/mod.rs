@@ -26,6 +26,7 @@ use crate::store::Database;
 
 mod alerts;
 mod diag;
+mod email;
 mod fields;
 mod http;
 mod interp;

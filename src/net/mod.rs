@@ -22,11 +22,12 @@ use url::Url;
 
 use crate::model::Kind;
 
+pub(crate) use resolver::vetted_ips;
 #[cfg(test)]
 pub(crate) use tls::counters as tls_counters;
 pub use tls::{ClientIdentity, PemFile, TlsSettings};
 pub(crate) use tls::{key_mode_warning, load_ca, load_identity};
-pub(crate) use url_check::check_url;
+pub(crate) use url_check::{check_host, check_url, host_is_local};
 
 /// `[network]` settings (and per-monitor overrides of the same keys).
 #[derive(Clone, PartialEq, Eq, Hash)]

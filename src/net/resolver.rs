@@ -78,6 +78,38 @@ pub(super) struct DnsError {
     pub message: String,
 }
 
+/// The addresses a client that is not HTTP (SMTP) may connect to for `host`: an IP literal
+/// judged by the policy, a name resolved through the guarded resolver (every answer judged,
+/// failing closed). Connect only to what this returns, so the checked address is the one
+/// connected.
+pub(crate) async fn vetted_ips(host: &str, policy: &NetworkPolicy) -> Result<Vec<IpAddr>, String> {
+    use url::Host;
+    let name = match super::url_check::parse_host(host).map_err(|b| b.0)? {
+        Host::Ipv4(v4) => {
+            return check_ip(IpAddr::V4(v4), policy)
+                .map(|()| vec![IpAddr::V4(v4)])
+                .map_err(|b| b.0);
+        }
+        Host::Ipv6(v6) => {
+            return check_ip(IpAddr::V6(v6), policy)
+                .map(|()| vec![IpAddr::V6(v6)])
+                .map_err(|b| b.0);
+        }
+        Host::Domain(d) => d,
+    };
+    // No proxy for SMTP: every name is judged.
+    let policy = NetworkPolicy {
+        proxy: None,
+        ..policy.clone()
+    };
+    let resolver = GuardedResolver::new(policy, Upstream::System);
+    let parsed: Name = name
+        .parse()
+        .map_err(|e| format!("{name:?} is not a host name ({e})"))?;
+    let addrs = resolver.resolve(parsed).await.map_err(|e| e.to_string())?;
+    Ok(addrs.map(|a| a.ip()).collect())
+}
+
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.policy.clone();
@@ -140,5 +172,34 @@ impl Resolve for GuardedResolver {
             );
             Ok(addrs)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// IP literals and blocked names are judged before any lookup, so no DNS is needed here.
+    #[tokio::test]
+    async fn vetted_ips_judges_literals_and_local_names_by_the_policy() {
+        let strict = NetworkPolicy::default();
+        let e = vetted_ips("10.1.2.3", &strict).await.unwrap_err();
+        assert!(e.contains("10.0.0.0/8"), "{e}");
+        assert!(vetted_ips("localhost", &strict).await.is_err());
+        assert!(vetted_ips("[::1]", &strict).await.is_err());
+        let lan = NetworkPolicy {
+            allow_cidrs: vec!["10.0.0.0/8".parse().unwrap()],
+            ..NetworkPolicy::default()
+        };
+        assert_eq!(
+            vetted_ips("10.1.2.3", &lan).await.unwrap(),
+            vec![IpAddr::from([10, 1, 2, 3])]
+        );
+        assert_eq!(
+            vetted_ips("0x0a.1.2.3", &lan).await.unwrap(),
+            vec![IpAddr::from([10, 1, 2, 3])],
+            "the url crate's normalisation applies"
+        );
+        assert!(vetted_ips("8.8.8.8", &strict).await.is_ok());
     }
 }

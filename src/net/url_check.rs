@@ -74,6 +74,39 @@ pub(crate) fn check_url(url: &Url, policy: &NetworkPolicy) -> Result<(), Blocked
     }
 }
 
+/// A bare host (an SMTP server): a blocked name or a denied IP literal, as [`check_url`]
+/// judges a URL's host. `[::1]` and `::1` are both IPv6.
+pub(crate) fn check_host(host: &str, policy: &NetworkPolicy) -> Result<(), Blocked> {
+    match parse_host(host)? {
+        Host::Ipv4(v4) => check_ip(IpAddr::V4(v4), policy),
+        Host::Ipv6(v6) => check_ip(IpAddr::V6(v6), policy),
+        Host::Domain(d) => check_name(&d, policy),
+    }
+}
+
+/// Whether `host` is on this machine or a private network by its form alone (a loopback or
+/// local name, a denied IP literal): what a cleartext protocol may be pointed at.
+pub(crate) fn host_is_local(host: &str) -> bool {
+    match parse_host(host) {
+        Ok(Host::Ipv4(v4)) => super::deny::deny_rule(IpAddr::V4(v4)).is_some(),
+        Ok(Host::Ipv6(v6)) => super::deny::deny_rule(IpAddr::V6(v6)).is_some(),
+        Ok(Host::Domain(d)) => blocked_name(&d).is_some(),
+        Err(_) => false,
+    }
+}
+
+/// The url crate's host parser (which normalises `0x7f.1` and friends), brackets optional
+/// around IPv6.
+pub(super) fn parse_host(host: &str) -> Result<Host<String>, Blocked> {
+    let h = host.trim();
+    let bracketed = if h.contains(':') && !h.starts_with('[') {
+        format!("[{h}]")
+    } else {
+        h.to_owned()
+    };
+    Host::parse(&bracketed).map_err(|e| Blocked(format!("{host:?} is not a host name ({e})")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

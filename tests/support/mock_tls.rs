@@ -115,7 +115,7 @@ impl MockTls {
     }
 }
 
-fn server_config(tls: &MockTls) -> rustls::ServerConfig {
+pub(crate) fn server_config(tls: &MockTls) -> rustls::ServerConfig {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let certs: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(tls.cert_pem.as_bytes())

@@ -14,3 +14,4 @@ pub(crate) use mock::{
 };
 pub(crate) mod http_client;
 pub(crate) mod receiver;
+pub(crate) mod smtp;
