@@ -103,13 +103,11 @@ impl SeriesView {
     }
 }
 
-/// Something that overrides a monitor's own status on the page. Filled by the alerting work
-/// (open incidents, maintenance windows); nothing sets it yet.
+/// What the alerting side says about a monitor, shown beside its own status: an open
+/// incident, or a maintenance window now (which mutes its alerts). Refreshed at every load.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Notice {
-    #[allow(dead_code)]
     Incident(String),
-    #[allow(dead_code)]
     Maintenance(String),
 }
 
@@ -123,7 +121,7 @@ pub(crate) struct MonitorView {
     pub endpoint: Option<String>,
     pub enabled: bool,
     pub series: Vec<SeriesView>,
-    /// An open incident or maintenance (issue 12 fills it); `None` today.
+    /// A maintenance window now, else its open incidents (see [`Notice`]).
     pub notice: Option<Notice>,
 }
 
@@ -194,6 +192,8 @@ impl View {
 pub(crate) struct ConfigFacts {
     pub show_details: bool,
     monitors: HashMap<MonitorId, (Option<String>, String, String)>,
+    /// The maintenance windows (`[[maintenance]]`), for the notices.
+    alerts: Arc<crate::alert::AlertsConfig>,
 }
 
 impl ConfigFacts {
@@ -214,6 +214,7 @@ impl ConfigFacts {
                     )
                 })
                 .collect(),
+            alerts: Arc::new(config.alerts.clone()),
         }
     }
 }
@@ -403,6 +404,8 @@ fn hour_start(t: Timestamp) -> i64 {
 /// What one load reads.
 struct Loaded {
     rows: Vec<StatusRow>,
+    /// Open incidents (one per failing model).
+    incidents: Vec<crate::store::IncidentRow>,
     hours: Vec<BucketSummary>,
     days: HashMap<(MonitorId, String), Vec<Counts>>,
     day0: i64,
@@ -418,6 +421,10 @@ fn read_all(
     let day0 = day_start(now) - (DAYS as i64 - 1) * DAY_MS;
     let hour0 = hour_start(now) - (HOURS as i64 - 1) * HOUR_MS;
     let rows = store.status(None, now, &WINDOWS)?;
+    let incidents = store.incidents(&crate::store::IncidentQuery {
+        open_only: true,
+        ..Default::default()
+    })?;
     let hours = store.bucket_summaries(Timestamp(hour0), false)?;
     let mut days: HashMap<(MonitorId, String), Vec<Counts>> = HashMap::new();
     if with_days {
@@ -454,6 +461,7 @@ fn read_all(
     }
     Ok(Loaded {
         rows,
+        incidents,
         hours,
         days,
         day0,
@@ -461,9 +469,10 @@ fn read_all(
     })
 }
 
-fn build(loaded: Loaded, facts: &ConfigFacts, _now: Timestamp) -> State {
+fn build(loaded: Loaded, facts: &ConfigFacts, now: Timestamp) -> State {
     let Loaded {
         rows,
+        incidents,
         hours,
         mut days,
         day0,
@@ -518,6 +527,7 @@ fn build(loaded: Loaded, facts: &ConfigFacts, _now: Timestamp) -> State {
             }
         }
     }
+    set_notices(&mut monitors, &incidents, facts, now);
     // Groups in name order, ungrouped last; monitors by id inside a group.
     monitors.sort_by(|a, b| {
         (a.group.is_none(), &a.group, &a.id).cmp(&(b.group.is_none(), &b.group, &b.id))
@@ -542,6 +552,39 @@ fn build(loaded: Loaded, facts: &ConfigFacts, _now: Timestamp) -> State {
 }
 
 /// Removes everything that could carry an endpoint or upstream text from a row.
+/// A maintenance window now wins (its incidents are muted); otherwise the open incidents, one
+/// `model: status (kind) since …` each. Statuses and kinds only: safe without `show_details`.
+fn set_notices(
+    monitors: &mut [MonitorView],
+    incidents: &[crate::store::IncidentRow],
+    facts: &ConfigFacts,
+    now: Timestamp,
+) {
+    let mut open: HashMap<&MonitorId, Vec<String>> = HashMap::new();
+    for i in incidents {
+        open.entry(&i.monitor).or_default().push(format!(
+            "{}: {} ({}) since {}",
+            i.model,
+            i.status,
+            i.kind,
+            i.since.to_rfc3339()
+        ));
+    }
+    for m in monitors.iter_mut() {
+        m.notice = if facts
+            .alerts
+            .maintenance_at(&m.id, m.group.as_deref(), now)
+            .is_some()
+        {
+            Some(Notice::Maintenance(
+                "alerts muted; results are still recorded".into(),
+            ))
+        } else {
+            open.get(&m.id).map(|v| Notice::Incident(v.join("; ")))
+        };
+    }
+}
+
 fn hide_details(row: &mut StatusRow) {
     if let Some(l) = &mut row.latest {
         hide_result(l);
@@ -678,6 +721,7 @@ mod tests {
         let mut st = build(
             Loaded {
                 rows: vec![row("b", "x"), row("b", "y"), row("a", "x")],
+                incidents: Vec::new(),
                 hours: Vec::new(),
                 days: HashMap::new(),
                 day0,
@@ -728,6 +772,68 @@ mod tests {
         assert!(!model.needs_reload());
         model.apply(&[result("new", "x", now, Status::Operational, "")], true);
         assert!(model.needs_reload());
+    }
+
+    #[test]
+    fn notices_show_open_incidents_and_maintenance_wins() {
+        use crate::alert::maintenance::{Maintenance, When};
+        let now = Timestamp::now();
+        let id = |s: &str| MonitorId::parse(s).unwrap();
+        let incident = |m: &str, model: &str| crate::store::IncidentRow {
+            uid: format!("{m}-{model}"),
+            monitor: id(m),
+            model: model.into(),
+            since: Timestamp(now.millis() - 60_000),
+            opened_at: now,
+            resolved_at: None,
+            status: "error".into(),
+            kind: "timeout".into(),
+            message: "secret-ish upstream text".into(),
+            muted: false,
+            deliveries: Vec::new(),
+        };
+        let mut alerts = crate::alert::AlertsConfig::default();
+        alerts.maintenance.push(Arc::new(Maintenance {
+            monitors: vec![id("b")],
+            groups: Vec::new(),
+            when: When::Once {
+                start: Timestamp(now.millis() - 1_000),
+                end: Timestamp(now.millis() + 3_600_000),
+            },
+        }));
+        let facts = ConfigFacts {
+            alerts: Arc::new(alerts),
+            ..ConfigFacts::default()
+        };
+        let st = build(
+            Loaded {
+                rows: vec![row("a", "x"), row("b", "x"), row("c", "x")],
+                incidents: vec![incident("a", "x"), incident("b", "x")],
+                hours: Vec::new(),
+                days: HashMap::new(),
+                day0: 0,
+                hour0: 0,
+            },
+            &facts,
+            now,
+        );
+        let notice = |m: &str| {
+            st.monitors
+                .iter()
+                .find(|v| v.id == id(m))
+                .unwrap()
+                .notice
+                .clone()
+        };
+        match notice("a") {
+            Some(Notice::Incident(text)) => {
+                assert!(text.starts_with("x: error (timeout) since "), "{text}");
+                assert!(!text.contains("secret-ish"), "no message text: {text}");
+            }
+            other => panic!("a: {other:?}"),
+        }
+        assert!(matches!(notice("b"), Some(Notice::Maintenance(_))));
+        assert_eq!(notice("c"), None);
     }
 
     #[test]
