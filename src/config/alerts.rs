@@ -148,31 +148,7 @@ fn read_sink(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<SinkConfig> {
         .as_deref()
         .map_or("[[alert]]".to_owned(), |i| format!("alert sink `{i}`"));
     let s = Section::new(s.table, s.span.clone(), ctx);
-    let kind = match s.string(d, "type") {
-        None if s.raw("type").is_none() => {
-            d.error(
-                &s.span,
-                format!("{} has no `type`; choose one of: {}", s.ctx, kinds()),
-            );
-            None
-        }
-        None => None,
-        Some(t) => {
-            let k = SinkKind::parse(t.v.trim());
-            if k.is_none() {
-                d.error(
-                    &t.span,
-                    format!(
-                        "{}: unknown sink type \"{}\"; choose one of: {}",
-                        s.name("type"),
-                        t.v,
-                        kinds()
-                    ),
-                );
-            }
-            k
-        }
-    };
+    let kind = read_kind(&s, d);
     let network = match s.table(d, "network", format!("[alert.network] of {}", s.ctx)) {
         Some(n) => NetworkOverride::read(&n, d).apply(&NetworkPolicy::default()),
         None => NetworkPolicy::default(),
@@ -190,26 +166,7 @@ fn read_sink(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<SinkConfig> {
     } else {
         read_url(&s, kind, &network, d)
     };
-    let token_key = if kind == SinkKind::Pagerduty {
-        "routing_key"
-    } else {
-        "token"
-    };
-    let token = secret(&s, token_key, d);
-    let needs_token = matches!(kind, SinkKind::Telegram | SinkKind::Pagerduty);
-    if needs_token && token.is_none() && s.raw(token_key).is_none() {
-        d.error(
-            &s.span,
-            format!("{} (type {}) needs `{token_key}`", s.ctx, kind.as_str()),
-        );
-    }
-    let chat_id = read_chat_id(&s, d);
-    if kind == SinkKind::Telegram && chat_id.is_none() && s.raw("chat_id").is_none() {
-        d.error(
-            &s.span,
-            format!("{} (type telegram) needs `chat_id`", s.ctx),
-        );
-    }
+    let (token, chat_id) = read_token_and_chat(&s, kind, d);
     let timeout = s
         .duration(
             d,
@@ -232,6 +189,62 @@ fn read_sink(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<SinkConfig> {
         network,
         email,
     })
+}
+
+/// `type`: required, one of the sink kinds.
+fn read_kind(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<SinkKind> {
+    let Some(t) = s.string(d, "type") else {
+        if s.raw("type").is_none() {
+            d.error(
+                &s.span,
+                format!("{} has no `type`; choose one of: {}", s.ctx, kinds()),
+            );
+        }
+        return None;
+    };
+    let k = SinkKind::parse(t.v.trim());
+    if k.is_none() {
+        d.error(
+            &t.span,
+            format!(
+                "{}: unknown sink type \"{}\"; choose one of: {}",
+                s.name("type"),
+                t.v,
+                kinds()
+            ),
+        );
+    }
+    k
+}
+
+/// The token (`routing_key` for PagerDuty) and Telegram's `chat_id`, each required where the
+/// service needs it.
+fn read_token_and_chat(
+    s: &Section<'_, '_>,
+    kind: SinkKind,
+    d: &mut Diags<'_>,
+) -> (Option<Secret>, Option<String>) {
+    let token_key = if kind == SinkKind::Pagerduty {
+        "routing_key"
+    } else {
+        "token"
+    };
+    let token = secret(s, token_key, d);
+    let needs_token = matches!(kind, SinkKind::Telegram | SinkKind::Pagerduty);
+    if needs_token && token.is_none() && s.raw(token_key).is_none() {
+        d.error(
+            &s.span,
+            format!("{} (type {}) needs `{token_key}`", s.ctx, kind.as_str()),
+        );
+    }
+    let chat_id = read_chat_id(s, d);
+    if kind == SinkKind::Telegram && chat_id.is_none() && s.raw("chat_id").is_none() {
+        d.error(
+            &s.span,
+            format!("{} (type telegram) needs `chat_id`", s.ctx),
+        );
+    }
+    (token, chat_id)
 }
 
 /// `template`: compiled here so a broken one is a config error, not a silent fallback later.
