@@ -449,7 +449,14 @@ impl Reloader {
     async fn reload(mut self, ready: mpsc::Sender<Vec<Arc<Target>>>) -> Reloader {
         tracing::info!(config = %self.path.display(), "SIGHUP: reloading the config");
         let path = self.path.clone();
-        let loaded = match in_background(move || config::load(&path)).await {
+        // The alert plan (one entry per monitor) is built beside the parse, off the runtime.
+        let load = move || {
+            config::load(&path).map(|l| {
+                let plan = Arc::new(l.config.alerts.plan(&l.config.monitors));
+                (l, plan)
+            })
+        };
+        let (loaded, plan) = match in_background(load).await {
             Ok(Ok(l)) => l,
             Ok(Err(e)) => {
                 tracing::error!("reload failed, keeping the running config:\n{e}");
@@ -475,7 +482,6 @@ impl Reloader {
         }
         // Planned before the monitors move into the sync; started only once the sync succeeded.
         let polls = official::plan(&new);
-        let plan = Arc::new(new.alerts.plan(&new.monitors));
         let monitors = match self.writer.sync(std::mem::take(&mut new.monitors)).await {
             Ok(m) => m,
             Err(e) => {
