@@ -117,11 +117,12 @@ fn bar_days(html: &str) -> Vec<usize> {
         .skip(1)
         .map(|bar| {
             let bar = &bar[..bar.find("</div>").unwrap_or(bar.len())];
-            bar.split("<i class=\"d-")
+            bar.split("<i class=\"")
                 .skip(1)
                 .map(|run| {
-                    let w = run.split_once(" w").expect("a width class").1;
-                    w[..w.find('"').expect("a closing quote")]
+                    let classes = &run[..run.find('"').expect("a closing quote")];
+                    let w = classes.split(' ').find_map(|c| c.strip_prefix('w'));
+                    w.expect("a width class")
                         .parse::<usize>()
                         .expect("a run length")
                 })
@@ -208,7 +209,11 @@ fn the_daemon_serves_every_route_without_leaking_details() {
         1,
         "xss's today (worst model)"
     );
-    assert_eq!(count(&html, "<i class=\"d-none w89\""), 2);
+    assert_eq!(
+        count(&html, "<i class=\"w89\" role=\"img\" title=\""),
+        2,
+        "grey: no checks, said in words on a small fleet"
+    );
     assert_eq!(
         count(&html, "(0 of 1 checks answered)"),
         1,

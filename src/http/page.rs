@@ -296,7 +296,8 @@ fn monitor_block(view: &View, m: &MonitorView, detailed: bool) -> Markup {
     // 19 KiB of a 1,000-monitor page); the stylesheet draws the separation.
     html! {
         h2 {
-            a href={"/monitors/" (m.id)} { (m.name) }
+            // Relative (the page is `/`): a byte a monitor.
+            a href={"monitors/" (m.id)} { (m.name) }
             " " (pill(m.worst()))
             @if let Some(k) = worst_kind(m) { " " span.kind { (k) } }
             @if !m.enabled { " " span.muted { "(disabled)" } }
@@ -447,18 +448,27 @@ fn bars(days: &[Counts], day0: Timestamp, detailed: bool) -> Markup {
     html! {
         div.bars {
             @for r in &runs {
-                @if detailed || r.counts.total() > 0 {
-                    i class={(day_class(&r.counts)) " w" (r.len)} role="img" title=(run_tip(day0, r, detailed)) {}
-                } @else {
+                @if r.counts.total() == 0 && !detailed {
                     // Grey without words on a large fleet: the key says grey is no checks,
                     // and every run with checks names its dates.
-                    i class={(day_class(&r.counts)) " w" (r.len)} {}
+                    i class={"w" (r.len)} {}
+                } @else {
+                    i class=(run_class(r)) role="img" title=(run_tip(day0, r, detailed)) {}
                 }
             }
         }
         @if detailed {
             div.bars-legend { span { (DAYS) " days ago" } span { (pct(total.availability())) } span { "today" } }
         }
+    }
+}
+
+/// Its colour and width. Days without checks are the bar's default colour (no class): most
+/// of a young fleet's bars is such a run.
+fn run_class(r: &Run) -> String {
+    match day_class(&r.counts) {
+        "d-none" => format!("w{}", r.len),
+        class => format!("{class} w{}", r.len),
     }
 }
 
@@ -768,9 +778,13 @@ mod tests {
             .skip(1)
             .map(|bar| {
                 let bar = &bar[..bar.find("</div>").unwrap_or(bar.len())];
-                bar.split(" w")
+                bar.split("<i class=\"")
                     .skip(1)
-                    .map(|w| w[..w.find('"').unwrap()].parse::<usize>().unwrap())
+                    .map(|run| {
+                        let classes = &run[..run.find('"').unwrap()];
+                        let w = classes.split(' ').find_map(|c| c.strip_prefix('w'));
+                        w.unwrap().parse::<usize>().unwrap()
+                    })
                     .sum()
             })
             .collect()
@@ -797,7 +811,7 @@ mod tests {
                 html.len() / 1024
             );
             for m in &view.monitors {
-                let link = format!("<a href=\"/monitors/{}\">", m.id);
+                let link = format!("<a href=\"monitors/{}\">", m.id);
                 assert_eq!(count(&html, &link), 1, "{} once", m.id);
             }
             assert_eq!(count(&html, "<h2>"), 1000);
@@ -819,7 +833,7 @@ mod tests {
         assert_eq!(bar_widths(&html), vec![DAYS; 3]);
         // 60 days without checks in one run, then one element per imperfect day with its
         // counts: each monitor's two models have their bad day on different days.
-        assert_eq!(count(&html, "<i class=\"d-none w60\""), 3);
+        assert_eq!(count(&html, "<i class=\"w60\" role=\"img\""), 3);
         assert_eq!(count(&html, "<i class=\"d-95 w1\""), 3 * 28);
         assert_eq!(count(&html, "<i class=\"d-low w1\""), 3 * 2);
         assert_eq!(
