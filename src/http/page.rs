@@ -883,5 +883,9 @@ mod tests {
         assert!(css.contains(".bars .w1 { flex-grow: 1; }"));
         assert!(css.contains(".bars .w90 { flex-grow: 90; }"));
         assert!(!css.contains(".w91"));
+        // Each colour must outrank `.bars i`, which draws days without checks.
+        for class in ["d-100", "d-99", "d-95", "d-low"] {
+            assert!(css.contains(&format!(".bars .{class} {{")), "{class}");
+        }
     }
 }
