@@ -111,6 +111,26 @@ fn array_of(name: &str) -> serde_json::Value {
     serde_json::json!({ "type": "array", "items": { "$ref": format!("#/components/schemas/{name}") } })
 }
 
+/// Days covered by each day bar in `html`: the sum of its runs' widths (`wN` classes).
+fn bar_days(html: &str) -> Vec<usize> {
+    html.split("<div class=\"bars\">")
+        .skip(1)
+        .map(|bar| {
+            let bar = &bar[..bar.find("</div>").unwrap_or(bar.len())];
+            bar.split("<i class=\"")
+                .skip(1)
+                .map(|run| {
+                    let classes = &run[..run.find('"').expect("a closing quote")];
+                    let w = classes.split(' ').find_map(|c| c.strip_prefix('w'));
+                    w.expect("a width class")
+                        .parse::<usize>()
+                        .expect("a run length")
+                })
+                .sum()
+        })
+        .collect()
+}
+
 fn count(hay: &str, needle: &str) -> usize {
     hay.matches(needle).count()
 }
@@ -177,22 +197,28 @@ fn the_daemon_serves_every_route_without_leaking_details() {
         html.contains("Partial outage"),
         "one failing model of three: partial outage"
     );
-    assert_eq!(count(&html, "class=\"model-row\""), 3, "one row per model");
-    assert_eq!(
-        count(&html, "<i class=\"d-"),
-        2 * 90,
-        "90 day bars per monitor"
-    );
+    // One line per model, one 90-day bar per monitor (runs of days: their widths add up).
+    assert_eq!(count(&html, "<li>"), 3, "one line per model");
+    assert_eq!(bar_days(&html), [90, 90], "90 days per monitor");
     assert!(html.contains("<svg class=\"spark\""), "a sparkline");
     // Today's bars from the rollups: `plain` answered, `xss`'s worst model did not; the other
-    // 89 days have no checks.
-    assert_eq!(count(&html, "<i class=\"d-100\""), 1, "plain's today");
+    // 89 days have no checks (one grey run each).
+    assert_eq!(count(&html, "<i class=\"d-100 w1\""), 1, "plain's today");
     assert_eq!(
-        count(&html, "<i class=\"d-low\""),
+        count(&html, "<i class=\"d-low w1\""),
         1,
         "xss's today (worst model)"
     );
-    assert_eq!(count(&html, "<i class=\"d-none\""), 2 * 89);
+    assert_eq!(
+        count(&html, "<i class=\"w89\" role=\"img\" title=\""),
+        2,
+        "grey: no checks, said in words on a small fleet"
+    );
+    assert_eq!(
+        count(&html, "(0 of 1 checks answered)"),
+        1,
+        "xss's today: exact figures in its tooltip"
+    );
     assert!(
         html.contains("http-equiv=\"refresh\""),
         "the no-script fallback"
@@ -581,8 +607,8 @@ fn a_real_browser_renders_the_page_without_console_errors() {
         "banner text in the rendered DOM:
 {dom}"
     );
-    assert_eq!(count(&dom, "class=\"model-row\""), 3, "one row per model");
-    assert_eq!(count(&dom, "<i class=\"d-"), 180, "90 day bars per monitor");
+    assert_eq!(count(&dom, "<li>"), 3, "one line per model");
+    assert_eq!(bar_days(&dom), [90, 90], "90 days per monitor");
     assert!(
         dom.contains("data-refreshed="),
         "the script refreshed the page in place (CSP let it run)"

@@ -22,17 +22,4 @@
     }
   }
   window.setInterval(refresh, secs * 1000);
-
-  // Large fleets send day bars without a tooltip each: show the day's figure on hover from the
-  // row's compact list (basis points per day, "-" for no checks).
-  document.addEventListener("mouseover", function (ev) {
-    const bar = ev.target;
-    if (!(bar instanceof HTMLElement) || bar.tagName !== "I" || bar.title) return;
-    const row = bar.parentElement;
-    if (!row || !row.dataset.days || !row.dataset.day0) return;
-    const i = Array.prototype.indexOf.call(row.children, bar);
-    const v = row.dataset.days.split(",")[i];
-    const day = new Date(Date.parse(row.dataset.day0 + "T00:00:00Z") + i * 86400000).toISOString().slice(0, 10);
-    bar.title = v === undefined || v === "-" ? day + ": no checks" : day + ": " + (Number(v) / 100).toFixed(2) + "%";
-  });
 })();
