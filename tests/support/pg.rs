@@ -1,8 +1,10 @@
 //! PostgreSQL for the tests: `CHANMON_TEST_DATABASE_URL` when set (a URL whose user may
 //! `CREATE DATABASE`), else ONE throwaway cluster per test binary, started with the server's
 //! own `initdb` and `pg_ctl` in a temporary directory on a free port (as the `postgres` user
-//! through `runuser` when running as root: `initdb` refuses root). Each test gets a fresh
-//! database. A watchdog shell stops the cluster (`pg_ctl stop -m immediate`) and removes its
+//! through `runuser` when running as root: `initdb` refuses root). The cluster trusts its Unix
+//! socket but wants a password over TCP ([`PASSWORD`], in the URLs handed out), so tests can
+//! check that a wrong password is refused and that the right one is never printed. Each test
+//! gets a fresh database. A watchdog shell stops the cluster (`pg_ctl stop -m immediate`) and removes its
 //! directory once the test process is gone, however it ended.
 //!
 //! Without a server, under `CI` the tests fail; elsewhere one line says which tests did not
@@ -12,6 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The superuser's password of the throwaway cluster: distinctive, so a leak is easy to find.
+pub(crate) const PASSWORD: &str = "pg-Secr3t-Never-Printed";
 
 /// The admin URL of the server the tests use, or why there is none.
 fn server() -> &'static Result<String, String> {
@@ -117,18 +122,24 @@ fn start_cluster() -> Result<String, String> {
             return Err("cannot hand the cluster directory to the postgres user".into());
         }
     }
+    let pwfile = dir.join("pw");
+    std::fs::write(&pwfile, PASSWORD).map_err(|e| format!("password file: {e}"))?;
+    if root {
+        let _ = Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(&pwfile)
+            .status();
+    }
     let out = as_server_user(&initdb, root)
         .args([
-            "-A",
-            "trust",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
             "-U",
             "postgres",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-            "-D",
         ])
+        .args(["-E", "UTF8", "--locale=C", "--no-sync"])
+        .arg(format!("--pwfile={}", pwfile.display()))
+        .arg("-D")
         .arg(&data)
         .output()
         .map_err(|e| format!("initdb: {e}"))?;
@@ -163,7 +174,9 @@ fn start_cluster() -> Result<String, String> {
         return Err(format!("pg_ctl start failed: {}", log.trim()));
     }
     watchdog(&pg_ctl, &data, &dir, root);
-    Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+    Ok(format!(
+        "postgres://postgres:{PASSWORD}@127.0.0.1:{port}/postgres"
+    ))
 }
 
 /// Stops the cluster and removes its directory once this process is gone.

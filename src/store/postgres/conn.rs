@@ -172,7 +172,10 @@ impl PgUrl {
         };
         let detail = match e.as_db_error() {
             Some(d) => format!("{} (SQLSTATE {})", d.message(), d.code().code()),
-            None => e.to_string(),
+            None => match std::error::Error::source(e) {
+                Some(cause) => format!("{e}: {cause}"),
+                None => e.to_string(),
+            },
         };
         self.open_err(format!("cannot be opened: {detail}{hint}"))
     }
