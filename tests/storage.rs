@@ -640,3 +640,37 @@ both!(
     missing_database_is_not_created_by_readers,
     newer_schema_is_refused,
 );
+
+/// PostgreSQL only: a connection the server drops surfaces as an error (never a panic), and
+/// the next call reconnects.
+#[test]
+fn a_dropped_connection_is_reopened() {
+    let Some(url) = pg::fresh_database() else {
+        return;
+    };
+    let db = Database::Postgres(chanmon::store::PgUrl::parse(&url).unwrap());
+    let mut s = open(&db);
+    s.sync_monitors(&[row("m", &["a"], None)]).unwrap();
+    let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let killed: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1, "the store's connection");
+    let first = s.insert_results(&[result("m", "a", T0, 0)]);
+    if let Err(e) = &first {
+        assert!(matches!(e, StoreError::Backend(_)), "{e}");
+        s.insert_results(&[result("m", "a", T0, 0)]).unwrap();
+    }
+    let h = s
+        .history(&HistoryQuery {
+            limit: 10,
+            ..HistoryQuery::default()
+        })
+        .unwrap();
+    assert_eq!(h.len(), 1, "written once, after the reconnect");
+}
