@@ -120,6 +120,48 @@ fn paths_resolve_against_the_config_directory() {
 }
 
 #[test]
+fn a_postgres_url_selects_postgresql_and_is_never_echoed() {
+    let c = ok(&format!(
+        "database = \"postgresql://mon:hunter2@db.example:6543/chanmon?sslmode=verify-full\"\n{MON}"
+    ))
+    .config;
+    let Database::Postgres(url) = &c.database else {
+        panic!("not PostgreSQL: {:?}", c.database)
+    };
+    assert_eq!(url.to_string(), "postgres://mon@db.example:6543/chanmon");
+    assert!(!format!("{:?}", c.database).contains("hunter2"));
+    assert_eq!(c.master_key_file, Path::new("/etc/chanmon/chanmon.key"));
+    let bad = format!("database = \"postgres://mon:hunter2@db/x?sslmode=maybe\"\n{MON}");
+    assert_error(&bad, 1, "sslmode `maybe`");
+    assert!(errors(&bad).iter().all(|e| !e.contains("hunter2")));
+    assert_error(
+        &format!("database = \"mysql://a@b/c\"\n{MON}"),
+        1,
+        "does not know",
+    );
+}
+
+#[test]
+fn chanmon_database_url_overrides_database() {
+    let env = |name: &str| match name {
+        "CHANMON_DATABASE_URL" => Some("postgres://u:pw@localhost/chanmon".to_owned()),
+        _ => None,
+    };
+    let text = format!("database = \"x.db\"\n{MON}");
+    let c = parse(&text, Path::new("/etc/chanmon/monitors.toml"), &env)
+        .unwrap()
+        .config;
+    assert_eq!(
+        c.database.to_string(),
+        "postgres://u@localhost:5432/chanmon"
+    );
+    let broken =
+        |name: &str| (name == "CHANMON_DATABASE_URL").then(|| "postgres://u@h:x/d".to_owned());
+    let e = parse(&text, Path::new("/etc/chanmon/monitors.toml"), &broken).unwrap_err();
+    assert!(e.to_string().contains("CHANMON_DATABASE_URL"), "{e}");
+}
+
+#[test]
 fn runner_retention_and_network_are_read() {
     let text = format!(
         r#"enabled = false

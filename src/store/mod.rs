@@ -13,12 +13,17 @@
 //! Damage is sticky (`guard`): once a backend reports the database malformed
 //! ([`StoreError::Damaged`]), the store that saw it refuses every later write.
 //!
+//! Backends: `sqlite` (a file path; the embedded default) and `postgres` (a `postgres://` URL,
+//! or `CHANMON_DATABASE_URL`): a server database several processes can share. Its URL is shown
+//! only without the password ([`PgUrl`]'s `Display`).
+//!
 //! Adding a backend: a module implementing [`Storage`] (and its locks), a [`Database`] variant,
 //! and one arm in [`open`], [`daemon_lock`] and [`probe_locks`].
 
 mod guard;
 mod hist;
 mod outbox;
+mod postgres;
 mod sqlite;
 mod window;
 
@@ -35,16 +40,19 @@ use crate::pipeline::tracker::{SeriesState, StatusChange};
 pub use outbox::{
     Delivery, DeliveryOutcome, DeliveryRow, DeliveryState, IncidentQuery, IncidentRow, OutboxCounts,
 };
+pub use postgres::PgUrl;
 pub use sqlite::SCHEMA_VERSION;
 pub use window::WindowStats;
 
 /// One rollup bucket: an hour, UTC.
 pub const BUCKET_MS: i64 = 3_600_000;
 
-/// Where the data lives. A path is an embedded SQLite file; other backends add variants.
+/// Where the data lives. A path is an embedded SQLite file; a `postgres://` URL a PostgreSQL
+/// database (its `Display` and `Debug` never show the password).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Database {
     Sqlite(PathBuf),
+    Postgres(PgUrl),
 }
 
 impl Database {
@@ -52,6 +60,7 @@ impl Database {
     pub fn sqlite_path(&self) -> Option<&Path> {
         match self {
             Database::Sqlite(p) => Some(p),
+            Database::Postgres(_) => None,
         }
     }
 }
@@ -60,6 +69,7 @@ impl fmt::Display for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Database::Sqlite(p) => write!(f, "{}", p.display()),
+            Database::Postgres(url) => write!(f, "{url}"),
         }
     }
 }
@@ -486,6 +496,10 @@ pub fn open(db: &Database, mode: OpenMode) -> Result<Box<dyn Storage>, StoreErro
             sqlite::SqliteStore::open(path, mode)?,
             db.to_string(),
         ))),
+        Database::Postgres(url) => Ok(Box::new(guard::DamageGuard::new(
+            postgres::PgStore::open(url, mode)?,
+            db.to_string(),
+        ))),
     }
 }
 
@@ -500,6 +514,10 @@ pub fn daemon_lock(db: &Database) -> Result<DaemonLock, StoreError> {
         Database::Sqlite(path) => Ok(DaemonLock {
             _guard: Box::new(sqlite::locks::DaemonLock::acquire(path)?),
         }),
+        // A session advisory lock on a connection held for the daemon's life.
+        Database::Postgres(url) => Ok(DaemonLock {
+            _guard: Box::new(postgres::locks::DaemonLock::acquire(url)?),
+        }),
     }
 }
 
@@ -508,6 +526,7 @@ pub fn daemon_lock(db: &Database) -> Result<DaemonLock, StoreError> {
 pub fn daemon_lock_holder(db: &Database) -> Result<Option<String>, StoreError> {
     match db {
         Database::Sqlite(path) => sqlite::locks::DaemonLock::holder(path),
+        Database::Postgres(url) => postgres::locks::DaemonLock::holder(url),
     }
 }
 
@@ -537,5 +556,7 @@ pub trait ProbeLocks: Send + Sync {
 pub fn probe_locks(db: &Database) -> Arc<dyn ProbeLocks> {
     match db {
         Database::Sqlite(path) => Arc::new(sqlite::locks::FileProbeLocks::new(path)),
+        // In-process only (see `postgres::locks`).
+        Database::Postgres(_) => Arc::new(postgres::locks::LocalProbeLocks::default()),
     }
 }

@@ -8,7 +8,8 @@ use crate::alert::{AlertEvent, AlertPlan, EventKind, MonitorPlan};
 use crate::model::{CheckResult, Kind, MonitorId, Status, Timestamp};
 use crate::store::StoreError;
 use crate::store::outbox::{
-    Delivery, DeliveryOutcome, DeliveryRow, DeliveryState, IncidentQuery, IncidentRow, OutboxCounts,
+    Delivery, DeliveryOutcome, DeliveryRow, DeliveryState, IncidentQuery, IncidentRow,
+    OutboxCounts, event, new_uid,
 };
 
 /// Applies one result (already known not to be stale) to its series' alert state, writing an
@@ -74,35 +75,6 @@ pub(super) fn apply(
         store(tx, series, &next)?;
     }
     Ok(())
-}
-
-fn event(
-    mp: &MonitorPlan,
-    r: &CheckResult,
-    uid: &str,
-    kind: EventKind,
-    since: Timestamp,
-    event_id: String,
-) -> AlertEvent {
-    AlertEvent {
-        event_id,
-        event: kind,
-        incident: uid.to_owned(),
-        monitor: r.monitor.as_str().to_owned(),
-        monitor_name: mp.name.clone(),
-        model: r.model.clone(),
-        status: r.status.as_str().to_owned(),
-        kind: r.kind.as_str().to_owned(),
-        message: r.message.clone(),
-        since_ms: since.millis(),
-        at_ms: r.started_at.millis(),
-        duration_ms: r.started_at.millis().saturating_sub(since.millis()),
-    }
-}
-
-/// A random, stable id for a new incident (hex, 128 bits).
-fn new_uid() -> String {
-    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
 fn open_incident(
