@@ -42,7 +42,8 @@ pub(super) async fn run(config_path: &Path, args: RunArgs) -> Outcome {
     let http_config = listener.as_ref().map(|_| config.clone());
     let tick = config.runner.tick;
     let daemon = Daemon::new(config_path.to_owned(), config, monitors, db, key, locks)
-        .or_exit(EXIT_RUNTIME)?;
+        .or_exit(EXIT_RUNTIME)?
+        .with_location(args.location);
     let stop = CancellationToken::new();
     let server = match (listener, http_config) {
         (Some(listener), Some(cfg)) => {

@@ -41,6 +41,7 @@ const RUNNER_KEYS: &[&str] = &[
     "shutdown_grace",
     "jitter",
     "model_concurrency",
+    "location",
 ];
 
 const RETENTION_KEYS: &[&str] = &["history", "rollups"];
@@ -299,6 +300,16 @@ fn read_runner(s: &Section<'_, '_>, d: &mut Diags<'_>) -> RunnerConfig {
             s.integer(d, "model_concurrency", 1..=16),
             def.model_concurrency,
         ),
+        location: s
+            .string(d, "location")
+            .and_then(|l| match crate::model::check_location(&l.v) {
+                Ok(()) => Some(l.v),
+                Err(e) => {
+                    d.error(&l.span, format!("{}: {e}", s.name("location")));
+                    None
+                }
+            })
+            .unwrap_or_default(),
     }
 }
 

@@ -195,6 +195,7 @@ connect_timeout = "3s"
             shutdown_grace: Duration::from_secs(60),
             jitter: Duration::from_secs(15),
             model_concurrency: 2,
+            location: String::new(),
         }
     );
     assert_eq!(c.retention.history, Duration::from_secs(7 * 86_400));

@@ -159,6 +159,7 @@ pub(super) struct HistoryParams {
     until: Option<String>,
     before: Option<String>,
     status: Option<String>,
+    location: Option<String>,
     limit: Option<u32>,
 }
 
@@ -181,6 +182,12 @@ impl HistoryParams {
             status: self
                 .status
                 .map(|s| crate::cli::parse_status(&s).map_err(|e| format!("`status`: {e}")))
+                .transpose()?,
+            location: self
+                .location
+                .map(|l| {
+                    crate::cli::parse_location_filter(&l).map_err(|e| format!("`location`: {e}"))
+                })
                 .transpose()?,
             limit: limit as usize,
         })

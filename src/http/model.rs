@@ -682,6 +682,8 @@ mod tests {
             monitor: MonitorId::parse(id).unwrap(),
             name: format!("{id} name"),
             model: model.into(),
+            location: String::new(),
+            locations: None,
             enabled: true,
             key_unavailable: None,
             latest: None,

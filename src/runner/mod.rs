@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::alert::deliver::{DrainCtx, Drainer};
 use crate::alert::watch::{Health, SdNotify, Watch};
 use crate::config::{self, Config, Monitor, RunnerConfig};
-use crate::model::MonitorId;
+use crate::model::{MonitorId, Timestamp};
 use crate::pipeline::bus::Bus;
 use crate::pipeline::{Fatal, Writer, WriterHandle};
 use crate::secret::MasterKey;
@@ -118,6 +118,8 @@ impl Control {
 struct Job {
     target: Arc<Target>,
     due: Instant,
+    /// `due` on the wall clock: the slot the results record (`CheckResult::due_at`).
+    slot: Timestamp,
 }
 
 /// Everything the workers share.
@@ -133,6 +135,8 @@ struct WorkerCtx {
     stop: CancellationToken,
     /// Cancelled when the grace period ends: abandon running probes.
     abandon: CancellationToken,
+    /// Where this daemon runs (`""`: none named), recorded with every result.
+    location: String,
 }
 
 pub struct Daemon {
@@ -148,6 +152,8 @@ pub struct Daemon {
     fatal: Fatal,
     /// The alert drainer's parts (its own store connection); `None` without sinks.
     drain: Option<DrainCtx>,
+    /// `--location`, which outranks `[runner] location` at start and on every reload.
+    location_flag: Option<String>,
 }
 
 impl Daemon {
@@ -186,7 +192,18 @@ impl Daemon {
             control,
             fatal,
             drain,
+            location_flag: None,
         })
+    }
+
+    /// Runs the daemon at `location` whatever `[runner] location` says, now and after
+    /// reloads (`chanmon run --location`).
+    pub fn with_location(mut self, location: Option<String>) -> Daemon {
+        if let Some(l) = &location {
+            self.config.runner.location = l.clone();
+        }
+        self.location_flag = location;
+        self
     }
 
     /// The watch task's parts: the daemon's counters and the drainer's dead letters.
@@ -253,6 +270,7 @@ impl Daemon {
             tick: runner.tick,
             stop: CancellationToken::new(),
             abandon: CancellationToken::new(),
+            location: runner.location.clone(),
         });
         let mut workers = JoinSet::new();
         for _ in 0..runner.workers {
@@ -266,17 +284,26 @@ impl Daemon {
             queue: runner.queue,
             metrics: self.metrics.clone(),
             started: false,
+            wall: None,
         };
         let watch = self.watch();
-        let targets = active_targets(self.config.enabled, self.monitors, &self.prober);
+        let targets = active_targets(
+            self.config.enabled,
+            self.monitors,
+            &self.prober,
+            &runner.location,
+        );
         tracing::info!(
             monitors = targets.len(),
             workers = runner.workers,
             queue = runner.queue,
             database = %self.config.database,
+            location = %runner.location,
             "daemon started"
         );
-        ticker.schedule.set_targets(targets, Instant::now());
+        let now = Instant::now();
+        ticker.schedule.set_targets(targets, now);
+        ticker.anchor_slots(now);
         let pollers = official::Pollers::start(&self.config, &ctx.writer);
         // The drainer stops after the writer has flushed, so alerts the last results owe are
         // tried before the process exits.
@@ -301,6 +328,7 @@ impl Daemon {
             writer: ctx.writer.clone(),
             prober: self.prober.clone(),
             drain: self.drain.clone(),
+            location_flag: self.location_flag.clone(),
         };
         ticker.run(reloader, &self.control, &self.bus).await;
         sd.notify("STOPPING=1");
@@ -335,6 +363,10 @@ struct Ticker {
     /// Whether a job has been queued yet: the first one is logged, so start-up time (process
     /// start to first probe) can be read from the log.
     started: bool,
+    /// The grid's origin on the monotonic and on the wall clock, taken once: a slot is the
+    /// origin's wall time plus the due time's offset on the grid, so slots stay whole ticks
+    /// apart even when the wall clock is stepped.
+    wall: Option<(Instant, Timestamp)>,
 }
 
 impl Ticker {
@@ -371,6 +403,22 @@ impl Ticker {
         }
     }
 
+    /// Pins the grid's origin to the wall clock (after the first `set_targets`).
+    fn anchor_slots(&mut self, now: Instant) {
+        if let Some(origin) = self.schedule.origin() {
+            let since = now.saturating_duration_since(origin);
+            self.wall = Some((origin, Timestamp::now().saturating_sub(since)));
+        }
+    }
+
+    /// A due time on the wall clock.
+    fn slot(&self, due: Instant) -> Timestamp {
+        match self.wall {
+            Some((origin, wall)) => wall.saturating_add(due.saturating_duration_since(origin)),
+            None => Timestamp::now(),
+        }
+    }
+
     fn dispatch(&mut self) {
         let now = crate::model::Timestamp::now().millis();
         self.metrics
@@ -378,9 +426,11 @@ impl Ticker {
             .store(u64::try_from(now).unwrap_or(0), Relaxed);
         for due in self.schedule.take_due(Instant::now()) {
             let id = due.target.monitor.config.id.clone();
+            let slot = self.slot(due.due);
             match self.jobs.try_send(Job {
                 target: due.target,
                 due: due.due,
+                slot,
             }) {
                 Ok(()) if !self.started => {
                     self.started = true;
@@ -441,6 +491,8 @@ struct Reloader {
     /// The alert drainer, whose sinks a reload replaces (added or removed sinks need a
     /// restart to start or stop the drainer itself).
     drain: Option<DrainCtx>,
+    /// `--location`, applied over each reloaded config.
+    location_flag: Option<String>,
 }
 
 impl Reloader {
@@ -471,6 +523,9 @@ impl Reloader {
             tracing::warn!("{w}");
         }
         let mut new = loaded.config;
+        if let Some(l) = &self.location_flag {
+            new.runner.location = l.clone();
+        }
         if new.runner != self.running.runner {
             tracing::warn!("[runner] changes take effect at the next restart");
         }
@@ -504,7 +559,11 @@ impl Reloader {
         // Preparing 100,000 targets (a redactor each) is CPU work: kept off the runtime's
         // threads, where it would delay the probes running beside the reload.
         let (prober, enabled) = (self.prober.clone(), new.enabled);
-        let targets = match in_background(move || active_targets(enabled, monitors, &prober)).await
+        let location = self.running.runner.location.clone();
+        let targets = match in_background(move || {
+            active_targets(enabled, monitors, &prober, &location)
+        })
+        .await
         {
             Ok(t) => t,
             Err(e) => {
@@ -588,13 +647,31 @@ async fn shutdown(
     metrics.log("daemon stopped", bus);
 }
 
-/// The targets the daemon should schedule: none when the config is globally disabled.
-fn active_targets(enabled: bool, monitors: Vec<Monitor>, prober: &Prober) -> Vec<Arc<Target>> {
+/// The targets the daemon should schedule: none when the config is globally disabled; of the
+/// enabled monitors, those probed from this daemon's `location` (the others are counted in
+/// one log line, here at start and on each reload).
+fn active_targets(
+    enabled: bool,
+    monitors: Vec<Monitor>,
+    prober: &Prober,
+    location: &str,
+) -> Vec<Arc<Target>> {
     if !enabled {
         tracing::info!("config has enabled = false: the daemon stays idle");
         return Vec::new();
     }
-    prober.prepare(monitors.into_iter().filter(|m| m.config.enabled).collect())
+    let (mine, elsewhere): (Vec<Monitor>, Vec<Monitor>) = monitors
+        .into_iter()
+        .filter(|m| m.config.enabled)
+        .partition(|m| m.config.probed_from(location));
+    if !elsewhere.is_empty() {
+        tracing::info!(
+            location = %location,
+            not_scheduled = elsewhere.len(),
+            "monitors whose `locations` do not include this daemon's location are not scheduled here"
+        );
+    }
+    prober.prepare(mine)
 }
 
 async fn worker(ctx: Arc<WorkerCtx>) {
@@ -620,10 +697,14 @@ async fn run_job(ctx: &WorkerCtx, job: Job) {
         Ok(Some(guard)) => {
             let lag = Instant::now().saturating_duration_since(job.due);
             ctx.metrics.started(lag <= ctx.tick);
-            let results = tokio::select! {
+            let mut results = tokio::select! {
                 r = ctx.prober.probe_held(job.target, guard) => r,
                 _ = ctx.abandon.cancelled() => return,
             };
+            for r in &mut results {
+                r.location.clone_from(&ctx.location);
+                r.due_at = Some(job.slot);
+            }
             for r in &results {
                 ctx.metrics.finished(r);
                 tracing::debug!(

@@ -245,6 +245,8 @@ pub struct HistoryQuery {
     /// Exclusive upper bound on `started_at`.
     pub until: Option<Timestamp>,
     pub status: Option<Status>,
+    /// Only results probed from this location (`Some("")`: those of no location).
+    pub location: Option<String>,
     /// Paging: strictly older than this.
     pub before: Option<Timestamp>,
     /// Newest first, at most this many.
@@ -263,12 +265,18 @@ pub struct StoredMonitor {
     pub key_unavailable: Option<String>,
 }
 
-/// One line of `chanmon status`: a model of a monitor.
+/// One line of `chanmon status`: a model of a monitor, from one location when more than one
+/// has results.
 #[derive(Debug, Clone)]
 pub struct StatusRow {
     pub monitor: MonitorId,
     pub name: String,
     pub model: String,
+    /// Where this row's results were probed from (`""`: no location named).
+    pub location: String,
+    /// The model across its locations, set on each of its rows when more than one location
+    /// has results (see [`summarize_locations`]).
+    pub locations: Option<LocationSummary>,
     pub enabled: bool,
     pub key_unavailable: Option<String>,
     /// The newest result, `None` when never checked.
@@ -280,6 +288,57 @@ pub struct StatusRow {
     /// The provider's own status page, when the monitor shows one: joined in by the `status`
     /// command from the config (backends leave it `None`; readings are kept per URL).
     pub official: Option<OfficialStatus>,
+}
+
+/// How one model of a monitor fares across the locations that probe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct LocationSummary {
+    /// Locations with results.
+    pub total: u32,
+    /// Of those, the ones whose newest result is down (`failed` or `error`).
+    pub failing: u32,
+}
+
+impl LocationSummary {
+    /// The combined view in words: `down from 2 of 3 locations`, `up from 3 of 3 locations`.
+    pub fn text(&self) -> String {
+        if self.failing == 0 {
+            format!("up from {0} of {0} locations", self.total)
+        } else {
+            format!("down from {} of {} locations", self.failing, self.total)
+        }
+    }
+}
+
+/// Sets `locations` on every row of a (monitor, model) that has rows from more than one
+/// location. Pure, so every backend's `status` combines the same way; rows of one model are
+/// expected to be consecutive.
+pub fn summarize_locations(rows: &mut [StatusRow]) {
+    let mut start = 0;
+    while start < rows.len() {
+        let mut end = start + 1;
+        while end < rows.len()
+            && rows[end].monitor == rows[start].monitor
+            && rows[end].model == rows[start].model
+        {
+            end += 1;
+        }
+        let group = &mut rows[start..end];
+        if group.len() > 1 {
+            let failing = group
+                .iter()
+                .filter(|r| r.latest.as_ref().is_some_and(|l| !l.status.is_up()))
+                .count();
+            let summary = LocationSummary {
+                total: group.len() as u32,
+                failing: failing as u32,
+            };
+            for r in group.iter_mut() {
+                r.locations = Some(summary);
+            }
+        }
+        start = end;
+    }
 }
 
 /// One bucket of one series as the status page draws it: checks by status and the latency
@@ -302,6 +361,8 @@ pub struct BucketSummary {
 pub struct TrackedSeries {
     pub monitor: MonitorId,
     pub model: String,
+    /// `""`: no location named.
+    pub location: String,
     pub state: SeriesState,
 }
 
