@@ -67,6 +67,10 @@ fn result(monitor: &str, model: &str, at: i64, i: u32) -> CheckResult {
             cost_nano: Some(1_000 * u64::from(i)),
             tps: i.is_multiple_of(2).then_some(f64::from(i) / 2.0),
         },
+        location: String::new(),
+        due_at: i
+            .is_multiple_of(2)
+            .then_some(Timestamp(at - at.rem_euclid(60_000))),
     }
 }
 

@@ -21,8 +21,11 @@ use crate::store::outbox::{
 /// How long a drainer holds the rows it claimed.
 pub(super) const LEASE_MS: i64 = 300_000;
 
-/// Applies one (not stale) result to its series' alert state, writing an incident and its
-/// outbox rows when the result opens, resolves or reminds.
+/// Applies one (not stale) result to its series' alert state, and to its model's incident:
+/// one per (monitor, model) across locations, opened when at least `min_failing_locations` of
+/// the model's series are down and resolved when fewer are (the same rules as SQLite). The
+/// caller holds the writers' lock ([`super::write`]), so replicas in several locations decide
+/// one model's incident one after another, each seeing the others' committed alert state.
 pub(super) fn apply(
     tx: &mut Transaction<'_>,
     plan: &AlertPlan,
@@ -35,42 +38,27 @@ pub(super) fn apply(
     };
     let prev = load(tx, series)?;
     let (mut next, t) = rules::step(&mp.rule, &prev.unwrap_or_default(), r);
-    match t {
-        Transition::None => {}
-        Transition::Open { since } => {
-            let uid = new_uid();
-            let pk: i64 = tx
-                .query_one(
-                    "INSERT INTO incidents (uid, series, since, opened_at, status, kind, message, muted)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING pk",
-                    &[
-                        &uid,
-                        &series,
-                        &since.millis(),
-                        &r.started_at.millis(),
-                        &i64::from(r.status.code()),
-                        &i64::from(r.kind.code()),
-                        &r.message,
-                        &muted,
-                    ],
-                )?
-                .get(0);
-            next.incident = Some(pk);
-            next.notified_at = Some(r.started_at);
-            if !muted {
-                let e = event(
-                    mp,
-                    r,
-                    &uid,
-                    EventKind::Opened,
-                    since,
-                    format!("{uid}:opened"),
-                );
-                enqueue(tx, plan, mp, Some(pk), &e)?;
+    let min = mp.rule.min_failing_locations.max(1);
+    let model = ModelKey::of(tx, series)?;
+    let open = model.open_incident(tx)?;
+    match (t, open) {
+        (Transition::Open { since }, None) => {
+            let (down, first_since) = model.down_elsewhere(tx, series)?;
+            if down + 1 >= min {
+                let since = first_since.map_or(since, |f| f.min(since));
+                let (pk, uid) = open_incident(tx, series, &model, r, since, muted)?;
+                next.incident = Some(pk);
+                next.notified_at = Some(r.started_at);
+                if !muted {
+                    let id = format!("{uid}:opened");
+                    let e = event(mp, r, &uid, EventKind::Opened, since, id);
+                    enqueue(tx, plan, mp, Some(pk), &e)?;
+                }
             }
         }
-        Transition::Resolve => {
-            if let Some(pk) = prev.and_then(|p| p.incident) {
+        (Transition::Resolve, Some((pk, ..))) => {
+            let (down, _) = model.down_elsewhere(tx, series)?;
+            if down < min {
                 tx.execute(
                     "UPDATE incidents SET resolved_at = $2 WHERE pk = $1",
                     &[&pk, &r.started_at.millis()],
@@ -83,21 +71,130 @@ pub(super) fn apply(
                 }
             }
         }
-        Transition::Remind => {
-            if let Some(pk) = next.incident {
-                let (uid, since, was_muted) = incident_key(tx, pk)?;
-                if !was_muted {
-                    let id = format!("{uid}:reminder:{}", r.started_at.millis());
-                    let e = event(mp, r, &uid, EventKind::Reminder, since, id);
-                    enqueue(tx, plan, mp, Some(pk), &e)?;
-                }
+        (_, Some((pk, notified_at))) if next.down => {
+            next.incident = Some(pk);
+            let failing = rules::classify(&mp.rule, r) == rules::Verdict::Failing;
+            if failing && rules::reminder_due(mp.rule.remind_every, notified_at, r.started_at) {
+                remind(tx, plan, mp, r, pk)?;
             }
         }
+        _ => {}
+    }
+    if !next.down {
+        next.incident = None;
     }
     if Some(next) != prev {
         store(tx, series, &next)?;
     }
     Ok(())
+}
+
+/// The incident's reminder: one per `remind_every` for the model, however many of its
+/// locations keep failing (the time is kept on the incident, not per series).
+fn remind(
+    tx: &mut Transaction<'_>,
+    plan: &AlertPlan,
+    mp: &MonitorPlan,
+    r: &CheckResult,
+    pk: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE incidents SET notified_at = $2 WHERE pk = $1",
+        &[&pk, &r.started_at.millis()],
+    )?;
+    let (uid, since, was_muted) = incident_key(tx, pk)?;
+    if !was_muted {
+        let id = format!("{uid}:reminder:{}", r.started_at.millis());
+        let e = event(mp, r, &uid, EventKind::Reminder, since, id);
+        enqueue(tx, plan, mp, Some(pk), &e)?;
+    }
+    Ok(())
+}
+
+/// A model of a monitor: what an incident belongs to.
+struct ModelKey {
+    monitor: i64,
+    model: String,
+}
+
+impl ModelKey {
+    fn of(tx: &mut Transaction<'_>, series: i64) -> Result<ModelKey, StoreError> {
+        let r = tx.query_one(
+            "SELECT monitor, model FROM series WHERE pk = $1",
+            &[&series],
+        )?;
+        Ok(ModelKey {
+            monitor: r.try_get(0)?,
+            model: r.try_get(1)?,
+        })
+    }
+
+    /// The open incident (pk, when it last notified), if any.
+    fn open_incident(
+        &self,
+        tx: &mut Transaction<'_>,
+    ) -> Result<Option<(i64, Option<Timestamp>)>, StoreError> {
+        let row = tx.query_opt(
+            "SELECT pk, notified_at FROM incidents
+             WHERE monitor = $1 AND model = $2 AND resolved_at IS NULL",
+            &[&self.monitor, &self.model],
+        )?;
+        Ok(match row {
+            Some(r) => Some((
+                r.try_get(0)?,
+                r.try_get::<_, Option<i64>>(1)?.map(Timestamp),
+            )),
+            None => None,
+        })
+    }
+
+    /// How many of the model's other series are down, and the earliest start of their runs.
+    fn down_elsewhere(
+        &self,
+        tx: &mut Transaction<'_>,
+        series: i64,
+    ) -> Result<(u32, Option<Timestamp>), StoreError> {
+        let r = tx.query_one(
+            "SELECT count(*), min(a.fail_since) FROM alert_state a JOIN series s ON s.pk = a.series
+             WHERE s.monitor = $1 AND s.model = $2 AND a.series <> $3 AND a.down",
+            &[&self.monitor, &self.model, &series],
+        )?;
+        Ok((
+            r.try_get::<_, i64>(0)?.clamp(0, u32::MAX as i64) as u32,
+            r.try_get::<_, Option<i64>>(1)?.map(Timestamp),
+        ))
+    }
+}
+
+fn open_incident(
+    tx: &mut Transaction<'_>,
+    series: i64,
+    model: &ModelKey,
+    r: &CheckResult,
+    since: Timestamp,
+    muted: bool,
+) -> Result<(i64, String), StoreError> {
+    let uid = new_uid();
+    let pk: i64 = tx
+        .query_one(
+            "INSERT INTO incidents (uid, series, monitor, model, since, opened_at, notified_at,
+                 status, kind, message, muted)
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10) RETURNING pk",
+            &[
+                &uid,
+                &series,
+                &model.monitor,
+                &model.model,
+                &since.millis(),
+                &r.started_at.millis(),
+                &i64::from(r.status.code()),
+                &i64::from(r.kind.code()),
+                &r.message,
+                &muted,
+            ],
+        )?
+        .try_get(0)?;
+    Ok((pk, uid))
 }
 
 fn incident_key(
@@ -194,7 +291,7 @@ pub(super) fn enqueue_now(
 /// The series' alert state, its row locked until the transaction ends.
 fn load(tx: &mut Transaction<'_>, series: i64) -> Result<Option<AlertState>, StoreError> {
     let Some(r) = tx.query_opt(
-        "SELECT fail_run, ok_run, fail_since, incident, notified_at FROM alert_state
+        "SELECT fail_run, ok_run, fail_since, incident, notified_at, down FROM alert_state
          WHERE series = $1 FOR UPDATE",
         &[&series],
     )?
@@ -207,16 +304,18 @@ fn load(tx: &mut Transaction<'_>, series: i64) -> Result<Option<AlertState>, Sto
         fail_since: r.try_get::<_, Option<i64>>(2)?.map(Timestamp),
         incident: r.try_get(3)?,
         notified_at: r.try_get::<_, Option<i64>>(4)?.map(Timestamp),
+        down: r.try_get(5)?,
     }))
 }
 
 fn store(tx: &mut Transaction<'_>, series: i64, s: &AlertState) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO alert_state (series, fail_run, ok_run, fail_since, incident, notified_at)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO alert_state (series, fail_run, ok_run, fail_since, incident, notified_at, down)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (series) DO UPDATE SET fail_run = excluded.fail_run,
              ok_run = excluded.ok_run, fail_since = excluded.fail_since,
-             incident = excluded.incident, notified_at = excluded.notified_at",
+             incident = excluded.incident, notified_at = excluded.notified_at,
+             down = excluded.down",
         &[
             &series,
             &i64::from(s.fail_run),
@@ -224,6 +323,7 @@ fn store(tx: &mut Transaction<'_>, series: i64, s: &AlertState) -> Result<(), St
             &s.fail_since.map(Timestamp::millis),
             &s.incident,
             &s.notified_at.map(Timestamp::millis),
+            &s.down,
         ],
     )?;
     Ok(())

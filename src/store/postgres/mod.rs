@@ -45,8 +45,8 @@ pub(crate) struct PgStore {
     /// `Storage` reads take `&self`; the driver needs `&mut` (one thread uses a store).
     conn: RefCell<conn::Conn>,
     url: PgUrl,
-    /// (monitor id, model) → series pk; only committed rows are cached.
-    series: HashMap<(String, String), i64>,
+    /// (monitor id, model, location) → series pk; only committed rows are cached.
+    series: HashMap<write::SeriesKey, i64>,
     alerts: Option<std::sync::Arc<crate::alert::AlertPlan>>,
 }
 
@@ -76,31 +76,59 @@ impl PgStore {
     }
 }
 
-/// Series (pk, monitor id, model) matching optional filters, ordered by monitor and model.
+/// One series with its names.
+struct SeriesRef {
+    pk: i64,
+    monitor: MonitorId,
+    model: String,
+    location: String,
+}
+
+/// Series matching optional filters, ordered by monitor, then as created (a monitor's models
+/// in config order, each model's locations as first seen).
 fn series_matching(
     c: &mut Client,
     monitor: Option<&MonitorId>,
     model: Option<&str>,
-) -> Result<Vec<(i64, MonitorId, String)>, StoreError> {
+    location: Option<&str>,
+) -> Result<Vec<SeriesRef>, StoreError> {
     let rows = c.query(
-        "SELECT s.pk, m.id, s.model FROM series s JOIN monitors m ON m.pk = s.monitor
+        "SELECT s.pk, m.id, s.model, s.location FROM series s JOIN monitors m ON m.pk = s.monitor
          WHERE ($1::text IS NULL OR m.id = $1) AND ($2::text IS NULL OR s.model = $2)
+           AND ($3::text IS NULL OR s.location = $3)
          ORDER BY m.id, s.pk",
-        &[&monitor.map(MonitorId::as_str), &model],
+        &[&monitor.map(MonitorId::as_str), &model, &location],
     )?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         if let Ok(id) = MonitorId::parse(r.try_get::<_, &str>(1)?) {
-            out.push((r.try_get(0)?, id, r.try_get(2)?));
+            out.push(SeriesRef {
+                pk: r.try_get(0)?,
+                monitor: id,
+                model: r.try_get(2)?,
+                location: r.try_get(3)?,
+            });
         }
     }
     Ok(out)
 }
 
+/// The series a (monitor, model) question without a location answers from: the one of no
+/// location when it has rows, else the first location's with rows (as SQLite).
 fn series_of(c: &mut Client, monitor: &MonitorId, model: &str) -> Result<Option<i64>, StoreError> {
-    Ok(series_matching(c, Some(monitor), Some(model))?
-        .first()
-        .map(|s| s.0))
+    let all = series_matching(c, Some(monitor), Some(model), None)?;
+    for s in &all {
+        let has: bool = c
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM tracker WHERE series = $1)",
+                &[&s.pk],
+            )?
+            .get(0);
+        if has {
+            return Ok(Some(s.pk));
+        }
+    }
+    Ok(all.first().map(|s| s.pk))
 }
 
 /// Raw rows are complete from this time on (everything older may have been pruned).
@@ -136,16 +164,18 @@ fn monitors(c: &mut Client) -> Result<Vec<StoredMonitor>, StoreError> {
 
 /// The history columns `row_to_result` reads, in its order.
 const RESULT_COLS: &str = "started_at, status, kind, http, ttft_ms, latency_ms, ping_ms, message,
-    tokens_in, tokens_out, tokens_reasoning, cost_nano, tps, answered_model";
+    tokens_in, tokens_out, tokens_reasoning, cost_nano, tps, answered_model, due_at";
 
 fn opt_u32(v: Option<i64>) -> Option<u32> {
     v.and_then(|v| u32::try_from(v).ok())
 }
 
-fn row_to_result(r: &Row, monitor: &MonitorId, model: &str) -> Result<CheckResult, StoreError> {
+fn row_to_result(r: &Row, series: &SeriesRef) -> Result<CheckResult, StoreError> {
     Ok(CheckResult {
-        monitor: monitor.clone(),
-        model: model.to_owned(),
+        monitor: series.monitor.clone(),
+        model: series.model.clone(),
+        location: series.location.clone(),
+        due_at: r.try_get::<_, Option<i64>>(14)?.map(Timestamp),
         started_at: Timestamp(r.try_get(0)?),
         status: Status::from_code(r.try_get(1)?).unwrap_or(Status::Error),
         kind: Kind::from_code(r.try_get(2)?).unwrap_or(Kind::Internal),
@@ -164,7 +194,12 @@ fn row_to_result(r: &Row, monitor: &MonitorId, model: &str) -> Result<CheckResul
 }
 
 fn history(c: &mut Client, q: &HistoryQuery) -> Result<Vec<CheckResult>, StoreError> {
-    let series = series_matching(c, q.monitor.as_ref(), q.model.as_deref())?;
+    let series = series_matching(
+        c,
+        q.monitor.as_ref(),
+        q.model.as_deref(),
+        q.location.as_deref(),
+    )?;
     let lo = q.since.map_or(i64::MIN, |t| t.millis());
     let hi = match (q.until, q.before) {
         (Some(a), Some(b)) => a.millis().min(b.millis()),
@@ -181,9 +216,9 @@ fn history(c: &mut Client, q: &HistoryQuery) -> Result<Vec<CheckResult>, StoreEr
          ORDER BY started_at DESC LIMIT $5"
     ))?;
     let mut out = Vec::new();
-    for (pk, monitor, model) in series {
-        for r in c.query(&st, &[&pk, &lo, &hi, &status, &limit])? {
-            out.push(row_to_result(&r, &monitor, &model)?);
+    for s in &series {
+        for r in c.query(&st, &[&s.pk, &lo, &hi, &status, &limit])? {
+            out.push(row_to_result(&r, s)?);
         }
     }
     out.sort_by(|a, b| {
@@ -191,12 +226,14 @@ fn history(c: &mut Client, q: &HistoryQuery) -> Result<Vec<CheckResult>, StoreEr
             .cmp(&a.started_at)
             .then_with(|| a.monitor.cmp(&b.monitor))
             .then_with(|| a.model.cmp(&b.model))
+            .then_with(|| a.location.cmp(&b.location))
     });
     out.truncate(q.limit.max(1));
     Ok(out)
 }
 
-/// The rows of one `status` monitor: its models (configured, else those with history).
+/// The rows of one `status` monitor: its models (configured, else those with history), one
+/// row per location with results (one row when at most one location has any), as SQLite.
 fn status_rows(
     c: &mut Client,
     m: StoredMonitor,
@@ -204,57 +241,87 @@ fn status_rows(
     windows: &[Duration],
     raw_from: i64,
 ) -> Result<Vec<StatusRow>, StoreError> {
-    let series = series_matching(c, Some(&m.id), None)?;
+    let series = series_matching(c, Some(&m.id), None, None)?;
     let mut models = m.models.clone();
     if !m.enabled || models.is_empty() {
-        for (_, _, model) in &series {
-            if !models.contains(model) {
-                models.push(model.clone());
+        for s in &series {
+            if !models.contains(&s.model) {
+                models.push(s.model.clone());
             }
         }
     }
-    let latest_st = c.prepare(&format!(
-        "SELECT {RESULT_COLS} FROM history WHERE series = $1 ORDER BY started_at DESC LIMIT 1"
-    ))?;
     let mut out = Vec::with_capacity(models.len());
     for model in models {
-        let pk = series.iter().find(|(_, _, s)| *s == model).map(|s| s.0);
-        let (latest, tracked) = match pk {
-            Some(pk) => (
-                c.query_opt(&latest_st, &[&pk])?
-                    .map(|r| row_to_result(&r, &m.id, &model))
-                    .transpose()?,
-                write::load_state(c, pk, false)?,
-            ),
-            None => (None, None),
-        };
-        let mut ws = Vec::with_capacity(windows.len());
-        for w in windows {
-            let from = now.saturating_sub(*w).millis();
-            let stats = match pk {
-                Some(pk) => rollups::stats(c, pk, from, now.millis(), raw_from)?,
-                None => WindowStats::default(),
-            };
-            ws.push((*w, stats));
+        let mine: Vec<&SeriesRef> = series.iter().filter(|s| s.model == model).collect();
+        let mut checked = Vec::with_capacity(mine.len());
+        for s in &mine {
+            if let Some(state) = write::load_state(c, s.pk, false)? {
+                checked.push((Some(*s), Some(state)));
+            }
         }
-        out.push(StatusRow {
-            official: None,
-            monitor: m.id.clone(),
-            name: m.name.clone(),
-            model,
-            enabled: m.enabled,
-            key_unavailable: m.key_unavailable.clone(),
-            latest,
-            tracked,
-            windows: ws,
-        });
+        if checked.is_empty() {
+            // Never checked: one row, of the series with no location when there is one.
+            let first = mine.iter().find(|s| s.location.is_empty()).or(mine.first());
+            checked.push((first.copied(), None));
+        }
+        for (s, tracked) in checked {
+            let row = status_row(c, &m, &model, s, tracked, (now, windows, raw_from))?;
+            out.push(row);
+        }
     }
+    crate::store::summarize_locations(&mut out);
     Ok(out)
+}
+
+/// One status row: a series' newest result, tracker state and windows.
+fn status_row(
+    c: &mut Client,
+    m: &StoredMonitor,
+    model: &str,
+    series: Option<&SeriesRef>,
+    tracked: Option<crate::pipeline::tracker::SeriesState>,
+    (now, windows, raw_from): (Timestamp, &[Duration], i64),
+) -> Result<StatusRow, StoreError> {
+    let latest = match series {
+        Some(s) => c
+            .query_opt(
+                &format!(
+                    "SELECT {RESULT_COLS} FROM history WHERE series = $1
+                     ORDER BY started_at DESC LIMIT 1"
+                ),
+                &[&s.pk],
+            )?
+            .map(|r| row_to_result(&r, s))
+            .transpose()?,
+        None => None,
+    };
+    let mut ws = Vec::with_capacity(windows.len());
+    for w in windows {
+        let from = now.saturating_sub(*w).millis();
+        let stats = match series {
+            Some(s) => rollups::stats(c, s.pk, from, now.millis(), raw_from)?,
+            None => WindowStats::default(),
+        };
+        ws.push((*w, stats));
+    }
+    Ok(StatusRow {
+        official: None,
+        monitor: m.id.clone(),
+        name: m.name.clone(),
+        model: model.to_owned(),
+        location: series.map(|s| s.location.clone()).unwrap_or_default(),
+        locations: None,
+        enabled: m.enabled,
+        key_unavailable: m.key_unavailable.clone(),
+        latest,
+        tracked,
+        windows: ws,
+    })
 }
 
 fn tracker(c: &mut Client) -> Result<Vec<TrackedSeries>, StoreError> {
     let rows = c.query(
-        "SELECT m.id, s.model, t.status, t.kind, t.since, t.last_at, t.consecutive
+        "SELECT m.id, s.model, s.location, t.status, t.kind, t.since, t.last_at, t.consecutive
          FROM tracker t JOIN series s ON s.pk = t.series JOIN monitors m ON m.pk = s.monitor
          ORDER BY m.id, s.pk",
         &[],
@@ -265,7 +332,8 @@ fn tracker(c: &mut Client) -> Result<Vec<TrackedSeries>, StoreError> {
             out.push(TrackedSeries {
                 monitor,
                 model: r.try_get(1)?,
-                state: write::state_from_row(r, 2)?,
+                location: r.try_get(2)?,
+                state: write::state_from_row(r, 3)?,
             });
         }
     }
@@ -533,11 +601,13 @@ impl PgStore {
         q: &ExportQuery,
         each: &mut dyn FnMut(CheckResult) -> ControlFlow<()>,
     ) -> Result<u64, StoreError> {
-        let series = self.run(|c| series_matching(c, q.monitor.as_ref(), q.model.as_deref()))?;
+        let series =
+            self.run(|c| series_matching(c, q.monitor.as_ref(), q.model.as_deref(), None))?;
         let lo = q.since.map_or(i64::MIN, |t| t.millis());
         let hi = q.until.map_or(i64::MAX, |t| t.millis());
         let mut n = 0u64;
-        for (pk, monitor, model) in series {
+        for s in &series {
+            let pk = s.pk;
             self.run(|c| {
                 c.execute(
                     &format!(
@@ -555,7 +625,7 @@ impl PgStore {
                 })?;
                 for r in &rows {
                     n += 1;
-                    if each(row_to_result(r, &monitor, &model)?).is_break() {
+                    if each(row_to_result(r, s)?).is_break() {
                         return Ok(n);
                     }
                 }

@@ -59,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
         tokens_reasoning BIGINT,
         cost_nano BIGINT,
         tps DOUBLE PRECISION,
+        due_at BIGINT,                          -- the schedule slot; NULL for a one-off check
         PRIMARY KEY (series, started_at)
     );
     CREATE TABLE rollups (
@@ -110,9 +111,15 @@ const MIGRATIONS: &[&str] = &[
         status BIGINT NOT NULL,
         kind BIGINT NOT NULL,
         message TEXT,
-        muted BOOLEAN NOT NULL DEFAULT false
+        muted BOOLEAN NOT NULL DEFAULT false,
+        -- The model the incident belongs to, across its locations; `series` is the one whose
+        -- result opened it. At most one open incident per model, whichever replica decides.
+        monitor BIGINT NOT NULL REFERENCES monitors(pk),
+        model TEXT NOT NULL,
+        notified_at BIGINT
     );
     CREATE UNIQUE INDEX incidents_open ON incidents (series) WHERE resolved_at IS NULL;
+    CREATE UNIQUE INDEX incidents_open_model ON incidents (monitor, model) WHERE resolved_at IS NULL;
     CREATE INDEX incidents_opened ON incidents (opened_at);
     CREATE TABLE alert_state (
         series BIGINT PRIMARY KEY REFERENCES series(pk),
@@ -120,7 +127,8 @@ const MIGRATIONS: &[&str] = &[
         ok_run BIGINT NOT NULL,
         fail_since BIGINT,
         incident BIGINT REFERENCES incidents(pk),
-        notified_at BIGINT
+        notified_at BIGINT,
+        down BOOLEAN NOT NULL DEFAULT false    -- past the failure threshold, not recovered
     );
     -- claimed_until: a drainer's lease on a pending row (see alerts.rs).
     CREATE TABLE outbox (

@@ -119,7 +119,7 @@ type Slot = (Option<SeriesState>, Option<SeriesState>);
 /// rows in one transaction.
 pub(super) fn insert_results(
     c: &mut Client,
-    cache: &mut HashMap<(String, String), i64>,
+    cache: &mut HashMap<SeriesKey, i64>,
     results: &[CheckResult],
     plan: Option<&AlertPlan>,
 ) -> Result<Vec<StatusChange>, StoreError> {
@@ -127,16 +127,20 @@ pub(super) fn insert_results(
         return Ok(Vec::new());
     }
     let mut tx = c.transaction()?;
-    let mut new_series: HashMap<(String, String), i64> = HashMap::new();
+    let mut new_series: HashMap<SeriesKey, i64> = HashMap::new();
     let mut deltas: BTreeMap<(i64, i64), Rollup> = BTreeMap::new();
     let mut states: HashMap<i64, Slot> = HashMap::new();
     let mut changes = Vec::new();
     for r in results {
-        let k = (r.monitor.as_str().to_owned(), r.model.clone());
+        let k = (
+            r.monitor.as_str().to_owned(),
+            r.model.clone(),
+            r.location.clone(),
+        );
         let series = match cache.get(&k).or_else(|| new_series.get(&k)) {
             Some(s) => *s,
             None => {
-                let s = series_pk(&mut tx, r.monitor.as_str(), &r.model)?;
+                let s = series_pk(&mut tx, r.monitor.as_str(), &r.model, &r.location)?;
                 new_series.insert(k, s);
                 s
             }
@@ -173,6 +177,7 @@ pub(super) fn insert_results(
                 changes.push(StatusChange {
                     monitor: r.monitor.clone(),
                     model: r.model.clone(),
+                    location: r.location.clone(),
                     from: slot.1,
                     to: s,
                 });
@@ -210,8 +215,8 @@ fn insert_row(tx: &mut Transaction<'_>, series: i64, r: &CheckResult) -> Result<
         let n = tx.execute(
             "INSERT INTO history
              (series, started_at, status, kind, http, ttft_ms, latency_ms, ping_ms, message,
-              answered_model, tokens_in, tokens_out, tokens_reasoning, cost_nano, tps)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+              answered_model, tokens_in, tokens_out, tokens_reasoning, cost_nano, tps, due_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
              ON CONFLICT DO NOTHING",
             &[
                 &series,
@@ -229,6 +234,7 @@ fn insert_row(tx: &mut Transaction<'_>, series: i64, r: &CheckResult) -> Result<
                 &opt(r.facts.tokens_reasoning),
                 &cost,
                 &tps,
+                &r.due_at.map(Timestamp::millis),
             ],
         )?;
         if n == 1 {
@@ -287,19 +293,27 @@ fn store_state(tx: &mut Transaction<'_>, series: i64, s: &SeriesState) -> Result
     Ok(())
 }
 
-fn series_pk(tx: &mut Transaction<'_>, monitor: &str, model: &str) -> Result<i64, StoreError> {
+/// (monitor id, model, location): what identifies a series.
+pub(super) type SeriesKey = (String, String, String);
+
+fn series_pk(
+    tx: &mut Transaction<'_>,
+    monitor: &str,
+    model: &str,
+    location: &str,
+) -> Result<i64, StoreError> {
     let mpk: i64 = tx
         .query_opt("SELECT pk FROM monitors WHERE id = $1", &[&monitor])?
         .ok_or_else(|| StoreError::UnknownMonitor(monitor.to_owned()))?
         .get(0);
     tx.execute(
-        "INSERT INTO series (monitor, model) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        &[&mpk, &model],
+        "INSERT INTO series (monitor, model, location) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        &[&mpk, &model, &location],
     )?;
     Ok(tx
         .query_one(
-            "SELECT pk FROM series WHERE monitor = $1 AND model = $2 AND location = ''",
-            &[&mpk, &model],
+            "SELECT pk FROM series WHERE monitor = $1 AND model = $2 AND location = $3",
+            &[&mpk, &model, &location],
         )?
         .get(0))
 }
