@@ -1,7 +1,7 @@
 //! The real `chanmon` binary on PostgreSQL: `run --listen` against the mock upstream records
 //! results that `status`, `history` and the HTTP routes read back (every PostgreSQL call of the
-//! daemon, its HTTP side and the commands runs where the blocking driver may run); a second
-//! daemon is refused by the advisory lock; bad URLs, a wrong password, a missing database and an
+//! daemon, its HTTP side and the commands runs where the blocking driver may run); `rekey` is
+//! refused while a daemon (a replica) runs; bad URLs, a wrong password, a missing database and an
 //! unreachable server give clear errors; the password never appears in any output or log.
 
 mod harness;
@@ -123,14 +123,19 @@ fn the_daemon_records_into_postgres_and_every_reader_sees_it() {
         "the one-shot check recorded its results too"
     );
 
-    // A second daemon on the same database is refused, naming the first one's pid.
-    let second = env.run(&["run"]);
-    assert_eq!(second.status.code(), Some(1), "{}", text(&second.stderr));
-    let err = text(&second.stderr);
-    assert!(err.contains("another chanmon daemon"), "{err}");
+    // Daemons share a PostgreSQL database (replicas, tests/replicas.rs), but `rekey` must run
+    // alone: it is refused while one runs, naming its pid and the (redacted) database.
+    let rekey = env
+        .command(&["rekey"])
+        .env("CHANMON_MASTER_KEY_NEW", "22".repeat(32))
+        .output()
+        .unwrap();
+    assert_eq!(rekey.status.code(), Some(1), "{}", text(&rekey.stderr));
+    let err = text(&rekey.stderr);
+    assert!(err.contains("a chanmon daemon"), "{err}");
     assert!(err.contains(&format!("pid {}", daemon.id())), "{err}");
     assert!(err.contains("postgres://postgres@127.0.0.1:"), "{err}");
-    assert_no_password("the second daemon", &second.stderr);
+    assert_no_password("rekey", &rekey.stderr);
 
     let st = std::process::Command::new("kill")
         .args(["-TERM", &daemon.id().to_string()])

@@ -245,6 +245,10 @@ pub(crate) struct SchedulerFigures {
     /// Seconds since the ticker last ran.
     pub last_tick_age: f64,
     pub tick: f64,
+    /// Replicas alive on the shared database (0: not a replica) and how many run another
+    /// config than this one.
+    pub replicas: u64,
+    pub config_mismatch: u64,
 }
 
 /// The whole scrape: the cached series part, then build info and the scheduler.
@@ -306,6 +310,18 @@ pub(crate) fn scrape(series: &str, scheduler: Option<SchedulerFigures>) -> Strin
             Unit::Seconds,
             fgauge(s.tick),
         );
+        if s.replicas > 0 {
+            r.register(
+                "replicas",
+                "Replicas alive on the shared database, this one included",
+                gauge(s.replicas),
+            );
+            r.register(
+                "replica_config_mismatch",
+                "Alive replicas whose config differs from this one's (0 when all agree)",
+                gauge(s.config_mismatch),
+            );
+        }
     }
     let mut out = String::with_capacity(series.len() + 2048);
     out.push_str(series);

@@ -11,6 +11,7 @@
 
 pub mod metrics;
 mod official;
+mod replica;
 mod schedule;
 mod target;
 
@@ -34,6 +35,7 @@ use crate::secret::MasterKey;
 use crate::store::{ProbeLocks, Storage};
 
 use metrics::Metrics;
+pub use replica::{config_hash, replica_name};
 use schedule::{Schedule, Scheduled};
 pub use target::{Prober, Target, WhenBusy};
 
@@ -154,6 +156,8 @@ pub struct Daemon {
     drain: Option<DrainCtx>,
     /// `--location`, which outranks `[runner] location` at start and on every reload.
     location_flag: Option<String>,
+    /// Set on a shared database (PostgreSQL): due checks are claimed from it.
+    replica: Option<(Box<dyn crate::store::Claims>, crate::store::ReplicaReport)>,
 }
 
 impl Daemon {
@@ -193,7 +197,20 @@ impl Daemon {
             fatal,
             drain,
             location_flag: None,
+            replica: None,
         })
+    }
+
+    /// Runs as one replica of several on a shared database: due checks are claimed from
+    /// `claims` instead of this daemon's own schedule. The writer's store must complete the
+    /// claims (`Storage::set_replica` with `me.name`, done by `chanmon run`).
+    pub fn with_claims(
+        mut self,
+        claims: Box<dyn crate::store::Claims>,
+        me: crate::store::ReplicaReport,
+    ) -> Daemon {
+        self.replica = Some((claims, me));
+        self
     }
 
     /// Runs the daemon at `location` whatever `[runner] location` says, now and after
@@ -257,7 +274,7 @@ impl Daemon {
     }
 
     /// Runs until [`Control::shutdown`].
-    pub async fn run_controlled(self) {
+    pub async fn run_controlled(mut self) {
         let runner = self.config.runner.clone();
         let (job_tx, job_rx) = mpsc::channel::<Job>(runner.queue);
         let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -285,6 +302,11 @@ impl Daemon {
             metrics: self.metrics.clone(),
             started: false,
             wall: None,
+            replica: self.replica.take().map(|(claims, me)| {
+                replica::Replica::new(claims, me, self.config_path.clone(), self.metrics.clone())
+            }),
+            claiming: None,
+            beating: None,
         };
         let watch = self.watch();
         let targets = active_targets(
@@ -301,9 +323,18 @@ impl Daemon {
             location = %runner.location,
             "daemon started"
         );
-        let now = Instant::now();
-        ticker.schedule.set_targets(targets, now);
-        ticker.anchor_slots(now);
+        match ticker.replica.as_mut() {
+            // The shared schedule decides what is due; this one stays empty.
+            Some(r) => {
+                r.set_targets(&targets).await;
+                ticker.beating = Some(r.heartbeat());
+            }
+            None => {
+                let now = Instant::now();
+                ticker.schedule.set_targets(targets, now);
+                ticker.anchor_slots(now);
+            }
+        }
         let pollers = official::Pollers::start(&self.config, &ctx.writer);
         // The drainer stops after the writer has flushed, so alerts the last results owe are
         // tried before the process exits.
@@ -367,6 +398,11 @@ struct Ticker {
     /// origin's wall time plus the due time's offset on the grid, so slots stay whole ticks
     /// apart even when the wall clock is stepped.
     wall: Option<(Instant, Timestamp)>,
+    /// On a shared database: claims from its schedule replace `schedule`.
+    replica: Option<replica::Replica>,
+    /// The replica's claim and heartbeat under way, if any.
+    claiming: replica::Pending<Vec<crate::store::Claim>>,
+    beating: replica::Pending<Vec<crate::store::ReplicaInfo>>,
 }
 
 impl Ticker {
@@ -376,25 +412,55 @@ impl Ticker {
         // The reloader is out (in its task) while a reload runs; a request meanwhile waits.
         let mut reloader = Some(reloader);
         // On the schedule's grid, so a run is dispatched at the tick it is due on.
-        let start = self.schedule.origin().unwrap_or_else(Instant::now);
+        let start = match (&self.replica, self.schedule.origin()) {
+            // Replicas tick at random phases: the first claim after a slot falls due wins
+            // it, so replicas started together would otherwise leave one of them every check.
+            (Some(_), _) => {
+                let tick_ms = u64::try_from(self.tick.as_millis()).unwrap_or(1).max(1);
+                Instant::now() + Duration::from_millis(fastrand::u64(0..tick_ms))
+            }
+            (None, Some(origin)) => origin,
+            (None, None) => Instant::now(),
+        };
         let mut ticker = tokio::time::interval_at(start.into(), self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut summary = tokio::time::interval(Duration::from_secs(300));
         summary.tick().await;
         let (ready_tx, mut ready_rx) = mpsc::channel(1);
         let mut reloading: Option<tokio::task::JoinHandle<Reloader>> = None;
+        let mut beat = tokio::time::interval(replica::HEARTBEAT);
         loop {
             tokio::select! {
                 _ = ticker.tick() => self.dispatch(),
                 Some(id) = self.done.recv() => self.release(&id),
+                got = replica::wait(&mut self.claiming) => {
+                    if let Some(r) = self.replica.as_ref() {
+                        let claimed = r.claimed(got);
+                        self.enqueue_claimed(claimed);
+                    }
+                }
+                got = replica::wait(&mut self.beating) => {
+                    if let Some(r) = self.replica.as_mut() {
+                        r.heard(got);
+                    }
+                }
+                _ = beat.tick(), if self.replica.is_some() && self.beating.is_none() => {
+                    self.beating = self.replica.as_ref().map(replica::Replica::heartbeat);
+                }
                 _ = control.reload.notified(), if reloader.is_some() => {
                     if let Some(r) = reloader.take() {
                         reloading = Some(tokio::spawn(r.reload(ready_tx.clone())));
                     }
                 }
-                Some(targets) = ready_rx.recv() => {
-                    self.schedule.set_targets(targets, Instant::now());
-                }
+                Some(targets) = ready_rx.recv() => match self.replica.as_mut() {
+                    Some(r) => {
+                        r.set_targets(&targets).await;
+                        if self.beating.is_none() {
+                            self.beating = Some(r.heartbeat());
+                        }
+                    }
+                    None => self.schedule.set_targets(targets, Instant::now()),
+                },
                 back = wait_reload(&mut reloading) => reloader = back,
                 _ = summary.tick() => self.metrics.log("daemon counters", bus),
                 _ = control.counters.notified() => self.metrics.log("daemon counters", bus),
@@ -424,6 +490,17 @@ impl Ticker {
         self.metrics
             .last_tick_ms
             .store(u64::try_from(now).unwrap_or(0), Relaxed);
+        if let Some(r) = self.replica.as_ref() {
+            // Never more than the queue can take: a claimed check is someone's to run.
+            let room = self.jobs.capacity();
+            if self.claiming.is_none() && room > 0 {
+                self.claiming = Some(r.claim(room));
+            }
+            self.metrics
+                .queue_depth
+                .store((self.queue - self.jobs.capacity()) as u64, Relaxed);
+            return;
+        }
         for due in self.schedule.take_due(Instant::now()) {
             let id = due.target.monitor.config.id.clone();
             let slot = self.slot(due.due);
@@ -453,7 +530,44 @@ impl Ticker {
             .store(self.schedule.in_flight() as u64, Relaxed);
     }
 
+    /// Queues checks claimed from the shared schedule, due at their slots.
+    fn enqueue_claimed(&mut self, claimed: Vec<(Arc<Target>, Timestamp)>) {
+        let (now, wall) = (Instant::now(), Timestamp::now().millis());
+        for (target, slot) in claimed {
+            let behind = u64::try_from(wall - slot.millis()).unwrap_or(0);
+            let due = now
+                .checked_sub(Duration::from_millis(behind))
+                .unwrap_or(now);
+            let id = target.monitor.config.id.clone();
+            match self.jobs.try_send(Job { target, due, slot }) {
+                Ok(()) => {
+                    if let Some(r) = self.replica.as_mut() {
+                        r.outstanding += 1;
+                    }
+                    if !self.started {
+                        self.started = true;
+                        tracing::info!(monitor = %id, "first check queued");
+                    }
+                }
+                // Claims never exceed the room in the queue; were one refused, its lease
+                // runs out and the slot is run then, here or by another replica.
+                Err(_) => {
+                    let n = self.metrics.dropped.fetch_add(1, Relaxed) + 1;
+                    tracing::warn!(monitor = %id, dropped_total = n, "queue full: claimed check dropped");
+                }
+            }
+        }
+        if let Some(r) = self.replica.as_ref() {
+            self.metrics.in_flight.store(r.outstanding as u64, Relaxed);
+        }
+    }
+
     fn release(&mut self, id: &MonitorId) {
+        if let Some(r) = self.replica.as_mut() {
+            r.outstanding = r.outstanding.saturating_sub(1);
+            self.metrics.in_flight.store(r.outstanding as u64, Relaxed);
+            return;
+        }
         self.schedule.release(id);
         self.metrics
             .in_flight

@@ -388,6 +388,20 @@ pub trait Storage: Send {
     /// none are written).
     fn set_alert_plan(&mut self, plan: Arc<crate::alert::AlertPlan>);
 
+    /// Makes this store complete schedule claims for replica `name` (see [`Claims`]): a
+    /// result carrying a slot is recorded only when this replica still holds that slot's
+    /// lease, and recording it moves the slot on, in the same transaction. Backends without
+    /// shared schedules ignore it.
+    fn set_replica(&mut self, name: &str) {
+        let _ = name;
+    }
+
+    /// The replicas heard from since `since` (none for backends without replicas).
+    fn replicas(&self, since: Timestamp) -> Result<Vec<ReplicaInfo>, StoreError> {
+        let _ = since;
+        Ok(Vec::new())
+    }
+
     /// Pending outbox rows due at `now`, oldest first, at most `limit`.
     fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<Delivery>, StoreError>;
 
@@ -569,7 +583,8 @@ pub struct DaemonLock {
     _guard: Box<dyn Send + Sync>,
 }
 
-/// Takes the one-daemon-per-database lock, naming the holder when it is taken.
+/// Takes the one-daemon-per-database lock exclusively (what must run alone: `rekey`),
+/// naming the holder when it is taken.
 pub fn daemon_lock(db: &Database) -> Result<DaemonLock, StoreError> {
     match db {
         Database::Sqlite(path) => Ok(DaemonLock {
@@ -577,9 +592,116 @@ pub fn daemon_lock(db: &Database) -> Result<DaemonLock, StoreError> {
         }),
         // A session advisory lock on a connection held for the daemon's life.
         Database::Postgres(url) => Ok(DaemonLock {
-            _guard: Box::new(postgres::locks::DaemonLock::acquire(url)?),
+            _guard: Box::new(postgres::locks::DaemonLock::acquire(url, false)?),
         }),
     }
+}
+
+/// The lock a daemon holds for its life. SQLite: the one-daemon lock. PostgreSQL: the same
+/// lock taken shared, so replicas run together (they share the work through
+/// [`Claims`]) while `rekey`, which takes it exclusively, runs alone.
+pub fn replica_lock(db: &Database) -> Result<DaemonLock, StoreError> {
+    match db {
+        Database::Sqlite(_) => daemon_lock(db),
+        Database::Postgres(url) => Ok(DaemonLock {
+            _guard: Box::new(postgres::locks::DaemonLock::acquire(url, true)?),
+        }),
+    }
+}
+
+/// The due checks of a database several daemons share: `None` for SQLite (one daemon
+/// schedules on its own), a connection of its own for PostgreSQL.
+pub fn claims(db: &Database, me: &ReplicaReport) -> Result<Option<Box<dyn Claims>>, StoreError> {
+    match db {
+        Database::Sqlite(_) => Ok(None),
+        Database::Postgres(url) => Ok(Some(Box::new(postgres::PgClaims::open(url, me)?))),
+    }
+}
+
+/// One (monitor, location) the schedule holds: `location` is `""` for a monitor any replica
+/// probes, else one of its `locations`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleEntry {
+    pub monitor: MonitorId,
+    pub location: String,
+    pub interval_ms: i64,
+    /// How long a claim holds the check: past it, another replica may run the slot.
+    pub lease_ms: i64,
+}
+
+/// A due check leased to this replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub monitor: MonitorId,
+    /// The schedule row's location (`""`: any replica).
+    pub location: String,
+    /// The slot the check is due for: what its results record as `due_at`.
+    pub slot: Timestamp,
+    pub lease_until: Timestamp,
+}
+
+/// What a replica says about itself in the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaReport {
+    /// Unique per process: host and pid.
+    pub name: String,
+    pub location: String,
+    /// SHA-256 (hex, 16 digits) of the config file's bytes.
+    pub config_hash: String,
+    pub version: String,
+}
+
+/// A replica as the database last heard from it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReplicaInfo {
+    pub name: String,
+    pub location: String,
+    pub config_hash: String,
+    pub version: String,
+    pub seen_at: Timestamp,
+}
+
+/// How long a replica counts as alive after its last heartbeat.
+pub const REPLICA_ALIVE_MS: i64 = 60_000;
+
+/// The first slot at or after `now` on a monitor's grid. Every replica computes the same grid
+/// (interval-aligned epoch time, shifted by a phase derived from the monitor id), so slots
+/// mean the same everywhere and a fleet's checks spread over the interval.
+pub fn first_slot(monitor: &str, interval_ms: i64, now: Timestamp) -> Timestamp {
+    let interval = interval_ms.max(1);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in monitor.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let phase = (h % interval as u64) as i64;
+    let base = now.millis() - phase;
+    let k = base.div_euclid(interval) + i64::from(base.rem_euclid(interval) != 0);
+    Timestamp(k * interval + phase)
+}
+
+/// Several daemons sharing one schedule (PostgreSQL): each due check is claimed by exactly
+/// one replica, and completed in the transaction that records its results
+/// ([`Storage::set_replica`]).
+pub trait Claims: Send {
+    /// Makes the schedule hold exactly `entries` (new rows wait for their first slot; rows
+    /// whose interval changed move to the new grid; rows no longer wanted go).
+    fn sync_schedule(
+        &mut self,
+        entries: &[ScheduleEntry],
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Leases at most `limit` due checks to this replica: rows of no location, and rows of
+    /// this replica's location.
+    fn claim(&mut self, now: Timestamp, limit: usize) -> Result<Vec<Claim>, StoreError>;
+
+    /// Records this replica as alive (with its config hash, which a reload may change) and
+    /// returns every replica alive now, this one included.
+    fn heartbeat(
+        &mut self,
+        me: &ReplicaReport,
+        now: Timestamp,
+    ) -> Result<Vec<ReplicaInfo>, StoreError>;
 }
 
 /// Who holds the daemon lock, without taking it: `None` when no daemon runs, else the

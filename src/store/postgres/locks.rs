@@ -1,8 +1,10 @@
 //! Locks for a PostgreSQL database.
 //!
 //! The daemon lock is a session advisory lock held on a connection of its own for the
-//! daemon's life (one daemon per database until replicas land); the server drops it when that
-//! connection ends, so a killed daemon never leaves a stale lock. The holder is found in
+//! daemon's life; the server drops it when that connection ends, so a killed daemon never
+//! leaves a stale lock. Daemons (replicas) take it *shared*, so any number run together;
+//! what must run alone (`rekey`) takes it exclusively, so it waits for no daemon and no daemon
+//! starts under it. The holder is found in
 //! `pg_locks` joined to `pg_stat_activity`, whose `application_name` carries the holder's pid.
 //!
 //! Probe locks are in-process only: a lock per monitor across processes would need a
@@ -26,16 +28,16 @@ pub(crate) struct DaemonLock {
 }
 
 impl DaemonLock {
-    pub(crate) fn acquire(url: &PgUrl) -> Result<DaemonLock, StoreError> {
+    pub(crate) fn acquire(url: &PgUrl, shared: bool) -> Result<DaemonLock, StoreError> {
         let app = format!("{APP_PREFIX}{}", std::process::id());
         let client = url.connect(Some(&app))?;
         let mut conn = Conn::from_client(url, client);
-        let got: bool = conn.run(|c| {
-            Ok(
-                c.query_one("SELECT pg_try_advisory_lock($1)", &[&DAEMON_KEY])?
-                    .get(0),
-            )
-        })?;
+        let sql = if shared {
+            "SELECT pg_try_advisory_lock_shared($1)"
+        } else {
+            "SELECT pg_try_advisory_lock($1)"
+        };
+        let got: bool = conn.run(|c| Ok(c.query_one(sql, &[&DAEMON_KEY])?.get(0)))?;
         if got {
             return Ok(DaemonLock {
                 _conn: Mutex::new(conn),

@@ -11,6 +11,7 @@
 
 mod alerts;
 mod care;
+mod claims;
 mod conn;
 pub(super) mod locks;
 mod rollups;
@@ -48,6 +49,8 @@ pub(crate) struct PgStore {
     /// (monitor id, model, location) → series pk; only committed rows are cached.
     series: HashMap<write::SeriesKey, i64>,
     alerts: Option<std::sync::Arc<crate::alert::AlertPlan>>,
+    /// The replica whose claims `insert_results` completes (`Storage::set_replica`).
+    replica: Option<String>,
 }
 
 impl PgStore {
@@ -65,6 +68,7 @@ impl PgStore {
             url: url.clone(),
             series: HashMap::new(),
             alerts: None,
+            replica: None,
         })
     }
 
@@ -82,6 +86,58 @@ struct SeriesRef {
     monitor: MonitorId,
     model: String,
     location: String,
+}
+
+/// The schedule connection of one replica (see `claims`).
+pub(crate) struct PgClaims {
+    conn: conn::Conn,
+    name: String,
+    location: String,
+}
+
+impl PgClaims {
+    pub(crate) fn open(
+        url: &PgUrl,
+        me: &crate::store::ReplicaReport,
+    ) -> Result<PgClaims, StoreError> {
+        let mut conn = conn::Conn::open(url, "")?;
+        conn.run(|c| schema::prepare(c, url, OpenMode::Create))?;
+        Ok(PgClaims {
+            conn,
+            name: me.name.clone(),
+            location: me.location.clone(),
+        })
+    }
+}
+
+impl crate::store::Claims for PgClaims {
+    fn sync_schedule(
+        &mut self,
+        entries: &[crate::store::ScheduleEntry],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.conn.run(|c| claims::sync_schedule(c, entries, now))
+    }
+
+    fn claim(
+        &mut self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<crate::store::Claim>, StoreError> {
+        let (name, location) = (&self.name, &self.location);
+        self.conn
+            .run(|c| claims::claim(c, name, location, now, limit))
+    }
+
+    fn heartbeat(
+        &mut self,
+        me: &crate::store::ReplicaReport,
+        now: Timestamp,
+    ) -> Result<Vec<crate::store::ReplicaInfo>, StoreError> {
+        self.location.clone_from(&me.location);
+        self.conn
+            .run(|c| claims::heartbeat(c, me, now, crate::store::REPLICA_ALIVE_MS))
+    }
 }
 
 /// Series matching optional filters, ordered by monitor, then as created (a monitor's models
@@ -367,6 +423,14 @@ impl Storage for PgStore {
         self.alerts = Some(plan);
     }
 
+    fn set_replica(&mut self, name: &str) {
+        self.replica = Some(name.to_owned());
+    }
+
+    fn replicas(&self, since: Timestamp) -> Result<Vec<crate::store::ReplicaInfo>, StoreError> {
+        self.run(|c| claims::replicas(c, since.millis()))
+    }
+
     fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         self.run(|c| alerts::due(c, now, limit))
     }
@@ -419,8 +483,9 @@ impl Storage for PgStore {
 
     fn insert_results(&mut self, results: &[CheckResult]) -> Result<Vec<StatusChange>, StoreError> {
         let (conn, cache, plan) = (&self.conn, &mut self.series, self.alerts.as_deref());
+        let replica = self.replica.as_deref();
         conn.borrow_mut()
-            .run(|c| write::insert_results(c, cache, results, plan))
+            .run(|c| write::insert_results(c, cache, results, plan, replica))
     }
 
     fn history(&self, q: &HistoryQuery) -> Result<Vec<CheckResult>, StoreError> {

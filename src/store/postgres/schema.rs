@@ -150,6 +150,28 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX outbox_due ON outbox (next_at) WHERE state = 0;
     CREATE INDEX outbox_incident ON outbox (incident);
+    -- Replicas: the shared schedule (see claims.rs). One row per (monitor, location slot):
+    -- location '' for a monitor any replica probes, else one of its `locations`.
+    CREATE TABLE schedule (
+        monitor BIGINT NOT NULL REFERENCES monitors(pk),
+        location TEXT NOT NULL,
+        interval_ms BIGINT NOT NULL,
+        lease_ms BIGINT NOT NULL,
+        next_due BIGINT NOT NULL,             -- the slot this row waits for (epoch ms)
+        lease_owner TEXT,                     -- the replica running it, until lease_until
+        lease_until BIGINT,
+        PRIMARY KEY (monitor, location)
+    );
+    CREATE INDEX schedule_due ON schedule (next_due);
+    -- Each replica's heartbeat, with the hash of its config (differences are reported).
+    CREATE TABLE replicas (
+        name TEXT PRIMARY KEY,
+        location TEXT NOT NULL,
+        config_hash TEXT NOT NULL,
+        version TEXT NOT NULL,
+        started_at BIGINT NOT NULL,
+        seen_at BIGINT NOT NULL
+    );
     ",
 ];
 
@@ -168,6 +190,8 @@ pub(super) const TABLES: &[&str] = &[
     "incidents",
     "alert_state",
     "outbox",
+    "schedule",
+    "replicas",
 ];
 
 /// The stored version; `None` when the database has no chanmon schema.

@@ -122,11 +122,37 @@ pub(super) fn insert_results(
     cache: &mut HashMap<SeriesKey, i64>,
     results: &[CheckResult],
     plan: Option<&AlertPlan>,
+    replica: Option<&str>,
 ) -> Result<Vec<StatusChange>, StoreError> {
     if results.is_empty() {
         return Ok(Vec::new());
     }
     let mut tx = c.transaction()?;
+    // Replicas' writers take turns: one transaction-scoped lock for the whole batch. A batch
+    // takes milliseconds, and taking turns settles every cross-replica ordering question at
+    // once: a model's incident decided from the other locations' committed alert state,
+    // rollup and tracker rows never locked in two orders (no deadlock aborts).
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+    let kept: Vec<CheckResult>;
+    let results = match replica {
+        Some(name) => {
+            let keep = super::claims::complete(&mut tx, name, results, Timestamp::now())?;
+            let dropped = keep.iter().filter(|k| !**k).count();
+            if dropped > 0 {
+                tracing::warn!(
+                    dropped,
+                    "results of a slot whose lease this replica no longer held were not recorded (another replica ran that slot)"
+                );
+            }
+            kept = results
+                .iter()
+                .zip(keep)
+                .filter_map(|(r, k)| k.then(|| r.clone()))
+                .collect();
+            kept.as_slice()
+        }
+        None => results,
+    };
     let mut new_series: HashMap<SeriesKey, i64> = HashMap::new();
     let mut deltas: BTreeMap<(i64, i64), Rollup> = BTreeMap::new();
     let mut states: HashMap<i64, Slot> = HashMap::new();
@@ -292,6 +318,9 @@ fn store_state(tx: &mut Transaction<'_>, series: i64, s: &SeriesState) -> Result
     )?;
     Ok(())
 }
+
+/// The writers' turn-taking lock ("chanmon writer").
+const WRITE_LOCK: i64 = 0x6368_616e_7772_6974;
 
 /// (monitor id, model, location): what identifies a series.
 pub(super) type SeriesKey = (String, String, String);
