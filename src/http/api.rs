@@ -130,13 +130,18 @@ pub(super) async fn monitor(
         return error(StatusCode::NOT_FOUND, &format!("no monitor `{id}`"));
     };
     let rows: Vec<StatusRow> = m.series.iter().map(|s| s.row.clone()).collect();
-    let models: Vec<String> = rows.iter().map(|r| r.model.clone()).collect();
+    let series: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.model.clone(), r.location.clone()))
+        .collect();
     let read_id = id.clone();
     let timelines = st
         .read(move |store| {
-            models
+            series
                 .iter()
-                .map(|model| store.timeline(&read_id, model, TIMELINE))
+                .map(|(model, location)| {
+                    crate::store::series_timeline(store, &read_id, model, location, TIMELINE)
+                })
                 .collect::<Result<Vec<_>, _>>()
         })
         .await;

@@ -30,13 +30,15 @@ pub(super) fn apply(
     let min = mp.rule.min_failing_locations.max(1);
     let model = ModelKey::of(tx, series)?;
     let open = model.open_incident(tx)?;
+    // The model's open incident once this result is applied.
+    let mut current = open.map(|(pk, _)| pk);
     match (t, open) {
         (Transition::Open { since }, None) => {
             let (down, first_since) = model.down_elsewhere(tx, series)?;
             if down + 1 >= min {
                 let since = first_since.map_or(since, |f| f.min(since));
                 let (pk, uid) = open_incident(tx, series, &model, r, since, muted)?;
-                next.incident = Some(pk);
+                current = Some(pk);
                 next.notified_at = Some(r.started_at);
                 if !muted {
                     let id = format!("{uid}:opened");
@@ -45,9 +47,10 @@ pub(super) fn apply(
                 }
             }
         }
-        (Transition::Resolve, Some((pk, ..))) => {
+        (Transition::Resolve, Some((pk, _))) => {
             let (down, _) = model.down_elsewhere(tx, series)?;
             if down < min {
+                current = None;
                 let (uid, since, was_muted) = resolve_incident(tx, pk, r.started_at)?;
                 if mp.rule.send_on_resolved && !was_muted {
                     let id = format!("{uid}:resolved");
@@ -57,7 +60,6 @@ pub(super) fn apply(
             }
         }
         (_, Some((pk, notified_at))) if next.down => {
-            next.incident = Some(pk);
             let failing = rules::classify(&mp.rule, r) == rules::Verdict::Failing;
             if failing && rules::reminder_due(mp.rule.remind_every, notified_at, r.started_at) {
                 remind(tx, plan, mp, r, pk)?;
@@ -65,9 +67,9 @@ pub(super) fn apply(
         }
         _ => {}
     }
-    if !next.down {
-        next.incident = None;
-    }
+    // A series points at the model's open incident while it is down (with one location:
+    // exactly while the incident is open, as before locations).
+    next.incident = current.filter(|_| next.down);
     if Some(next) != prev {
         store(tx, series, &next)?;
     }
