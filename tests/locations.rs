@@ -11,6 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use harness::{Env, monitor, preamble, text, wait_until};
+use support::http_client::get;
 use support::mock::MockUpstream;
 use support::receiver::Receiver;
 
@@ -296,4 +297,80 @@ fn a_daemon_probes_what_its_location_asks_for_and_records_slots() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(mock.requests_for("good-b").len(), 1);
     assert_eq!(env.history_for("only-b")[0]["location"], "b");
+}
+
+/// The HTTP side (`chanmon serve` on the file the checks wrote): the API's rows per location
+/// with the combined view, `history?location=`, a `location` label on `/metrics`, and the
+/// monitor page's per-location sections.
+#[test]
+fn the_http_side_shows_each_location_and_the_combined_view() {
+    let mock = MockUpstream::start();
+    let r = Receiver::start();
+    let up = config(&mock.origin(), &mock, &r);
+    let down = config(DEAD, &mock, &r);
+    let env = Env::new(&up);
+    check_from(&env, "a", &up);
+    check_from(&env, "b", &down);
+
+    let mut serve = spawn_cmd(&env, &["serve", "--listen", "127.0.0.1:0"], "serve");
+    let mut addr = None;
+    wait_until(T, "the http listener", || {
+        addr = serve
+            .log()
+            .lines()
+            .find(|l| l.contains("http: listening"))
+            .and_then(|l| l.split_whitespace().find_map(|f| f.strip_prefix("addr=")))
+            .and_then(|a| a.parse().ok());
+        addr.is_some()
+    });
+    let addr = addr.expect("an address");
+
+    let status = get(addr, "/api/v1/status");
+    assert_eq!(status.status, 200);
+    let rows = status.json().as_array().cloned().expect("rows");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(row_at(&rows, "a")["latest"]["status"], "operational");
+    assert_eq!(row_at(&rows, "b")["latest"]["status"], "error");
+    assert!(
+        rows.iter()
+            .all(|x| x["locations"]["summary"] == "down from 1 of 2 locations")
+    );
+
+    let b = get(addr, "/api/v1/monitors/m/history?location=b").json();
+    let b = b.as_array().expect("rows");
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0]["location"], "b");
+    assert_eq!(
+        get(addr, "/api/v1/monitors/m/history?location=B%20B").status,
+        400
+    );
+
+    let metrics = get(addr, "/metrics").text();
+    for needle in [
+        "chanmon_up{monitor=\"m\",model=\"good\",provider=\"openai\",location=\"a\"} 1",
+        "chanmon_up{monitor=\"m\",model=\"good\",provider=\"openai\",location=\"b\"} 0",
+    ] {
+        assert!(metrics.contains(needle), "{needle} not in:\n{metrics}");
+    }
+
+    let page = get(addr, "/monitors/m").text();
+    for needle in ["good from a", "good from b", "down from 1 of 2 locations"] {
+        assert!(page.contains(needle), "{needle} not on the page");
+    }
+    serve.signal("TERM");
+    assert!(serve.wait_exit(T).success(), "{}", serve.log());
+}
+
+/// A `chanmon` child with extra arguments, stderr to a log file named after `tag`.
+fn spawn_cmd(env: &Env, args: &[&str], tag: &str) -> harness::Daemon {
+    let log = env.path(&format!("{tag}.log"));
+    let file = std::fs::File::create(&log).expect("log file");
+    let child = env
+        .command(args)
+        .env("RUST_LOG", "chanmon=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(file))
+        .spawn()
+        .expect("spawn chanmon");
+    harness::Daemon { child, log }
 }

@@ -92,7 +92,16 @@ pub(super) async fn monitors(State(st): State<Arc<AppState>>, headers: HeaderMap
                 group: m.group.as_deref(),
                 provider: &m.provider,
                 enabled: m.enabled,
-                models: m.series.iter().map(|s| s.row.model.as_str()).collect(),
+                models: {
+                    // One entry per model, however many locations probe it.
+                    let mut models: Vec<&str> = Vec::with_capacity(m.series.len());
+                    for s in &m.series {
+                        if !models.contains(&s.row.model.as_str()) {
+                            models.push(&s.row.model);
+                        }
+                    }
+                    models
+                },
                 status: m.worst(),
                 availability_24h: m
                     .series
