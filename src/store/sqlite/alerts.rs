@@ -683,4 +683,61 @@ mod tests {
         let c = s.outbox_counts().unwrap();
         assert_eq!((c.delivered, c.pending), (0, 1));
     }
+
+    /// Two locations of one model: an incident only once both are down, reminders once per
+    /// `remind_every` for the model (not per location), resolved when one recovers, and a new
+    /// incident when it fails again while the other still does.
+    #[test]
+    fn locations_share_one_incident_per_model() {
+        let (_dir, mut s) = store(Duration::ZERO);
+        let mut plan = AlertPlan::default();
+        plan.monitors.insert(
+            MonitorId::parse("m").unwrap(),
+            MonitorPlan {
+                name: "M".into(),
+                rule: Rule {
+                    sinks: vec!["pd".into()],
+                    failure_threshold: 1,
+                    success_threshold: 1,
+                    min_failing_locations: 2,
+                    remind_every: Some(Duration::from_millis(100)),
+                    group_window: Duration::ZERO,
+                    ..Rule::default()
+                },
+                maintenance: vec![],
+            },
+        );
+        plan.grouping.insert("pd".into(), false);
+        s.set_alert_plan(Arc::new(plan));
+        let at = |loc: &str, t: i64, ok: bool| CheckResult {
+            location: loc.into(),
+            ..result("a", t, ok)
+        };
+        let steps = [
+            at("x", 10, false),
+            at("y", 11, true),
+            at("y", 20, false), // both down: opened
+            at("x", 30, false),
+            at("y", 31, false),
+            at("x", 130, false), // reminder
+            at("y", 131, false), // not another one for y
+            at("x", 140, true),  // one left: resolved
+            at("y", 150, false),
+            at("x", 160, false), // both again: a new incident
+        ];
+        for r in steps {
+            s.insert_results(&[r]).unwrap();
+        }
+        let events: Vec<String> = s
+            .due_deliveries(Timestamp(i64::MAX), 100)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.event.event.as_str().to_owned())
+            .collect();
+        assert_eq!(events, ["opened", "reminder", "resolved", "opened"]);
+        let all = s.incidents(&IncidentQuery::default()).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all.iter().filter(|i| i.resolved_at.is_none()).count(), 1);
+        assert!(all.iter().all(|i| i.model == "a"));
+    }
 }
