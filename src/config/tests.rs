@@ -960,6 +960,12 @@ fn locations_are_read_defaulted_and_checked() {
     assert_error(&mon("locations = [\"a\", \"a\"]"), 7, "listed twice");
     assert_error(&mon("locations = [\"a b\"]"), 7, "not a valid location");
     assert_error(&mon("locations = \"a\""), 7, "array of strings");
+    let errs = errors(&mon("locations = [1]"));
+    assert_eq!(errs.len(), 1, "one error for one bad item: {errs:?}");
+    assert!(
+        errs[0].starts_with("7:") && errs[0].contains("only strings"),
+        "{errs:?}"
+    );
     assert_error(
         &format!("[alerts]\nmin_failing_locations = 0\n{MON}"),
         2,
