@@ -48,8 +48,7 @@ pub(super) fn status(config_path: &Path, args: StatusArgs, color: bool) -> Outco
             let mut t = Vec::with_capacity(rows.len());
             for r in &rows {
                 t.push(
-                    store
-                        .timeline(id, &r.model, TIMELINE)
+                    store::series_timeline(store.as_ref(), id, &r.model, &r.location, TIMELINE)
                         .with_context(ctx)
                         .or_exit(EXIT_RUNTIME)?,
                 );

@@ -233,6 +233,14 @@ impl Shared {
 /// `locations = ["eu-west", "us-east"]`: at least one name, each valid, none twice.
 fn read_locations(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<Sp<Vec<String>>> {
     let list = s.string_list(d, "locations")?;
+    let written = match s.raw("locations").map(|(_, v)| v.get_ref()) {
+        Some(DeValue::Array(items)) => items.len(),
+        _ => 0,
+    };
+    if list.v.len() < written {
+        // A non-string item, already reported where it was written.
+        return None;
+    }
     if list.v.is_empty() {
         d.error(
             &list.span,

@@ -967,3 +967,52 @@ fn every_registry_entry_is_validated_the_same_way() {
         }
     }
 }
+
+#[test]
+fn locations_are_read_defaulted_and_checked() {
+    let l = ok(&format!(
+        "[runner]\nlocation = \"eu-west\"\n[defaults]\nlocations = [\"eu-west\", \"us.east_1\"]\n{}",
+        mon("")
+    ));
+    assert_eq!(l.config.runner.location, "eu-west");
+    let m = &l.config.monitors[0];
+    assert_eq!(m.locations, ["eu-west", "us.east_1"]);
+    assert!(m.probed_from("eu-west") && !m.probed_from("ap-south"));
+    assert!(
+        !m.probed_from(""),
+        "no location: only monitors without `locations`"
+    );
+    let own = ok(&format!(
+        "[defaults]\nlocations = [\"a\"]\n{}",
+        mon("locations = [\"b\"]")
+    ));
+    assert_eq!(
+        own.config.monitors[0].locations,
+        ["b"],
+        "the monitor's own list wins"
+    );
+    let none = ok(MON);
+    assert!(none.config.monitors[0].locations.is_empty());
+    assert!(none.config.monitors[0].probed_from("") && none.config.monitors[0].probed_from("x"));
+    assert_eq!(none.config.runner.location, "");
+
+    assert_error("[runner]\nlocation = \"EU\"\n", 2, "not a valid location");
+    assert_error("[runner]\nlocation = \"\"\n", 2, "not a valid location");
+    assert_error(&mon("locations = []"), 7, "at least one location");
+    assert_error(&mon("locations = [\"a\", \"a\"]"), 7, "listed twice");
+    assert_error(&mon("locations = [\"a b\"]"), 7, "not a valid location");
+    assert_error(&mon("locations = \"a\""), 7, "array of strings");
+    let errs = errors(&mon("locations = [1]"));
+    assert_eq!(errs.len(), 1, "one error for one bad item: {errs:?}");
+    assert!(
+        errs[0].starts_with("7:") && errs[0].contains("only strings"),
+        "{errs:?}"
+    );
+    assert_error(
+        &format!("[alerts]\nmin_failing_locations = 0\n{MON}"),
+        2,
+        "min_failing_locations",
+    );
+    let rule = ok(&format!("[alerts]\nmin_failing_locations = 2\n{MON}"));
+    assert_eq!(rule.config.alerts.defaults.min_failing_locations, 2);
+}

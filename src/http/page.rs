@@ -79,12 +79,19 @@ pub(super) async fn monitor(
             .into_response();
     };
     let id = m.id.clone();
-    let models: Vec<String> = m.series.iter().map(|s| s.row.model.clone()).collect();
+    // Each section lists its own series' results: a model probed from two places has two.
+    let series: Vec<(String, String)> = m
+        .series
+        .iter()
+        .map(|s| (s.row.model.clone(), s.row.location.clone()))
+        .collect();
     let recent = st
         .read(move |store| {
-            models
+            series
                 .iter()
-                .map(|model| store.timeline(&id, model, RECENT))
+                .map(|(model, location)| {
+                    crate::store::series_timeline(store, &id, model, location, RECENT)
+                })
                 .collect::<Result<Vec<_>, _>>()
         })
         .await
@@ -304,7 +311,7 @@ fn model_row(view: &View, s: &SeriesView) -> Markup {
         .and_then(|(_, w)| w.latency_percentile(0.95));
     html! {
         tr.model-row data-model=(s.row.model) {
-            th scope="row" { (s.row.model) }
+            th scope="row" { (s.row.model) @if !s.row.location.is_empty() { " @ " (s.row.location) } }
             td { (pill(st)) }
             td.kind { (kind) }
             td { @if let Some(l) = latest {
@@ -504,8 +511,9 @@ fn render_monitor(view: &View, m: &MonitorView, recent: &[Vec<CheckResult>]) -> 
             }
         }
         @for (i, s) in m.series.iter().enumerate() {
-            section.model id={"model-" (slug(&s.row.model))} {
-                h3 { (s.row.model) " " (pill(s.status())) }
+            section.model id={"model-" (slug(&s.row.model)) (location_anchor(&s.row.location))} {
+                h3 { (s.row.model) @if !s.row.location.is_empty() { " from " (s.row.location) } " " (pill(s.status())) }
+                @if let Some(l) = s.row.locations { p.combined { (s.row.model) ": " (l.text()) } }
                 @if let Some(k) = &s.row.key_unavailable { p.muted { "Key: " (k) } }
                 @if let Some(t) = &s.row.tracked {
                     p.muted { (t.status.as_str()) " since " (t.since.to_rfc3339()) " (" (t.consecutive) " in a row)" }
@@ -519,6 +527,15 @@ fn render_monitor(view: &View, m: &MonitorView, recent: &[Vec<CheckResult>]) -> 
                 (recent_table(recent.get(i).map(Vec::as_slice).unwrap_or(&[]), view.show_details))
             }
         }
+    }
+}
+
+/// `-at-<location>` after a model's anchor on a monitor's page (nothing for no location).
+fn location_anchor(location: &str) -> String {
+    if location.is_empty() {
+        String::new()
+    } else {
+        format!("-at-{}", slug(location))
     }
 }
 

@@ -341,12 +341,34 @@ pub fn summarize_locations(rows: &mut [StatusRow]) {
     }
 }
 
+/// The last `n` results of one series (a model from one location), oldest first: the bar
+/// under a `status` row, a monitor page's recent results.
+pub fn series_timeline(
+    store: &dyn Storage,
+    monitor: &MonitorId,
+    model: &str,
+    location: &str,
+    n: usize,
+) -> Result<Vec<CheckResult>, StoreError> {
+    let mut rows = store.history(&HistoryQuery {
+        monitor: Some(monitor.clone()),
+        model: Some(model.to_owned()),
+        location: Some(location.to_owned()),
+        limit: n,
+        ..HistoryQuery::default()
+    })?;
+    rows.reverse();
+    Ok(rows)
+}
+
 /// One bucket of one series as the status page draws it: checks by status and the latency
 /// of the answers, summed from the hourly rollups over an hour or a UTC day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketSummary {
     pub monitor: MonitorId,
     pub model: String,
+    /// `""`: no location named.
+    pub location: String,
     /// Start of the hour or day.
     pub start: Timestamp,
     /// Indexed by `Status::code()`.
@@ -741,5 +763,61 @@ pub fn probe_locks(db: &Database) -> Arc<dyn ProbeLocks> {
         Database::Sqlite(path) => Arc::new(sqlite::locks::FileProbeLocks::new(path)),
         // In-process only (see `postgres::locks`).
         Database::Postgres(_) => Arc::new(postgres::locks::LocalProbeLocks::default()),
+    }
+}
+
+#[cfg(test)]
+mod location_tests {
+    use super::*;
+
+    fn row(monitor: &str, model: &str, location: &str, status: Option<Status>) -> StatusRow {
+        let id = MonitorId::parse(monitor).unwrap();
+        StatusRow {
+            latest: status.map(|s| CheckResult {
+                status: s,
+                location: location.into(),
+                ..CheckResult::error(
+                    id.clone(),
+                    model.into(),
+                    Timestamp(1),
+                    crate::model::Kind::Ok,
+                    String::new(),
+                )
+            }),
+            monitor: id,
+            name: monitor.into(),
+            model: model.into(),
+            location: location.into(),
+            locations: None,
+            enabled: true,
+            key_unavailable: None,
+            tracked: None,
+            windows: Vec::new(),
+            official: None,
+        }
+    }
+
+    #[test]
+    fn the_combined_view_counts_each_models_failing_locations() {
+        let mut rows = vec![
+            row("m", "a", "x", Some(Status::Error)),
+            row("m", "a", "y", Some(Status::Operational)),
+            row("m", "a", "z", Some(Status::Failed)),
+            row("m", "b", "", Some(Status::Error)),
+            row("n", "a", "x", Some(Status::Degraded)),
+            row("n", "a", "y", None),
+        ];
+        summarize_locations(&mut rows);
+        let three = LocationSummary {
+            total: 3,
+            failing: 2,
+        };
+        assert!(rows[..3].iter().all(|r| r.locations == Some(three)));
+        assert_eq!(three.text(), "down from 2 of 3 locations");
+        assert_eq!(rows[3].locations, None, "one location: no combined view");
+        assert_eq!(
+            rows[4].locations.map(|l| l.text()).as_deref(),
+            Some("up from 2 of 2 locations")
+        );
     }
 }

@@ -31,13 +31,15 @@ pub(super) fn apply(
     let min = mp.rule.min_failing_locations.max(1);
     let model = ModelKey::of(tx, series)?;
     let open = model.open_incident(tx)?;
+    // The model's open incident once this result is applied.
+    let mut current = open.map(|(pk, _)| pk);
     match (t, open) {
         (Transition::Open { since }, None) => {
             let (down, first_since) = model.down_elsewhere(tx, series)?;
             if down + 1 >= min {
                 let since = first_since.map_or(since, |f| f.min(since));
                 let (pk, uid) = open_incident(tx, series, &model, r, since, muted)?;
-                next.incident = Some(pk);
+                current = Some(pk);
                 next.notified_at = Some(r.started_at);
                 if !muted {
                     let id = format!("{uid}:opened");
@@ -46,9 +48,10 @@ pub(super) fn apply(
                 }
             }
         }
-        (Transition::Resolve, Some((pk, ..))) => {
+        (Transition::Resolve, Some((pk, _))) => {
             let (down, _) = model.down_elsewhere(tx, series)?;
             if down < min {
+                current = None;
                 let (uid, since, was_muted) = resolve_incident(tx, pk, r.started_at)?;
                 if mp.rule.send_on_resolved && !was_muted {
                     let id = format!("{uid}:resolved");
@@ -58,7 +61,6 @@ pub(super) fn apply(
             }
         }
         (_, Some((pk, notified_at))) if next.down => {
-            next.incident = Some(pk);
             let failing = rules::classify(&mp.rule, r) == rules::Verdict::Failing;
             if failing && rules::reminder_due(mp.rule.remind_every, notified_at, r.started_at) {
                 remind(tx, plan, mp, r, pk)?;
@@ -66,9 +68,9 @@ pub(super) fn apply(
         }
         _ => {}
     }
-    if !next.down {
-        next.incident = None;
-    }
+    // A series points at the model's open incident while it is down (with one location:
+    // exactly while the incident is open, as before locations).
+    next.incident = current.filter(|_| next.down);
     if Some(next) != prev {
         store(tx, series, &next)?;
     }
@@ -652,5 +654,62 @@ mod tests {
         .unwrap();
         let c = s.outbox_counts().unwrap();
         assert_eq!((c.delivered, c.pending), (0, 1));
+    }
+
+    /// Two locations of one model: an incident only once both are down, reminders once per
+    /// `remind_every` for the model (not per location), resolved when one recovers, and a new
+    /// incident when it fails again while the other still does.
+    #[test]
+    fn locations_share_one_incident_per_model() {
+        let (_dir, mut s) = store(Duration::ZERO);
+        let mut plan = AlertPlan::default();
+        plan.monitors.insert(
+            MonitorId::parse("m").unwrap(),
+            MonitorPlan {
+                name: "M".into(),
+                rule: Rule {
+                    sinks: vec!["pd".into()],
+                    failure_threshold: 1,
+                    success_threshold: 1,
+                    min_failing_locations: 2,
+                    remind_every: Some(Duration::from_millis(100)),
+                    group_window: Duration::ZERO,
+                    ..Rule::default()
+                },
+                maintenance: vec![],
+            },
+        );
+        plan.grouping.insert("pd".into(), false);
+        s.set_alert_plan(Arc::new(plan));
+        let at = |loc: &str, t: i64, ok: bool| CheckResult {
+            location: loc.into(),
+            ..result("a", t, ok)
+        };
+        let steps = [
+            at("x", 10, false),
+            at("y", 11, true),
+            at("y", 20, false), // both down: opened
+            at("x", 30, false),
+            at("y", 31, false),
+            at("x", 130, false), // reminder
+            at("y", 131, false), // not another one for y
+            at("x", 140, true),  // one left: resolved
+            at("y", 150, false),
+            at("x", 160, false), // both again: a new incident
+        ];
+        for r in steps {
+            s.insert_results(&[r]).unwrap();
+        }
+        let events: Vec<String> = s
+            .due_deliveries(Timestamp(i64::MAX), 100)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.event.event.as_str().to_owned())
+            .collect();
+        assert_eq!(events, ["opened", "reminder", "resolved", "opened"]);
+        let all = s.incidents(&IncidentQuery::default()).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all.iter().filter(|i| i.resolved_at.is_none()).count(), 1);
+        assert!(all.iter().all(|i| i.model == "a"));
     }
 }

@@ -145,6 +145,11 @@ impl SqliteStore {
         windows: &[Duration],
         raw_from: i64,
     ) -> Result<Vec<StatusRow>, StoreError> {
+        let at = StatusAt {
+            now,
+            windows,
+            raw_from,
+        };
         let series = self.series_matching(Some(&m.id), None, None)?;
         let mut models = m.models.clone();
         if !m.enabled || models.is_empty() {
@@ -169,13 +174,13 @@ impl SqliteStore {
                 checked.push(match first {
                     Some(s) => (*s, None),
                     None => {
-                        out.push(self.status_row(&m, &model, None, None, now, windows, raw_from)?);
+                        out.push(self.status_row(&m, &model, None, None, &at)?);
                         continue;
                     }
                 });
             }
             for (s, state) in checked {
-                out.push(self.status_row(&m, &model, Some(s), state, now, windows, raw_from)?);
+                out.push(self.status_row(&m, &model, Some(s), state, &at)?);
             }
         }
         crate::store::summarize_locations(&mut out);
@@ -183,17 +188,19 @@ impl SqliteStore {
     }
 
     /// One status row: a series' newest result, tracker state and windows.
-    #[allow(clippy::too_many_arguments)]
     fn status_row(
         &self,
         m: &StoredMonitor,
         model: &str,
         series: Option<&SeriesRef>,
         tracked: Option<crate::pipeline::tracker::SeriesState>,
-        now: Timestamp,
-        windows: &[Duration],
-        raw_from: i64,
+        at: &StatusAt<'_>,
     ) -> Result<StatusRow, StoreError> {
+        let StatusAt {
+            now,
+            windows,
+            raw_from,
+        } = *at;
         let mut latest_st = self.conn.prepare_cached(&format!(
             "SELECT {RESULT_COLS}
              FROM history WHERE series = ?1 ORDER BY started_at DESC LIMIT 1"
@@ -227,6 +234,15 @@ impl SqliteStore {
             windows: ws,
         })
     }
+}
+
+/// What every row of one `status` call is computed at.
+#[derive(Clone, Copy)]
+struct StatusAt<'a> {
+    now: Timestamp,
+    windows: &'a [Duration],
+    /// Raw rows are complete from here on (see `raw_from`).
+    raw_from: i64,
 }
 
 /// One series with its names.
