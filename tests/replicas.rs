@@ -109,7 +109,7 @@ fn three_replicas_run_every_due_check_exactly_once() {
     for log in &logs {
         assert!(log.contains("running as a replica"), "{log}");
     }
-    // Every result's slot is a slot on the monitor's shared grid, after its start.
+    // Every result carries its slot, and started at or after it (within the tick).
     let mut c = client(&url);
     let off_grid: i64 = c
         .query_one(

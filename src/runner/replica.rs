@@ -241,21 +241,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slots_are_the_same_grid_everywhere_and_spread() {
+    fn first_slots_are_soon_and_spread() {
         let now = Timestamp(1_700_000_123_456);
-        let a = crate::store::first_slot("m1", 60_000, now);
-        assert!(a >= now && a.millis() - now.millis() < 60_000);
-        // The same monitor always lands on the same grid.
-        let later = Timestamp(now.millis() + 3 * 60_000);
-        let b = crate::store::first_slot("m1", 60_000, later);
-        assert_eq!((b.millis() - a.millis()) % 60_000, 0);
-        // A slot is its own first slot.
-        assert_eq!(crate::store::first_slot("m1", 60_000, a), a);
-        // Different monitors get different phases (spread over the interval).
-        let phases: BTreeSet<i64> = (0..50)
-            .map(|i| crate::store::first_slot(&format!("m{i}"), 60_000, now).millis() % 60_000)
+        for interval in [10_000, 60_000, 3_600_000] {
+            let a = crate::store::first_slot("m1", interval, now);
+            assert!(a >= now && a.millis() - now.millis() < interval.min(60_000));
+            // The same monitor gets the same offset from every replica.
+            assert_eq!(a, crate::store::first_slot("m1", interval, now));
+        }
+        // Different monitors get different offsets (spread over the first minute).
+        let offsets: BTreeSet<i64> = (0..50)
+            .map(|i| crate::store::first_slot(&format!("m{i}"), 3_600_000, now).millis())
             .collect();
-        assert!(phases.len() > 40, "{phases:?}");
+        assert!(offsets.len() > 40, "{offsets:?}");
     }
 
     #[test]

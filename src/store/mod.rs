@@ -686,19 +686,20 @@ pub struct ReplicaInfo {
 /// How long a replica counts as alive after its last heartbeat.
 pub const REPLICA_ALIVE_MS: i64 = 60_000;
 
-/// The first slot at or after `now` on a monitor's grid. Every replica computes the same grid
-/// (interval-aligned epoch time, shifted by a phase derived from the monitor id), so slots
-/// mean the same everywhere and a fleet's checks spread over the interval.
+/// How far the first checks of newly scheduled monitors are spread.
+const FIRST_SPREAD_MS: i64 = 60_000;
+
+/// The first slot of a monitor newly put on a shared schedule: within a minute (or its
+/// interval, if shorter), at an offset derived from its id, so a fleet's first checks spread
+/// out instead of starting together, and an hourly monitor is not first checked an hour
+/// later. Later slots follow at whole intervals (the schedule row holds them).
 pub fn first_slot(monitor: &str, interval_ms: i64, now: Timestamp) -> Timestamp {
-    let interval = interval_ms.max(1);
+    let spread = interval_ms.clamp(1, FIRST_SPREAD_MS);
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in monitor.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
-    let phase = (h % interval as u64) as i64;
-    let base = now.millis() - phase;
-    let k = base.div_euclid(interval) + i64::from(base.rem_euclid(interval) != 0);
-    Timestamp(k * interval + phase)
+    Timestamp(now.millis() + (h % spread as u64) as i64)
 }
 
 /// Several daemons sharing one schedule (PostgreSQL): each due check is claimed by exactly

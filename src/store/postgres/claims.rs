@@ -2,7 +2,9 @@
 //!
 //! One row per (monitor, location slot): `location` is '' for a monitor any replica may probe,
 //! else one of the monitor's `locations`. `next_due` is the slot the row waits for (epoch ms
-//! on the monitor's grid, the same grid in every replica: see [`crate::store::first_slot`]).
+//! of the row: the first one soon after the monitor was scheduled (see
+//! [`crate::store::first_slot`]), then every interval; the row is the one truth all replicas
+//! share).
 //!
 //! A check is *claimed* by leasing its row (`FOR UPDATE SKIP LOCKED`, so concurrent claimers
 //! never wait on each other nor take the same row) and *completed* in the transaction that
@@ -18,7 +20,7 @@ use crate::model::{CheckResult, Timestamp};
 use crate::store::{Claim, ReplicaInfo, ReplicaReport, ScheduleEntry, StoreError};
 
 /// Makes the schedule hold exactly `entries`' rows: new ones wait for their first slot, rows
-/// whose interval or lease changed keep a slot on the new grid, rows no longer wanted go.
+/// whose interval changed start again from a first slot, rows no longer wanted go.
 /// Leases held by others are left alone.
 pub(super) fn sync_schedule(
     c: &mut Client,
@@ -110,7 +112,7 @@ pub(super) fn claim(
 
 /// Completes the claims `results` were due for, inside the transaction that records them.
 /// Returns which results may be recorded: those without a slot (a shell `check`), and those
-/// whose slot this replica still held. The row moves to the next slot on its grid that is not
+/// whose slot this replica still held. The row moves to its next slot that is not
 /// more than one interval in the past (slots missed while nobody could run them are skipped,
 /// not run in a burst).
 pub(super) fn complete(

@@ -211,10 +211,11 @@ pub(super) fn bucket_summaries(
     let rows = c.query(
         "SELECT m.id, s.model, r.bucket / $2 AS b,
              sum(r.n_operational)::bigint, sum(r.n_degraded)::bigint, sum(r.n_failed)::bigint,
-             sum(r.n_error)::bigint, sum(r.latency_sum)::bigint, sum(r.latency_n)::bigint
+             sum(r.n_error)::bigint, sum(r.latency_sum)::bigint, sum(r.latency_n)::bigint,
+             s.location
          FROM rollups r JOIN series s ON s.pk = r.series JOIN monitors m ON m.pk = s.monitor
          WHERE r.bucket >= $1
-         GROUP BY r.series, m.id, s.model, b
+         GROUP BY r.series, m.id, s.model, s.location, b
          ORDER BY r.series, b",
         &[&first, &hours],
     )?;
@@ -231,6 +232,7 @@ pub(super) fn bucket_summaries(
             by_status: [n(3)?, n(4)?, n(5)?, n(6)?],
             latency_sum: n(7)?,
             latency_n: n(8)?,
+            location: r.try_get(9)?,
         });
     }
     Ok(out)
