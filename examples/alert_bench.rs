@@ -93,6 +93,8 @@ fn result(id: &MonitorId, failing: bool) -> CheckResult {
         ping_ms: None,
         message: String::new(),
         facts: Default::default(),
+        location: String::new(),
+        due_at: None,
     }
 }
 

@@ -62,6 +62,8 @@ fn result(rng: &mut fastrand::Rng, monitor: &MonitorId, model: &str, at: i64) ->
             "upstream said no".to_owned()
         },
         facts: Default::default(),
+        location: String::new(),
+        due_at: None,
     }
 }
 

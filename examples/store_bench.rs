@@ -66,6 +66,8 @@ fn result(rng: &mut fastrand::Rng, monitor: &MonitorId, model: &str, at: i64) ->
             _ => "the reply did not complete within 30s".to_owned(),
         },
         facts: Default::default(),
+        location: String::new(),
+        due_at: None,
     }
 }
 

@@ -148,6 +148,10 @@ pub struct CheckArgs {
     #[arg(long)]
     pub no_record: bool,
 
+    /// Record the results as probed from this location (overrides `[runner] location`).
+    #[arg(long, value_parser = parse_location, value_name = "NAME")]
+    pub location: Option<String>,
+
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
 }
@@ -157,6 +161,11 @@ pub struct RunArgs {
     /// Also serve HTTP on this address (overrides `[http] listen`), e.g. 127.0.0.1:9464.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
+
+    /// Where this daemon runs (overrides `[runner] location`): recorded with every result;
+    /// a monitor with `locations` is probed only by daemons at one of them.
+    #[arg(long, value_parser = parse_location, value_name = "NAME")]
+    pub location: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +208,10 @@ pub struct HistoryArgs {
     /// Only rows with this status.
     #[arg(long, value_parser = parse_status)]
     pub status: Option<Status>,
+
+    /// Only rows probed from this location (`-`: from no named location).
+    #[arg(long, value_parser = parse_location_filter, value_name = "NAME")]
+    pub location: Option<String>,
 
     /// At most this many rows.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -397,6 +410,19 @@ pub(crate) fn parse_id(s: &str) -> Result<MonitorId, String> {
 
 pub(crate) fn parse_status(s: &str) -> Result<Status, String> {
     s.parse()
+}
+
+pub(crate) fn parse_location(s: &str) -> Result<String, String> {
+    crate::model::check_location(s).map(|()| s.to_owned())
+}
+
+/// A location to filter by: a name, or `-` for results of no named location (stored as "").
+pub(crate) fn parse_location_filter(s: &str) -> Result<String, String> {
+    if s == "-" {
+        Ok(String::new())
+    } else {
+        parse_location(s).map_err(|e| format!("{e}, or `-` for no location"))
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

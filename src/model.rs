@@ -45,6 +45,26 @@ impl fmt::Display for MonitorId {
     }
 }
 
+/// The longest location name.
+pub const MAX_LOCATION_LEN: usize = 64;
+
+/// Checks a location name (`[runner] location`, `--location`, a monitor's `locations`):
+/// 1-64 characters of `[a-z0-9._-]`. The empty location (none named) is never written.
+pub fn check_location(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_LOCATION_LEN
+        && s.bytes().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{s}` is not a valid location: use 1-{MAX_LOCATION_LEN} lower-case letters, digits, `.`, `_` or `-`"
+        ))
+    }
+}
+
 /// Milliseconds since the Unix epoch, UTC. The one timestamp type of the program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -280,6 +300,14 @@ pub struct CheckResult {
     /// What the reply said about itself and what it cost (flattened into the JSON object).
     #[serde(flatten)]
     pub facts: ReplyFacts,
+    /// Where the check ran (`[runner] location` / `--location`); `""` when no location was
+    /// named. Part of the series key: a model probed from two places is two series.
+    #[serde(default)]
+    pub location: String,
+    /// The schedule slot this check was run for: its due time on the daemon's tick grid.
+    /// `None` for `chanmon check` and for rows recorded before slots were.
+    #[serde(default)]
+    pub due_at: Option<Timestamp>,
 }
 
 /// What a reply reported beyond its answer. Every field is `None` when not recorded: the reply
@@ -323,6 +351,8 @@ impl CheckResult {
             ping_ms: None,
             message: tidy_message(&message),
             facts: ReplyFacts::default(),
+            location: String::new(),
+            due_at: None,
         }
     }
 }
@@ -419,6 +449,16 @@ mod tests {
         assert!(MonitorId::parse("openai-main_1").is_ok());
         for bad in ["", "Upper", "-lead", "has space", "ü", &"a".repeat(65)] {
             assert!(MonitorId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn location_names_are_checked() {
+        for good in ["eu-west", "us.east_1", "a", &"z".repeat(64)] {
+            assert!(check_location(good).is_ok(), "{good}");
+        }
+        for bad in ["", "EU", "eu west", "eu/west", "é", &"z".repeat(65)] {
+            assert!(check_location(bad).is_err(), "{bad}");
         }
     }
 

@@ -660,7 +660,9 @@ fn export_streams_every_matching_row() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("started_at,monitor,model,status,kind,http_status,ttft_ms,latency_ms,ping_ms,message")
+        Some(
+            "started_at,monitor,model,status,kind,http_status,ttft_ms,latency_ms,ping_ms,message,location,due_at"
+        )
     );
     assert_eq!(lines.count(), 9);
 

@@ -344,11 +344,11 @@ fn the_daemon_serves_every_route_without_leaking_details() {
     let mt = m.text();
     assert!(mt.ends_with("# EOF\n"));
     for needle in [
-        "chanmon_up{monitor=\"xss\",model=\"gpt-ok\",provider=\"openai\"} 1",
-        "chanmon_up{monitor=\"xss\",model=\"status-500\",provider=\"openai\"} 0",
-        "chanmon_status{monitor=\"plain\",model=\"claude-ok\",provider=\"anthropic\",status=\"operational\"} 1",
+        "chanmon_up{monitor=\"xss\",model=\"gpt-ok\",provider=\"openai\",location=\"\"} 1",
+        "chanmon_up{monitor=\"xss\",model=\"status-500\",provider=\"openai\",location=\"\"} 0",
+        "chanmon_status{monitor=\"plain\",model=\"claude-ok\",provider=\"anthropic\",status=\"operational\",location=\"\"} 1",
         "# TYPE chanmon_check_latency_seconds histogram",
-        "chanmon_availability_ratio{monitor=\"plain\",model=\"claude-ok\",provider=\"anthropic\",window=\"24h\"} 1",
+        "chanmon_availability_ratio{monitor=\"plain\",model=\"claude-ok\",provider=\"anthropic\",window=\"24h\",location=\"\"} 1",
         "chanmon_build_info{version=",
         "chanmon_scheduler_last_tick_age_seconds ",
         "chanmon_scheduler_checks_started_total ",

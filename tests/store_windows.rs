@@ -56,6 +56,8 @@ fn result(at: i64, code: u8, latency: u32) -> CheckResult {
         } else {
             ReplyFacts::default()
         },
+        location: String::new(),
+        due_at: None,
     }
 }
 

@@ -46,6 +46,9 @@ pub struct Rule {
     pub failure_threshold: u32,
     /// Passing results in a row that resolve it.
     pub success_threshold: u32,
+    /// Locations of a model that must be failing (each past `failure_threshold` on its own
+    /// series) before its incident opens; it resolves when fewer still fail (default 1).
+    pub min_failing_locations: u32,
     /// Statuses that count as failing (default `failed` and `error`).
     pub failing: Vec<Status>,
     /// Results of these kinds count neither way (for example `rate_limited`).
@@ -64,6 +67,7 @@ impl Default for Rule {
             sinks: Vec::new(),
             failure_threshold: 3,
             success_threshold: 2,
+            min_failing_locations: 1,
             failing: vec![Status::Failed, Status::Error],
             ignore: Vec::new(),
             send_on_resolved: true,

@@ -27,6 +27,10 @@ pub(crate) struct AlertState {
     pub incident: Option<i64>,
     /// When the open incident last notified (opened or reminded).
     pub notified_at: Option<Timestamp>,
+    /// This series is down: its failing run crossed the failure threshold and it has not
+    /// recovered since. With one location this is "its incident is open"; with several, the
+    /// store opens the model's incident once enough of its series are down.
+    pub down: bool,
 }
 
 /// How one result counts.
@@ -48,7 +52,9 @@ pub(crate) fn classify(rule: &Rule, r: &CheckResult) -> Verdict {
     }
 }
 
-/// What a result does to the series' incident.
+/// What a result does to the series' incident. `Open` and `Resolve` say the series went
+/// down or came back up; with several locations the store decides from them whether the
+/// model's incident opens or resolves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Transition {
     None,
@@ -75,7 +81,8 @@ pub(crate) fn step(rule: &Rule, prev: &AlertState, r: &CheckResult) -> (AlertSta
                 s.fail_since = Some(at);
             }
             s.fail_run = (s.fail_run + 1).min(rule.failure_threshold.max(1));
-            if s.incident.is_none() && s.fail_run >= rule.failure_threshold {
+            if !s.down && s.fail_run >= rule.failure_threshold {
+                s.down = true;
                 let since = s.fail_since.unwrap_or(at);
                 (s, Transition::Open { since })
             } else if s.incident.is_some() && reminder_due(rule.remind_every, s.notified_at, at) {
@@ -89,7 +96,8 @@ pub(crate) fn step(rule: &Rule, prev: &AlertState, r: &CheckResult) -> (AlertSta
             s.fail_run = 0;
             s.fail_since = None;
             s.ok_run = (s.ok_run + 1).min(rule.success_threshold.max(1));
-            if s.incident.is_some() && s.ok_run >= rule.success_threshold {
+            if s.down && s.ok_run >= rule.success_threshold {
+                s.down = false;
                 s.incident = None;
                 s.notified_at = None;
                 (s, Transition::Resolve)
@@ -100,7 +108,11 @@ pub(crate) fn step(rule: &Rule, prev: &AlertState, r: &CheckResult) -> (AlertSta
     }
 }
 
-fn reminder_due(every: Option<Duration>, last: Option<Timestamp>, at: Timestamp) -> bool {
+pub(crate) fn reminder_due(
+    every: Option<Duration>,
+    last: Option<Timestamp>,
+    at: Timestamp,
+) -> bool {
     match (every, last) {
         (Some(every), Some(last)) => at.millis() - last.millis() >= every.as_millis() as i64,
         _ => false,
@@ -125,6 +137,8 @@ mod tests {
             ping_ms: None,
             message: String::new(),
             facts: Default::default(),
+            location: String::new(),
+            due_at: None,
         }
     }
 

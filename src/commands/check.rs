@@ -29,11 +29,17 @@ pub(super) async fn check(config_path: &Path, args: CheckArgs, color: bool) -> O
     let monitors = keys::sync(db.as_mut(), &config.monitors, &key)
         .context("syncing the config into the database")
         .or_exit(EXIT_UNKNOWN)?;
+    // Named monitors are probed wherever asked; `--all` takes those this location probes,
+    // as a daemon here would.
+    let location = args
+        .location
+        .clone()
+        .unwrap_or_else(|| config.runner.location.clone());
     let selected = monitors
         .into_iter()
         .filter(|m| {
             if args.all {
-                m.config.enabled
+                m.config.enabled && m.config.probed_from(&location)
             } else {
                 args.ids.contains(&m.config.id)
             }
@@ -58,6 +64,9 @@ pub(super) async fn check(config_path: &Path, args: CheckArgs, color: bool) -> O
     for (_, r) in results {
         let r = r.context("probe lock").or_exit(EXIT_UNKNOWN)?;
         all.extend(r.unwrap_or_default());
+    }
+    for r in &mut all {
+        r.location.clone_from(&location);
     }
     if !args.no_record {
         db.insert_results(&all)

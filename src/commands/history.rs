@@ -19,6 +19,7 @@ pub(super) fn history(config_path: &Path, args: HistoryArgs, color: bool) -> Out
         until: args.until,
         before: args.before,
         status: args.status,
+        location: args.location,
         limit: args.limit as usize,
     };
     let rows = store

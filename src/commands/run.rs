@@ -22,7 +22,9 @@ const HTTP_QUEUE: usize = 10_000;
 
 pub(super) async fn run(config_path: &Path, args: RunArgs) -> Outcome {
     let config = load_config(config_path, EXIT_CONFIG)?;
-    let _lock = store::daemon_lock(&config.database).or_exit(EXIT_RUNTIME)?;
+    // SQLite: one daemon per database. PostgreSQL: replicas share it (the lock, taken
+    // shared, only keeps `rekey` away while they run).
+    let _lock = store::replica_lock(&config.database).or_exit(EXIT_RUNTIME)?;
     let key = keys::master_key(&config, true)
         .or_exit(EXIT_RUNTIME)?
         .context("no master key")
@@ -38,11 +40,32 @@ pub(super) async fn run(config_path: &Path, args: RunArgs) -> Outcome {
         Some(addr) => Some(http::bind(addr).await.or_exit(EXIT_RUNTIME)?),
         None => None,
     };
+    let me = store::ReplicaReport {
+        name: crate::runner::replica_name(),
+        location: args
+            .location
+            .clone()
+            .unwrap_or_else(|| config.runner.location.clone()),
+        config_hash: crate::runner::config_hash(config_path),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let claims = store::claims(&config.database, &me).or_exit(EXIT_RUNTIME)?;
+    if claims.is_some() {
+        db.set_replica(&me.name);
+    }
     let locks = store::probe_locks(&config.database);
     let http_config = listener.as_ref().map(|_| config.clone());
     let tick = config.runner.tick;
     let daemon = Daemon::new(config_path.to_owned(), config, monitors, db, key, locks)
-        .or_exit(EXIT_RUNTIME)?;
+        .or_exit(EXIT_RUNTIME)?
+        .with_location(args.location);
+    let daemon = match claims {
+        Some(c) => {
+            tracing::info!(replica = %me.name, location = %me.location, "running as a replica on a shared database");
+            daemon.with_claims(c, me)
+        }
+        None => daemon,
+    };
     let stop = CancellationToken::new();
     let server = match (listener, http_config) {
         (Some(listener), Some(cfg)) => {

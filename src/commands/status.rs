@@ -48,8 +48,7 @@ pub(super) fn status(config_path: &Path, args: StatusArgs, color: bool) -> Outco
             let mut t = Vec::with_capacity(rows.len());
             for r in &rows {
                 t.push(
-                    store
-                        .timeline(id, &r.model, TIMELINE)
+                    store::series_timeline(store.as_ref(), id, &r.model, &r.location, TIMELINE)
                         .with_context(ctx)
                         .or_exit(EXIT_RUNTIME)?,
                 );
@@ -76,6 +75,17 @@ pub(super) fn status(config_path: &Path, args: StatusArgs, color: bool) -> Outco
             .or_exit(EXIT_RUNTIME)?;
         out.push_str(&incident_block(&open, now));
         out.push_str(&maintenance_block(&rows, &config, now));
+        let since = now.saturating_sub(std::time::Duration::from_millis(
+            crate::store::REPLICA_ALIVE_MS as u64,
+        ));
+        let replicas = store
+            .replicas(since)
+            .with_context(ctx)
+            .or_exit(EXIT_RUNTIME)?;
+        out.push_str(&replica_block(
+            &replicas,
+            &crate::runner::config_hash(config_path),
+        ));
     }
     print(&out);
     if let Some(note) = insecure_note(&config, args.id.as_ref()) {
@@ -87,6 +97,32 @@ pub(super) fn status(config_path: &Path, args: StatusArgs, color: bool) -> Outco
         }
     }
     Ok(0)
+}
+
+/// The replicas alive on a shared database, and loudly those whose config differs from the
+/// file `status` was given (empty without replicas).
+fn replica_block(replicas: &[crate::store::ReplicaInfo], mine: &str) -> String {
+    if replicas.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("\nReplicas alive: {}\n", replicas.len());
+    for r in replicas {
+        let location = if r.location.is_empty() {
+            "-"
+        } else {
+            &r.location
+        };
+        let note = if r.config_hash == mine {
+            String::new()
+        } else {
+            "  DIFFERENT CONFIG: every replica must run the same config".to_owned()
+        };
+        out.push_str(&format!(
+            "  {}  location {location}  config {}  v{}{note}\n",
+            r.name, r.config_hash, r.version
+        ));
+    }
+    out
 }
 
 /// `tls_insecure` is an opt-in that must stay visible: which monitors (of those shown) run

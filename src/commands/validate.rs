@@ -51,8 +51,9 @@ pub(super) fn validate(config_path: &Path) -> Outcome {
 
 /// Monitors the last sync marked `key_unavailable`, when a database exists (read only).
 fn stored_key_problems(config: &Config) -> Vec<(String, String)> {
-    let Database::Sqlite(path) = &config.database;
-    if !path.exists() {
+    if let Database::Sqlite(path) = &config.database
+        && !path.exists()
+    {
         return Vec::new();
     }
     match store::open(&config.database, OpenMode::Existing).and_then(|s| s.monitors()) {
@@ -60,6 +61,8 @@ fn stored_key_problems(config: &Config) -> Vec<(String, String)> {
             .into_iter()
             .filter_map(|m| m.key_unavailable.map(|why| (m.id.to_string(), why)))
             .collect(),
+        // A server database chanmon has not written yet.
+        Err(crate::store::StoreError::Missing { .. }) => Vec::new(),
         Err(e) => {
             eprintln!("warning: cannot read {}: {e}", config.database);
             Vec::new()

@@ -45,6 +45,7 @@ pub(super) const RULE_KEYS: &[&str] = &[
     "sinks",
     "failure_threshold",
     "success_threshold",
+    "min_failing_locations",
     "failing",
     "ignore_kinds",
     "send_on_resolved",
@@ -520,6 +521,9 @@ pub(super) fn read_rule(
     }
     if let Some(n) = s.integer(d, "success_threshold", 1..=1000) {
         r.success_threshold = n.v as u32;
+    }
+    if let Some(n) = s.integer(d, "min_failing_locations", 1..=1000) {
+        r.min_failing_locations = n.v as u32;
     }
     if let Some(list) = s.string_list(d, "failing") {
         r.failing = parse_list::<Status>(s, "failing", &list, d);

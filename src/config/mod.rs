@@ -91,6 +91,9 @@ pub struct RunnerConfig {
     pub jitter: Duration,
     /// Models of one monitor checked at once (default 4).
     pub model_concurrency: usize,
+    /// Where this daemon runs (`[runner] location`, overridden by `--location`); `""`: none
+    /// named. Recorded with every result; decides which monitors with `locations` it probes.
+    pub location: String,
 }
 
 impl Default for RunnerConfig {
@@ -102,6 +105,7 @@ impl Default for RunnerConfig {
             shutdown_grace: Duration::from_secs(30),
             jitter: Duration::ZERO,
             model_concurrency: 4,
+            location: String::new(),
         }
     }
 }
@@ -186,6 +190,18 @@ pub struct MonitorConfig {
     pub official_status_interval: std::time::Duration,
     /// A streamed answer writing fewer output tokens per second is `degraded`.
     pub degraded_below_tps: Option<f64>,
+    /// `locations`: the daemons that probe this monitor, by `[runner] location`; empty: every
+    /// daemon does (one without a location included).
+    pub locations: Vec<String>,
+}
+
+impl MonitorConfig {
+    /// Whether a daemon at `location` (`""`: none named) probes this monitor: always when
+    /// the monitor lists no locations; else only from a listed one, so a daemon without a
+    /// location never probes a monitor that asks for named places.
+    pub fn probed_from(&self, location: &str) -> bool {
+        self.locations.is_empty() || self.locations.iter().any(|l| l == location)
+    }
 }
 
 impl MonitorConfig {

@@ -133,6 +133,7 @@ pub(crate) fn read(
         degraded_below_tps: verdict.degraded_below_tps,
         official_status,
         official_status_interval,
+        locations: eff.locations.map(|l| l.v).unwrap_or_default(),
     })
 }
 

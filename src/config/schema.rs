@@ -41,6 +41,7 @@ const RUNNER_KEYS: &[&str] = &[
     "shutdown_grace",
     "jitter",
     "model_concurrency",
+    "location",
 ];
 
 const RETENTION_KEYS: &[&str] = &["history", "rollups"];
@@ -66,7 +67,7 @@ pub(crate) fn build(text: &str, path: &Path, env: Env<'_>) -> Result<Loaded, Con
         _ => None,
     });
 
-    let (database, master_key_file) = read_paths(&top, path, &mut d);
+    let (database, master_key_file) = read_paths(&top, path, env, &mut d);
     let enabled = top.boolean(&mut d, "enabled").is_none_or(|b| b.v);
     let runner = top
         .table(&mut d, "runner", "[runner]".into())
@@ -191,11 +192,18 @@ fn report_syntax(text: &str, errors: &[toml::de::Error], d: &mut Diags<'_>) {
 }
 
 /// `database` and `master_key_file`, relative paths taken from the config's directory.
-/// A `postgres://` URL is recognised and refused with a clear message: that backend does not
-/// exist yet, and it must not be taken for a file name.
-fn read_paths(top: &Section<'_, '_>, path: &Path, d: &mut Diags<'_>) -> (Database, PathBuf) {
+/// A `postgres://` / `postgresql://` URL selects PostgreSQL (checked here, never echoed: it may
+/// hold a password); any other URL is refused, so it is not taken for a file name.
+/// `CHANMON_DATABASE_URL`, when set, overrides `database`.
+fn read_paths(
+    top: &Section<'_, '_>,
+    path: &Path,
+    env: Env<'_>,
+    d: &mut Diags<'_>,
+) -> (Database, PathBuf) {
     let base = path.parent().unwrap_or(Path::new(""));
-    let mut read = |key: &str| {
+    let mut url = None;
+    let mut read = |key: &str, url: &mut Option<crate::store::PgUrl>| {
         top.string(d, key).and_then(|p| {
             if p.v.trim().is_empty() {
                 d.error(
@@ -206,11 +214,17 @@ fn read_paths(top: &Section<'_, '_>, path: &Path, d: &mut Diags<'_>) -> (Databas
                     ),
                 );
                 None
+            } else if key == "database" && crate::store::PgUrl::is_postgres(&p.v) {
+                match crate::store::PgUrl::parse(&p.v) {
+                    Ok(u) => *url = Some(u),
+                    Err(e) => d.error(&p.span, format!("{}: {e}", top.name(key))),
+                }
+                None
             } else if key == "database" && is_url(&p.v) {
                 d.error(
                     &p.span,
                     format!(
-                        "{}: \"{}…\" is a URL; this chanmon stores its data in SQLite only, so give a file path such as \"chanmon.db\"",
+                        "{}: \"{}…\" is a URL chanmon does not know; give a file path such as \"chanmon.db\" (SQLite) or a postgres:// URL",
                         top.name(key),
                         p.v.split(':').next().unwrap_or_default()
                     ),
@@ -221,14 +235,25 @@ fn read_paths(top: &Section<'_, '_>, path: &Path, d: &mut Diags<'_>) -> (Databas
             }
         })
     };
-    let database = read("database").unwrap_or_else(|| base.join("chanmon.db"));
-    let key_file = read("master_key_file").unwrap_or_else(|| {
-        database
-            .parent()
-            .unwrap_or(Path::new(""))
-            .join("chanmon.key")
-    });
-    (Database::Sqlite(database), key_file)
+    let file = read("database", &mut url);
+    let key_file = read("master_key_file", &mut url);
+    if let Some(v) = env("CHANMON_DATABASE_URL").filter(|v| !v.trim().is_empty()) {
+        match crate::store::PgUrl::parse(&v) {
+            Ok(u) => url = Some(u),
+            Err(e) => d.file_error(format!("CHANMON_DATABASE_URL: {e}")),
+        }
+    }
+    let database = file.unwrap_or_else(|| base.join("chanmon.db"));
+    // Beside the SQLite file by default; beside the config for a server database.
+    let key_dir = match &url {
+        Some(_) => base,
+        None => database.parent().unwrap_or(Path::new("")),
+    };
+    let key_file = key_file.unwrap_or_else(|| key_dir.join("chanmon.key"));
+    match url {
+        Some(u) => (Database::Postgres(u), key_file),
+        None => (Database::Sqlite(database), key_file),
+    }
 }
 
 /// `scheme://…`: a database URL, not a path (a Windows-style `C:\\…` has no `//`).
@@ -275,6 +300,16 @@ fn read_runner(s: &Section<'_, '_>, d: &mut Diags<'_>) -> RunnerConfig {
             s.integer(d, "model_concurrency", 1..=16),
             def.model_concurrency,
         ),
+        location: s
+            .string(d, "location")
+            .and_then(|l| match crate::model::check_location(&l.v) {
+                Ok(()) => Some(l.v),
+                Err(e) => {
+                    d.error(&l.span, format!("{}: {e}", s.name("location")));
+                    None
+                }
+            })
+            .unwrap_or_default(),
     }
 }
 

@@ -47,6 +47,7 @@ const KEYS: &[(&str, bool)] = &[
     ("degraded_below_tps", true),
     ("official_status", true),
     ("official_status_interval", true),
+    ("locations", true),
     ("alerts", false),
 ];
 
@@ -102,6 +103,8 @@ pub(crate) struct Shared {
     pub stream: Option<bool>,
     pub verdict: VerdictKeys,
     pub official: OfficialKeys,
+    /// `locations`: where the monitor is probed from (checked: non-empty, valid, distinct).
+    pub locations: Option<Sp<Vec<String>>>,
 }
 
 impl Shared {
@@ -184,6 +187,7 @@ impl Shared {
             stream: s.boolean(d, "stream").map(|b| b.v),
             verdict: VerdictKeys::read(s, d),
             official: OfficialKeys::read(s, d),
+            locations: read_locations(s, d),
         }
     }
 
@@ -221,8 +225,49 @@ impl Shared {
             stream: self.stream.or(defaults.stream),
             verdict: self.verdict.over(&defaults.verdict),
             official: self.official.over(&defaults.official),
+            locations: self.locations.or_else(|| defaults.locations.clone()),
         }
     }
+}
+
+/// `locations = ["eu-west", "us-east"]`: at least one name, each valid, none twice.
+fn read_locations(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Option<Sp<Vec<String>>> {
+    let list = s.string_list(d, "locations")?;
+    let written = match s.raw("locations").map(|(_, v)| v.get_ref()) {
+        Some(DeValue::Array(items)) => items.len(),
+        _ => 0,
+    };
+    if list.v.len() < written {
+        // A non-string item, already reported where it was written.
+        return None;
+    }
+    if list.v.is_empty() {
+        d.error(
+            &list.span,
+            format!(
+                "{} must name at least one location (leave it out to probe from every daemon)",
+                s.name("locations")
+            ),
+        );
+        return None;
+    }
+    let mut out: Vec<String> = Vec::with_capacity(list.v.len());
+    let mut ok = true;
+    for item in &list.v {
+        if let Err(e) = crate::model::check_location(&item.v) {
+            d.error(&item.span, format!("{}: {e}", s.name("locations")));
+            ok = false;
+        } else if out.contains(&item.v) {
+            d.error(
+                &item.span,
+                format!("{}: `{}` is listed twice", s.name("locations"), item.v),
+            );
+            ok = false;
+        } else {
+            out.push(item.v.clone());
+        }
+    }
+    ok.then(|| Sp::new(out, list.span))
 }
 
 fn read_headers(s: &Section<'_, '_>, d: &mut Diags<'_>) -> Vec<Header> {

@@ -120,6 +120,48 @@ fn paths_resolve_against_the_config_directory() {
 }
 
 #[test]
+fn a_postgres_url_selects_postgresql_and_is_never_echoed() {
+    let c = ok(&format!(
+        "database = \"postgresql://mon:hunter2@db.example:6543/chanmon?sslmode=verify-full\"\n{MON}"
+    ))
+    .config;
+    let Database::Postgres(url) = &c.database else {
+        panic!("not PostgreSQL: {:?}", c.database)
+    };
+    assert_eq!(url.to_string(), "postgres://mon@db.example:6543/chanmon");
+    assert!(!format!("{:?}", c.database).contains("hunter2"));
+    assert_eq!(c.master_key_file, Path::new("/etc/chanmon/chanmon.key"));
+    let bad = format!("database = \"postgres://mon:hunter2@db/x?sslmode=maybe\"\n{MON}");
+    assert_error(&bad, 1, "sslmode `maybe`");
+    assert!(errors(&bad).iter().all(|e| !e.contains("hunter2")));
+    assert_error(
+        &format!("database = \"mysql://a@b/c\"\n{MON}"),
+        1,
+        "does not know",
+    );
+}
+
+#[test]
+fn chanmon_database_url_overrides_database() {
+    let env = |name: &str| match name {
+        "CHANMON_DATABASE_URL" => Some("postgres://u:pw@localhost/chanmon".to_owned()),
+        _ => None,
+    };
+    let text = format!("database = \"x.db\"\n{MON}");
+    let c = parse(&text, Path::new("/etc/chanmon/monitors.toml"), &env)
+        .unwrap()
+        .config;
+    assert_eq!(
+        c.database.to_string(),
+        "postgres://u@localhost:5432/chanmon"
+    );
+    let broken =
+        |name: &str| (name == "CHANMON_DATABASE_URL").then(|| "postgres://u@h:x/d".to_owned());
+    let e = parse(&text, Path::new("/etc/chanmon/monitors.toml"), &broken).unwrap_err();
+    assert!(e.to_string().contains("CHANMON_DATABASE_URL"), "{e}");
+}
+
+#[test]
 fn runner_retention_and_network_are_read() {
     let text = format!(
         r#"enabled = false
@@ -153,6 +195,7 @@ connect_timeout = "3s"
             shutdown_grace: Duration::from_secs(60),
             jitter: Duration::from_secs(15),
             model_concurrency: 2,
+            location: String::new(),
         }
     );
     assert_eq!(c.retention.history, Duration::from_secs(7 * 86_400));
@@ -923,4 +966,53 @@ fn every_registry_entry_is_validated_the_same_way() {
             }
         }
     }
+}
+
+#[test]
+fn locations_are_read_defaulted_and_checked() {
+    let l = ok(&format!(
+        "[runner]\nlocation = \"eu-west\"\n[defaults]\nlocations = [\"eu-west\", \"us.east_1\"]\n{}",
+        mon("")
+    ));
+    assert_eq!(l.config.runner.location, "eu-west");
+    let m = &l.config.monitors[0];
+    assert_eq!(m.locations, ["eu-west", "us.east_1"]);
+    assert!(m.probed_from("eu-west") && !m.probed_from("ap-south"));
+    assert!(
+        !m.probed_from(""),
+        "no location: only monitors without `locations`"
+    );
+    let own = ok(&format!(
+        "[defaults]\nlocations = [\"a\"]\n{}",
+        mon("locations = [\"b\"]")
+    ));
+    assert_eq!(
+        own.config.monitors[0].locations,
+        ["b"],
+        "the monitor's own list wins"
+    );
+    let none = ok(MON);
+    assert!(none.config.monitors[0].locations.is_empty());
+    assert!(none.config.monitors[0].probed_from("") && none.config.monitors[0].probed_from("x"));
+    assert_eq!(none.config.runner.location, "");
+
+    assert_error("[runner]\nlocation = \"EU\"\n", 2, "not a valid location");
+    assert_error("[runner]\nlocation = \"\"\n", 2, "not a valid location");
+    assert_error(&mon("locations = []"), 7, "at least one location");
+    assert_error(&mon("locations = [\"a\", \"a\"]"), 7, "listed twice");
+    assert_error(&mon("locations = [\"a b\"]"), 7, "not a valid location");
+    assert_error(&mon("locations = \"a\""), 7, "array of strings");
+    let errs = errors(&mon("locations = [1]"));
+    assert_eq!(errs.len(), 1, "one error for one bad item: {errs:?}");
+    assert!(
+        errs[0].starts_with("7:") && errs[0].contains("only strings"),
+        "{errs:?}"
+    );
+    assert_error(
+        &format!("[alerts]\nmin_failing_locations = 0\n{MON}"),
+        2,
+        "min_failing_locations",
+    );
+    let rule = ok(&format!("[alerts]\nmin_failing_locations = 2\n{MON}"));
+    assert_eq!(rule.config.alerts.defaults.min_failing_locations, 2);
 }

@@ -92,7 +92,16 @@ pub(super) async fn monitors(State(st): State<Arc<AppState>>, headers: HeaderMap
                 group: m.group.as_deref(),
                 provider: &m.provider,
                 enabled: m.enabled,
-                models: m.series.iter().map(|s| s.row.model.as_str()).collect(),
+                models: {
+                    // One entry per model, however many locations probe it.
+                    let mut models: Vec<&str> = Vec::with_capacity(m.series.len());
+                    for s in &m.series {
+                        if !models.contains(&s.row.model.as_str()) {
+                            models.push(&s.row.model);
+                        }
+                    }
+                    models
+                },
                 status: m.worst(),
                 availability_24h: m
                     .series
@@ -130,13 +139,18 @@ pub(super) async fn monitor(
         return error(StatusCode::NOT_FOUND, &format!("no monitor `{id}`"));
     };
     let rows: Vec<StatusRow> = m.series.iter().map(|s| s.row.clone()).collect();
-    let models: Vec<String> = rows.iter().map(|r| r.model.clone()).collect();
+    let series: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.model.clone(), r.location.clone()))
+        .collect();
     let read_id = id.clone();
     let timelines = st
         .read(move |store| {
-            models
+            series
                 .iter()
-                .map(|model| store.timeline(&read_id, model, TIMELINE))
+                .map(|(model, location)| {
+                    crate::store::series_timeline(store, &read_id, model, location, TIMELINE)
+                })
                 .collect::<Result<Vec<_>, _>>()
         })
         .await;
@@ -159,6 +173,7 @@ pub(super) struct HistoryParams {
     until: Option<String>,
     before: Option<String>,
     status: Option<String>,
+    location: Option<String>,
     limit: Option<u32>,
 }
 
@@ -181,6 +196,12 @@ impl HistoryParams {
             status: self
                 .status
                 .map(|s| crate::cli::parse_status(&s).map_err(|e| format!("`status`: {e}")))
+                .transpose()?,
+            location: self
+                .location
+                .map(|l| {
+                    crate::cli::parse_location_filter(&l).map_err(|e| format!("`location`: {e}"))
+                })
                 .transpose()?,
             limit: limit as usize,
         })

@@ -5,8 +5,8 @@
 //! view) and a small per-scrape one (build info, the scheduler's counters and gauges). The
 //! series part is encoded once per published view and cached with it.
 //!
-//! Label values are monitor ids, model names, provider names, statuses, kinds and window
-//! names only: never message text, so the number of series stays bounded by the config.
+//! Label values are monitor ids, model names, provider names, locations, statuses, kinds and
+//! window names only: never message text, so the number of series stays bounded by the config.
 
 use std::fmt::Write as _;
 use std::sync::atomic::AtomicU64;
@@ -30,6 +30,9 @@ struct SeriesLabels {
     monitor: String,
     model: String,
     provider: String,
+    /// Where the series is probed from (`""`: no location named); names come from the
+    /// config, so the label stays bounded.
+    location: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -38,6 +41,9 @@ struct StatusLabels {
     model: String,
     provider: String,
     status: String,
+    /// Where the series is probed from (`""`: no location named); names come from the
+    /// config, so the label stays bounded.
+    location: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -47,6 +53,9 @@ struct CheckLabels {
     provider: String,
     status: String,
     kind: String,
+    /// Where the series is probed from (`""`: no location named); names come from the
+    /// config, so the label stays bounded.
+    location: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -55,6 +64,9 @@ struct WindowLabels {
     model: String,
     provider: String,
     window: String,
+    /// Where the series is probed from (`""`: no location named); names come from the
+    /// config, so the label stays bounded.
+    location: String,
 }
 
 type FGauge = Gauge<f64, AtomicU64>;
@@ -148,7 +160,7 @@ impl SeriesMetrics {
 
     /// One committed result: the counters and histograms.
     pub(crate) fn observe(&self, r: &CheckResult, provider: &str) {
-        let l = series_labels(r.monitor.as_str(), &r.model, provider);
+        let l = series_labels(r.monitor.as_str(), &r.model, provider, &r.location);
         self.checks
             .get_or_create(&CheckLabels {
                 monitor: l.monitor.clone(),
@@ -156,6 +168,7 @@ impl SeriesMetrics {
                 provider: l.provider.clone(),
                 status: r.status.as_str().to_owned(),
                 kind: r.kind.as_str().to_owned(),
+                location: l.location.clone(),
             })
             .inc();
         if r.status.is_up() {
@@ -179,7 +192,7 @@ impl SeriesMetrics {
         self.availability.clear();
         for m in &view.monitors {
             for s in &m.series {
-                let l = series_labels(m.id.as_str(), &s.row.model, &m.provider);
+                let l = series_labels(m.id.as_str(), &s.row.model, &m.provider, &s.row.location);
                 if let Some(st) = s.status() {
                     self.up.get_or_create(&l).set(i64::from(st.is_up()));
                     for each in Status::ALL {
@@ -189,6 +202,7 @@ impl SeriesMetrics {
                                 model: l.model.clone(),
                                 provider: l.provider.clone(),
                                 status: each.as_str().to_owned(),
+                                location: l.location.clone(),
                             })
                             .set(i64::from(*each == st));
                     }
@@ -209,6 +223,7 @@ impl SeriesMetrics {
                                 model: l.model.clone(),
                                 provider: l.provider.clone(),
                                 window: report_window(*d),
+                                location: l.location.clone(),
                             })
                             .set(a);
                     }
@@ -227,11 +242,12 @@ impl SeriesMetrics {
     }
 }
 
-fn series_labels(monitor: &str, model: &str, provider: &str) -> SeriesLabels {
+fn series_labels(monitor: &str, model: &str, provider: &str, location: &str) -> SeriesLabels {
     SeriesLabels {
         monitor: monitor.to_owned(),
         model: model.to_owned(),
         provider: provider.to_owned(),
+        location: location.to_owned(),
     }
 }
 
@@ -245,6 +261,10 @@ pub(crate) struct SchedulerFigures {
     /// Seconds since the ticker last ran.
     pub last_tick_age: f64,
     pub tick: f64,
+    /// Replicas alive on the shared database (0: not a replica) and how many run another
+    /// config than this one.
+    pub replicas: u64,
+    pub config_mismatch: u64,
 }
 
 /// The whole scrape: the cached series part, then build info and the scheduler.
@@ -306,6 +326,18 @@ pub(crate) fn scrape(series: &str, scheduler: Option<SchedulerFigures>) -> Strin
             Unit::Seconds,
             fgauge(s.tick),
         );
+        if s.replicas > 0 {
+            r.register(
+                "replicas",
+                "Replicas alive on the shared database, this one included",
+                gauge(s.replicas),
+            );
+            r.register(
+                "replica_config_mismatch",
+                "Alive replicas whose config differs from this one's (0 when all agree)",
+                gauge(s.config_mismatch),
+            );
+        }
     }
     let mut out = String::with_capacity(series.len() + 2048);
     out.push_str(series);

@@ -241,6 +241,8 @@ impl AppState {
             queue_depth: snap.queue_depth,
             last_tick_age: age,
             tick: s.tick.as_secs_f64(),
+            replicas: snap.replicas_alive,
+            config_mismatch: snap.replica_config_mismatch,
         })
     }
 }

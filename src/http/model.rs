@@ -126,6 +126,16 @@ pub(crate) struct MonitorView {
 }
 
 impl MonitorView {
+    /// Recomputes each model's combined view across its locations after a result moved one
+    /// (the rows stay as `status` made them: one per location with results).
+    fn summarize_locations(&mut self) {
+        let mut rows: Vec<StatusRow> = self.series.iter().map(|s| s.row.clone()).collect();
+        crate::store::summarize_locations(&mut rows);
+        for (s, r) in self.series.iter_mut().zip(rows) {
+            s.row.locations = r.locations;
+        }
+    }
+
     /// The worst status among the models (`None`: none checked yet).
     pub(crate) fn worst(&self) -> Option<Status> {
         self.series
@@ -224,7 +234,7 @@ struct State {
     monitors: Vec<Arc<MonitorView>>,
     index: Arc<HashMap<MonitorId, usize>>,
     /// (monitor index, series index) per series.
-    series: HashMap<(MonitorId, String), (usize, usize)>,
+    series: HashMap<SeriesKey, (usize, usize)>,
     day0: i64,
     hour0: i64,
     /// Set by a result that names a series the model does not know: the next tick reloads.
@@ -372,13 +382,13 @@ impl Model {
     }
 
     /// The daily bars of the last load, per series (kept between loads that skip them).
-    fn previous_days(&self) -> HashMap<(MonitorId, String), (i64, Vec<Counts>)> {
+    fn previous_days(&self) -> HashMap<SeriesKey, (i64, Vec<Counts>)> {
         let st = self.state();
         let mut out = HashMap::new();
         for m in &st.monitors {
             for s in &m.series {
                 out.insert(
-                    (m.id.clone(), s.row.model.clone()),
+                    (m.id.clone(), s.row.model.clone(), s.row.location.clone()),
                     (st.day0, s.days.clone()),
                 );
             }
@@ -407,7 +417,7 @@ struct Loaded {
     /// Open incidents (one per failing model).
     incidents: Vec<crate::store::IncidentRow>,
     hours: Vec<BucketSummary>,
-    days: HashMap<(MonitorId, String), Vec<Counts>>,
+    days: HashMap<SeriesKey, Vec<Counts>>,
     day0: i64,
     hour0: i64,
 }
@@ -416,7 +426,7 @@ fn read_all(
     store: &dyn Storage,
     now: Timestamp,
     with_days: bool,
-    previous: &HashMap<(MonitorId, String), (i64, Vec<Counts>)>,
+    previous: &HashMap<SeriesKey, (i64, Vec<Counts>)>,
 ) -> Result<Loaded, StoreError> {
     let day0 = day_start(now) - (DAYS as i64 - 1) * DAY_MS;
     let hour0 = hour_start(now) - (HOURS as i64 - 1) * HOUR_MS;
@@ -426,14 +436,14 @@ fn read_all(
         ..Default::default()
     })?;
     let hours = store.bucket_summaries(Timestamp(hour0), false)?;
-    let mut days: HashMap<(MonitorId, String), Vec<Counts>> = HashMap::new();
+    let mut days: HashMap<SeriesKey, Vec<Counts>> = HashMap::new();
     if with_days {
         for b in store.bucket_summaries(Timestamp(day0), true)? {
             let i = (b.start.millis() - day0).div_euclid(DAY_MS);
             if let Ok(i) = usize::try_from(i)
                 && i < DAYS
             {
-                days.entry((b.monitor, b.model))
+                days.entry((b.monitor, b.model, b.location))
                     .or_insert_with(|| vec![Counts::default(); DAYS])[i]
                     .add(&b.by_status);
             }
@@ -453,7 +463,7 @@ fn read_all(
         let today = day_start(now);
         for b in &hours {
             if b.start.millis() >= today {
-                days.entry((b.monitor.clone(), b.model.clone()))
+                days.entry((b.monitor.clone(), b.model.clone(), b.location.clone()))
                     .or_insert_with(|| vec![Counts::default(); DAYS])[DAYS - 1]
                     .add(&b.by_status);
             }
@@ -478,14 +488,14 @@ fn build(loaded: Loaded, facts: &ConfigFacts, now: Timestamp) -> State {
         day0,
         hour0,
     } = loaded;
-    let mut hourly: HashMap<(MonitorId, String), Vec<HourLatency>> = HashMap::new();
+    let mut hourly: HashMap<SeriesKey, Vec<HourLatency>> = HashMap::new();
     for b in hours {
         let i = (b.start.millis() - hour0).div_euclid(HOUR_MS);
         if let Ok(i) = usize::try_from(i)
             && i < HOURS
         {
             let v = hourly
-                .entry((b.monitor, b.model))
+                .entry((b.monitor, b.model, b.location))
                 .or_insert_with(|| vec![HourLatency::default(); HOURS]);
             v[i].sum += b.latency_sum;
             v[i].n += b.latency_n;
@@ -496,7 +506,7 @@ fn build(loaded: Loaded, facts: &ConfigFacts, now: Timestamp) -> State {
         if !facts.show_details {
             hide_details(&mut row);
         }
-        let key = (row.monitor.clone(), row.model.clone());
+        let key = (row.monitor.clone(), row.model.clone(), row.location.clone());
         let series = SeriesView {
             days: days
                 .remove(&key)
@@ -537,7 +547,10 @@ fn build(loaded: Loaded, facts: &ConfigFacts, now: Timestamp) -> State {
     for (mi, m) in monitors.iter().enumerate() {
         index.insert(m.id.clone(), mi);
         for (si, s) in m.series.iter().enumerate() {
-            series.insert((m.id.clone(), s.row.model.clone()), (mi, si));
+            series.insert(
+                (m.id.clone(), s.row.model.clone(), s.row.location.clone()),
+                (mi, si),
+            );
         }
     }
     State {
@@ -603,7 +616,7 @@ pub(crate) fn hide_result(r: &mut CheckResult) {
 
 fn taken_provider(st: &State, r: &CheckResult) -> String {
     st.series
-        .get(&(r.monitor.clone(), r.model.clone()))
+        .get(&key_of(r))
         .and_then(|(mi, _)| st.monitors.get(*mi))
         .map(|m| m.provider.clone())
         .unwrap_or_default()
@@ -611,7 +624,7 @@ fn taken_provider(st: &State, r: &CheckResult) -> String {
 
 /// Applies one result to its series; false when the series is unknown or already has it.
 fn apply_one(st: &mut State, r: &CheckResult, show: bool) -> bool {
-    let Some(&(mi, si)) = st.series.get(&(r.monitor.clone(), r.model.clone())) else {
+    let Some(&(mi, si)) = st.series.get(&key_of(r)) else {
         st.unknown_seen = true;
         return false;
     };
@@ -661,8 +674,18 @@ fn apply_one(st: &mut State, r: &CheckResult, show: bool) -> bool {
         hl.sum += u64::from(l);
         hl.n += 1;
     }
+    if s.row.locations.is_some() {
+        m.summarize_locations();
+    }
     st.dirty = true;
     true
+}
+
+/// (monitor, model, location): a series of the read model.
+type SeriesKey = (MonitorId, String, String);
+
+fn key_of(r: &CheckResult) -> SeriesKey {
+    (r.monitor.clone(), r.model.clone(), r.location.clone())
 }
 
 #[cfg(test)]
@@ -682,6 +705,8 @@ mod tests {
             monitor: MonitorId::parse(id).unwrap(),
             name: format!("{id} name"),
             model: model.into(),
+            location: String::new(),
+            locations: None,
             enabled: true,
             key_unavailable: None,
             latest: None,

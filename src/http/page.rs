@@ -98,12 +98,19 @@ pub(super) async fn monitor(
             .into_response();
     };
     let id = m.id.clone();
-    let models: Vec<String> = m.series.iter().map(|s| s.row.model.clone()).collect();
+    // Each section lists its own series' results: a model probed from two places has two.
+    let series: Vec<(String, String)> = m
+        .series
+        .iter()
+        .map(|s| (s.row.model.clone(), s.row.location.clone()))
+        .collect();
     let recent = st
         .read(move |store| {
-            models
+            series
                 .iter()
-                .map(|model| store.timeline(&id, model, RECENT))
+                .map(|(model, location)| {
+                    crate::store::series_timeline(store, &id, model, location, RECENT)
+                })
                 .collect::<Result<Vec<_>, _>>()
         })
         .await
@@ -344,7 +351,7 @@ fn model_line(view: &View, s: &SeriesView, detailed: bool) -> Markup {
     );
     html! {
         li {
-            (s.row.model)
+            (s.row.model) @if !s.row.location.is_empty() { " @ " (s.row.location) }
             @if st != Some(Status::Operational) {
                 " " (pill(st))
             }
@@ -576,8 +583,9 @@ fn render_monitor(view: &View, m: &MonitorView, recent: &[Vec<CheckResult>]) -> 
             }
         }
         @for (i, s) in m.series.iter().enumerate() {
-            section.model id={"model-" (slug(&s.row.model))} {
-                h3 { (s.row.model) " " (pill(s.status())) }
+            section.model id={"model-" (slug(&s.row.model)) (location_anchor(&s.row.location))} {
+                h3 { (s.row.model) @if !s.row.location.is_empty() { " from " (s.row.location) } " " (pill(s.status())) }
+                @if let Some(l) = s.row.locations { p.combined { (s.row.model) ": " (l.text()) } }
                 (latest_line(view, s))
                 @if let Some(k) = &s.row.key_unavailable { p.muted { "Key: " (k) } }
                 @if let Some(t) = &s.row.tracked {
@@ -606,6 +614,15 @@ fn latest_line(view: &View, s: &SeriesView) -> Markup {
             time datetime=(l.started_at.to_rfc3339()) title=(l.started_at.to_rfc3339()) { (ago(view.at, l.started_at)) }
             " · TTFT " (ms(l.ttft_ms)) " · latency " (ms(l.latency_ms)) " · ping " (ms(l.ping_ms))
         }
+    }
+}
+
+/// `-at-<location>` after a model's anchor on a monitor's page (nothing for no location).
+fn location_anchor(location: &str) -> String {
+    if location.is_empty() {
+        String::new()
+    } else {
+        format!("-at-{}", slug(location))
     }
 }
 
@@ -708,6 +725,8 @@ mod tests {
                 monitor: id.clone(),
                 name: String::new(),
                 model: model.into(),
+                location: String::new(),
+                locations: None,
                 enabled: true,
                 key_unavailable: None,
                 latest: Some(CheckResult {

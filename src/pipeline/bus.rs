@@ -137,6 +137,8 @@ mod tests {
             ping_ms: None,
             message: String::new(),
             facts: Default::default(),
+            location: String::new(),
+            due_at: None,
         }))
     }
 

@@ -30,6 +30,8 @@ pub struct SeriesState {
 pub struct StatusChange {
     pub monitor: MonitorId,
     pub model: String,
+    /// Where the results were probed from (`""`: no location named).
+    pub location: String,
     /// The state before, `None` for the first result ever recorded.
     pub from: Option<SeriesState>,
     /// The state after (`consecutive` is 1, `since` the result's start).
@@ -87,6 +89,8 @@ mod tests {
             ping_ms: None,
             message: String::new(),
             facts: Default::default(),
+            location: String::new(),
+            due_at: None,
         }
     }
 

@@ -155,6 +155,8 @@ async fn check_model(
         ping_ms: None,
         message: tidy_message(&redactor.redact(&message)),
         facts,
+        location: String::new(),
+        due_at: None,
     }
 }
 

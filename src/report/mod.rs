@@ -66,15 +66,27 @@ pub(crate) fn render_results(rows: &[CheckResult], format: Format, color: bool) 
             if rows.is_empty() {
                 return "no results\n".to_owned();
             }
-            let mut t = Table::new(&[
-                "TIME", "MONITOR", "MODEL", "STATUS", "KIND", "HTTP", "TTFT", "LATENCY", "PING",
-                "MESSAGE",
+            // A LOCATION column only where some result names one: single-location output
+            // stays as it was.
+            let located = rows.iter().any(|r| !r.location.is_empty());
+            let mut head = vec!["TIME", "MONITOR", "MODEL"];
+            if located {
+                head.push("LOCATION");
+            }
+            head.extend([
+                "STATUS", "KIND", "HTTP", "TTFT", "LATENCY", "PING", "MESSAGE",
             ]);
+            let mut t = Table::new(&head);
             for r in rows {
-                t.row(vec![
+                let mut cells = vec![
                     (r.started_at.to_rfc3339(), None),
                     (r.monitor.to_string(), None),
                     (r.model.clone(), None),
+                ];
+                if located {
+                    cells.push((location_cell(&r.location), None));
+                }
+                cells.extend([
                     (r.status.to_string(), Some(r.status)),
                     (r.kind.to_string(), None),
                     (
@@ -86,6 +98,7 @@ pub(crate) fn render_results(rows: &[CheckResult], format: Format, color: bool) 
                     (ms(r.ping_ms), None),
                     (cut(&r.message, TABLE_MESSAGE_CHARS), None),
                 ]);
+                t.row(cells);
             }
             t.render(color)
         }
@@ -93,8 +106,16 @@ pub(crate) fn render_results(rows: &[CheckResult], format: Format, color: bool) 
 }
 
 /// The header line of result CSV (`history --format csv`, `export`).
-pub(crate) const CSV_HEADER: &str =
-    "started_at,monitor,model,status,kind,http_status,ttft_ms,latency_ms,ping_ms,message\n";
+pub(crate) const CSV_HEADER: &str = "started_at,monitor,model,status,kind,http_status,ttft_ms,latency_ms,ping_ms,message,location,due_at\n";
+
+/// A location in text output: the name, or `-` for none named.
+pub(crate) fn location_cell(location: &str) -> String {
+    if location.is_empty() {
+        "-".to_owned()
+    } else {
+        location.to_owned()
+    }
+}
 
 /// One result as a CSV line (with its newline), appended to `out`.
 pub(crate) fn csv_line(r: &CheckResult, out: &mut String) {
@@ -110,6 +131,8 @@ pub(crate) fn csv_line(r: &CheckResult, out: &mut String) {
         opt(r.latency_ms),
         opt(r.ping_ms),
         r.message.clone(),
+        r.location.clone(),
+        r.due_at.map(Timestamp::to_rfc3339).unwrap_or_default(),
     ];
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
@@ -160,6 +183,11 @@ struct StatusJson<'a> {
     monitor: &'a str,
     name: &'a str,
     model: &'a str,
+    /// `""` when no location was named.
+    location: &'a str,
+    /// The model across its locations, when more than one has results.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locations: Option<LocationsJson>,
     enabled: bool,
     key_unavailable: Option<&'a str>,
     latest: Option<&'a CheckResult>,
@@ -178,6 +206,12 @@ impl<'a> StatusJson<'a> {
             monitor: r.monitor.as_str(),
             name: &r.name,
             model: &r.model,
+            location: &r.location,
+            locations: r.locations.map(|l| LocationsJson {
+                total: l.total,
+                failing: l.failing,
+                summary: l.text(),
+            }),
             enabled: r.enabled,
             key_unavailable: r.key_unavailable.as_deref(),
             latest: r.latest.as_ref(),
@@ -190,6 +224,14 @@ impl<'a> StatusJson<'a> {
             official: r.official.as_ref(),
         }
     }
+}
+
+#[derive(Serialize)]
+struct LocationsJson {
+    total: u32,
+    failing: u32,
+    /// `down from 2 of 3 locations`.
+    summary: String,
 }
 
 #[derive(Serialize)]
@@ -274,15 +316,40 @@ fn status_table(
     let Some(first) = rows.first() else {
         return "no monitors in the database yet\n".to_owned();
     };
-    let head = status_head(first);
+    let located = rows.iter().any(|r| !r.location.is_empty());
+    let mut head = status_head(first);
+    if located {
+        head.insert(2, "LOCATION".to_owned());
+    }
     let mut t = Table::new(&head.iter().map(String::as_str).collect::<Vec<_>>());
     for r in rows {
-        t.row(status_cells(r, now));
+        let mut cells = status_cells(r, now);
+        if located {
+            cells.insert(2, (location_cell(&r.location), None));
+        }
+        t.row(cells);
     }
     let mut out = t.render(color);
+    out.push_str(&combined_block(rows));
     out.push_str(&official_block(rows, now));
     if let Some(tl) = timelines {
         out.push_str(&timeline_block(rows, tl, color));
+    }
+    out
+}
+
+/// One line per model probed from several locations, under the table:
+/// `combined <monitor> <model>: down from 2 of 3 locations`.
+fn combined_block(rows: &[StatusRow]) -> String {
+    let mut out = String::new();
+    let mut last: Option<(&MonitorId, &str)> = None;
+    for r in rows {
+        let Some(l) = r.locations else { continue };
+        if last == Some((&r.monitor, r.model.as_str())) {
+            continue;
+        }
+        last = Some((&r.monitor, r.model.as_str()));
+        let _ = writeln!(out, "combined {} {}: {}", r.monitor, r.model, l.text());
     }
     out
 }
@@ -444,7 +511,12 @@ fn timeline_block(rows: &[StatusRow], timelines: &[Vec<CheckResult>], color: boo
         } else {
             bar
         };
-        let _ = writeln!(out, "{} {}  {bar}", r.monitor, r.model);
+        let at = if r.location.is_empty() {
+            String::new()
+        } else {
+            format!(" @{}", r.location)
+        };
+        let _ = writeln!(out, "{} {}{at}  {bar}", r.monitor, r.model);
     }
     if !color {
         let _ = writeln!(
@@ -473,6 +545,8 @@ mod tests {
             ping_ms: None,
             message: msg.into(),
             facts: Default::default(),
+            location: String::new(),
+            due_at: None,
         }
     }
 
@@ -509,6 +583,8 @@ mod tests {
             monitor: MonitorId::parse(id).unwrap(),
             name: format!("{id} name"),
             model: model.into(),
+            location: String::new(),
+            locations: None,
             enabled: true,
             key_unavailable: None,
             latest: None,
@@ -662,6 +738,7 @@ fresh gemini-z  (no results)
     "monitor": "keyless",
     "name": "keyless name",
     "model": "claude-y",
+    "location": "",
     "enabled": true,
     "key_unavailable": "no stored key",
     "latest": {
@@ -680,7 +757,9 @@ fresh gemini-z  (no results)
       "tokens_out": null,
       "tokens_reasoning": null,
       "cost_nano": null,
-      "tps": null
+      "tps": null,
+      "location": "",
+      "due_at": null
     },
     "windows": [
       {
@@ -726,6 +805,7 @@ fresh gemini-z  (no results)
     "monitor": "m1",
     "name": "m1 name",
     "model": "gpt-x",
+    "location": "",
     "enabled": false,
     "key_unavailable": null,
     "latest": {
@@ -744,7 +824,9 @@ fresh gemini-z  (no results)
       "tokens_out": null,
       "tokens_reasoning": null,
       "cost_nano": null,
-      "tps": null
+      "tps": null,
+      "location": "",
+      "due_at": null
     },
     "windows": [
       {
@@ -790,6 +872,7 @@ fresh gemini-z  (no results)
     "monitor": "fresh",
     "name": "fresh name",
     "model": "gemini-z",
+    "location": "",
     "enabled": true,
     "key_unavailable": null,
     "latest": null,
@@ -842,6 +925,7 @@ fresh gemini-z  (no results)
     "monitor": "m1",
     "name": "m1 name",
     "model": "gpt-x",
+    "location": "",
     "enabled": false,
     "key_unavailable": null,
     "latest": {
@@ -860,7 +944,9 @@ fresh gemini-z  (no results)
       "tokens_out": null,
       "tokens_reasoning": null,
       "cost_nano": null,
-      "tps": null
+      "tps": null,
+      "location": "",
+      "due_at": null
     },
     "windows": [
       {

@@ -32,6 +32,10 @@ pub struct Metrics {
     pub writer_waits: AtomicU64,
     /// Wall-clock ms of the ticker's last run (0: not yet): `/healthz` and `/metrics` read it.
     pub last_tick_ms: AtomicU64,
+    /// Replicas (PostgreSQL): those alive at the last heartbeat, this one included (0: not a
+    /// replica), and how many of them run a config other than this one's.
+    pub replicas_alive: AtomicU64,
+    pub replica_config_mismatch: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,6 +54,8 @@ pub struct Snapshot {
     pub in_flight: u64,
     pub queue_depth: u64,
     pub writer_waits: u64,
+    pub replicas_alive: u64,
+    pub replica_config_mismatch: u64,
 }
 
 impl Metrics {
@@ -112,6 +118,8 @@ impl Metrics {
             in_flight: self.in_flight.load(Relaxed),
             queue_depth: self.queue_depth.load(Relaxed),
             writer_waits: self.writer_waits.load(Relaxed),
+            replicas_alive: self.replicas_alive.load(Relaxed),
+            replica_config_mismatch: self.replica_config_mismatch.load(Relaxed),
         }
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod metrics;
 mod official;
+mod replica;
 mod schedule;
 mod target;
 
@@ -27,13 +28,14 @@ use tokio_util::sync::CancellationToken;
 use crate::alert::deliver::{DrainCtx, Drainer};
 use crate::alert::watch::{Health, SdNotify, Watch};
 use crate::config::{self, Config, Monitor, RunnerConfig};
-use crate::model::MonitorId;
+use crate::model::{MonitorId, Timestamp};
 use crate::pipeline::bus::Bus;
 use crate::pipeline::{Fatal, Writer, WriterHandle};
 use crate::secret::MasterKey;
 use crate::store::{ProbeLocks, Storage};
 
 use metrics::Metrics;
+pub use replica::{config_hash, replica_name};
 use schedule::{Schedule, Scheduled};
 pub use target::{Prober, Target, WhenBusy};
 
@@ -118,6 +120,8 @@ impl Control {
 struct Job {
     target: Arc<Target>,
     due: Instant,
+    /// `due` on the wall clock: the slot the results record (`CheckResult::due_at`).
+    slot: Timestamp,
 }
 
 /// Everything the workers share.
@@ -133,6 +137,8 @@ struct WorkerCtx {
     stop: CancellationToken,
     /// Cancelled when the grace period ends: abandon running probes.
     abandon: CancellationToken,
+    /// Where this daemon runs (`""`: none named), recorded with every result.
+    location: String,
 }
 
 pub struct Daemon {
@@ -148,6 +154,10 @@ pub struct Daemon {
     fatal: Fatal,
     /// The alert drainer's parts (its own store connection); `None` without sinks.
     drain: Option<DrainCtx>,
+    /// `--location`, which outranks `[runner] location` at start and on every reload.
+    location_flag: Option<String>,
+    /// Set on a shared database (PostgreSQL): due checks are claimed from it.
+    replica: Option<(Box<dyn crate::store::Claims>, crate::store::ReplicaReport)>,
 }
 
 impl Daemon {
@@ -186,7 +196,31 @@ impl Daemon {
             control,
             fatal,
             drain,
+            location_flag: None,
+            replica: None,
         })
+    }
+
+    /// Runs as one replica of several on a shared database: due checks are claimed from
+    /// `claims` instead of this daemon's own schedule. The writer's store must complete the
+    /// claims (`Storage::set_replica` with `me.name`, done by `chanmon run`).
+    pub fn with_claims(
+        mut self,
+        claims: Box<dyn crate::store::Claims>,
+        me: crate::store::ReplicaReport,
+    ) -> Daemon {
+        self.replica = Some((claims, me));
+        self
+    }
+
+    /// Runs the daemon at `location` whatever `[runner] location` says, now and after
+    /// reloads (`chanmon run --location`).
+    pub fn with_location(mut self, location: Option<String>) -> Daemon {
+        if let Some(l) = &location {
+            self.config.runner.location = l.clone();
+        }
+        self.location_flag = location;
+        self
     }
 
     /// The watch task's parts: the daemon's counters and the drainer's dead letters.
@@ -240,7 +274,7 @@ impl Daemon {
     }
 
     /// Runs until [`Control::shutdown`].
-    pub async fn run_controlled(self) {
+    pub async fn run_controlled(mut self) {
         let runner = self.config.runner.clone();
         let (job_tx, job_rx) = mpsc::channel::<Job>(runner.queue);
         let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -253,6 +287,7 @@ impl Daemon {
             tick: runner.tick,
             stop: CancellationToken::new(),
             abandon: CancellationToken::new(),
+            location: runner.location.clone(),
         });
         let mut workers = JoinSet::new();
         for _ in 0..runner.workers {
@@ -266,17 +301,40 @@ impl Daemon {
             queue: runner.queue,
             metrics: self.metrics.clone(),
             started: false,
+            wall: None,
+            replica: self.replica.take().map(|(claims, me)| {
+                replica::Replica::new(claims, me, self.config_path.clone(), self.metrics.clone())
+            }),
+            claiming: None,
+            beating: None,
         };
         let watch = self.watch();
-        let targets = active_targets(self.config.enabled, self.monitors, &self.prober);
+        let targets = active_targets(
+            self.config.enabled,
+            self.monitors,
+            &self.prober,
+            &runner.location,
+        );
         tracing::info!(
             monitors = targets.len(),
             workers = runner.workers,
             queue = runner.queue,
             database = %self.config.database,
+            location = %runner.location,
             "daemon started"
         );
-        ticker.schedule.set_targets(targets, Instant::now());
+        match ticker.replica.as_mut() {
+            // The shared schedule decides what is due; this one stays empty.
+            Some(r) => {
+                r.set_targets(&targets).await;
+                ticker.beating = Some(r.heartbeat());
+            }
+            None => {
+                let now = Instant::now();
+                ticker.schedule.set_targets(targets, now);
+                ticker.anchor_slots(now);
+            }
+        }
         let pollers = official::Pollers::start(&self.config, &ctx.writer);
         // The drainer stops after the writer has flushed, so alerts the last results owe are
         // tried before the process exits.
@@ -301,6 +359,7 @@ impl Daemon {
             writer: ctx.writer.clone(),
             prober: self.prober.clone(),
             drain: self.drain.clone(),
+            location_flag: self.location_flag.clone(),
         };
         ticker.run(reloader, &self.control, &self.bus).await;
         sd.notify("STOPPING=1");
@@ -335,6 +394,15 @@ struct Ticker {
     /// Whether a job has been queued yet: the first one is logged, so start-up time (process
     /// start to first probe) can be read from the log.
     started: bool,
+    /// The grid's origin on the monotonic and on the wall clock, taken once: a slot is the
+    /// origin's wall time plus the due time's offset on the grid, so slots stay whole ticks
+    /// apart even when the wall clock is stepped.
+    wall: Option<(Instant, Timestamp)>,
+    /// On a shared database: claims from its schedule replace `schedule`.
+    replica: Option<replica::Replica>,
+    /// The replica's claim and heartbeat under way, if any.
+    claiming: replica::Pending<Vec<crate::store::Claim>>,
+    beating: replica::Pending<Vec<crate::store::ReplicaInfo>>,
 }
 
 impl Ticker {
@@ -344,25 +412,55 @@ impl Ticker {
         // The reloader is out (in its task) while a reload runs; a request meanwhile waits.
         let mut reloader = Some(reloader);
         // On the schedule's grid, so a run is dispatched at the tick it is due on.
-        let start = self.schedule.origin().unwrap_or_else(Instant::now);
+        let start = match (&self.replica, self.schedule.origin()) {
+            // Replicas tick at random phases: the first claim after a slot falls due wins
+            // it, so replicas started together would otherwise leave one of them every check.
+            (Some(_), _) => {
+                let tick_ms = u64::try_from(self.tick.as_millis()).unwrap_or(1).max(1);
+                Instant::now() + Duration::from_millis(fastrand::u64(0..tick_ms))
+            }
+            (None, Some(origin)) => origin,
+            (None, None) => Instant::now(),
+        };
         let mut ticker = tokio::time::interval_at(start.into(), self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut summary = tokio::time::interval(Duration::from_secs(300));
         summary.tick().await;
         let (ready_tx, mut ready_rx) = mpsc::channel(1);
         let mut reloading: Option<tokio::task::JoinHandle<Reloader>> = None;
+        let mut beat = tokio::time::interval(replica::HEARTBEAT);
         loop {
             tokio::select! {
                 _ = ticker.tick() => self.dispatch(),
                 Some(id) = self.done.recv() => self.release(&id),
+                got = replica::wait(&mut self.claiming) => {
+                    if let Some(r) = self.replica.as_ref() {
+                        let claimed = r.claimed(got);
+                        self.enqueue_claimed(claimed);
+                    }
+                }
+                got = replica::wait(&mut self.beating) => {
+                    if let Some(r) = self.replica.as_mut() {
+                        r.heard(got);
+                    }
+                }
+                _ = beat.tick(), if self.replica.is_some() && self.beating.is_none() => {
+                    self.beating = self.replica.as_ref().map(replica::Replica::heartbeat);
+                }
                 _ = control.reload.notified(), if reloader.is_some() => {
                     if let Some(r) = reloader.take() {
                         reloading = Some(tokio::spawn(r.reload(ready_tx.clone())));
                     }
                 }
-                Some(targets) = ready_rx.recv() => {
-                    self.schedule.set_targets(targets, Instant::now());
-                }
+                Some(targets) = ready_rx.recv() => match self.replica.as_mut() {
+                    Some(r) => {
+                        r.set_targets(&targets).await;
+                        if self.beating.is_none() {
+                            self.beating = Some(r.heartbeat());
+                        }
+                    }
+                    None => self.schedule.set_targets(targets, Instant::now()),
+                },
                 back = wait_reload(&mut reloading) => reloader = back,
                 _ = summary.tick() => self.metrics.log("daemon counters", bus),
                 _ = control.counters.notified() => self.metrics.log("daemon counters", bus),
@@ -371,16 +469,45 @@ impl Ticker {
         }
     }
 
+    /// Pins the grid's origin to the wall clock (after the first `set_targets`).
+    fn anchor_slots(&mut self, now: Instant) {
+        if let Some(origin) = self.schedule.origin() {
+            let since = now.saturating_duration_since(origin);
+            self.wall = Some((origin, Timestamp::now().saturating_sub(since)));
+        }
+    }
+
+    /// A due time on the wall clock.
+    fn slot(&self, due: Instant) -> Timestamp {
+        match self.wall {
+            Some((origin, wall)) => wall.saturating_add(due.saturating_duration_since(origin)),
+            None => Timestamp::now(),
+        }
+    }
+
     fn dispatch(&mut self) {
         let now = crate::model::Timestamp::now().millis();
         self.metrics
             .last_tick_ms
             .store(u64::try_from(now).unwrap_or(0), Relaxed);
+        if let Some(r) = self.replica.as_ref() {
+            // Never more than the queue can take: a claimed check is someone's to run.
+            let room = self.jobs.capacity();
+            if self.claiming.is_none() && room > 0 {
+                self.claiming = Some(r.claim(room));
+            }
+            self.metrics
+                .queue_depth
+                .store((self.queue - self.jobs.capacity()) as u64, Relaxed);
+            return;
+        }
         for due in self.schedule.take_due(Instant::now()) {
             let id = due.target.monitor.config.id.clone();
+            let slot = self.slot(due.due);
             match self.jobs.try_send(Job {
                 target: due.target,
                 due: due.due,
+                slot,
             }) {
                 Ok(()) if !self.started => {
                     self.started = true;
@@ -403,7 +530,44 @@ impl Ticker {
             .store(self.schedule.in_flight() as u64, Relaxed);
     }
 
+    /// Queues checks claimed from the shared schedule, due at their slots.
+    fn enqueue_claimed(&mut self, claimed: Vec<(Arc<Target>, Timestamp)>) {
+        let (now, wall) = (Instant::now(), Timestamp::now().millis());
+        for (target, slot) in claimed {
+            let behind = u64::try_from(wall - slot.millis()).unwrap_or(0);
+            let due = now
+                .checked_sub(Duration::from_millis(behind))
+                .unwrap_or(now);
+            let id = target.monitor.config.id.clone();
+            match self.jobs.try_send(Job { target, due, slot }) {
+                Ok(()) => {
+                    if let Some(r) = self.replica.as_mut() {
+                        r.outstanding += 1;
+                    }
+                    if !self.started {
+                        self.started = true;
+                        tracing::info!(monitor = %id, "first check queued");
+                    }
+                }
+                // Claims never exceed the room in the queue; were one refused, its lease
+                // runs out and the slot is run then, here or by another replica.
+                Err(_) => {
+                    let n = self.metrics.dropped.fetch_add(1, Relaxed) + 1;
+                    tracing::warn!(monitor = %id, dropped_total = n, "queue full: claimed check dropped");
+                }
+            }
+        }
+        if let Some(r) = self.replica.as_ref() {
+            self.metrics.in_flight.store(r.outstanding as u64, Relaxed);
+        }
+    }
+
     fn release(&mut self, id: &MonitorId) {
+        if let Some(r) = self.replica.as_mut() {
+            r.outstanding = r.outstanding.saturating_sub(1);
+            self.metrics.in_flight.store(r.outstanding as u64, Relaxed);
+            return;
+        }
         self.schedule.release(id);
         self.metrics
             .in_flight
@@ -441,6 +605,8 @@ struct Reloader {
     /// The alert drainer, whose sinks a reload replaces (added or removed sinks need a
     /// restart to start or stop the drainer itself).
     drain: Option<DrainCtx>,
+    /// `--location`, applied over each reloaded config.
+    location_flag: Option<String>,
 }
 
 impl Reloader {
@@ -471,6 +637,9 @@ impl Reloader {
             tracing::warn!("{w}");
         }
         let mut new = loaded.config;
+        if let Some(l) = &self.location_flag {
+            new.runner.location = l.clone();
+        }
         if new.runner != self.running.runner {
             tracing::warn!("[runner] changes take effect at the next restart");
         }
@@ -504,7 +673,11 @@ impl Reloader {
         // Preparing 100,000 targets (a redactor each) is CPU work: kept off the runtime's
         // threads, where it would delay the probes running beside the reload.
         let (prober, enabled) = (self.prober.clone(), new.enabled);
-        let targets = match in_background(move || active_targets(enabled, monitors, &prober)).await
+        let location = self.running.runner.location.clone();
+        let targets = match in_background(move || {
+            active_targets(enabled, monitors, &prober, &location)
+        })
+        .await
         {
             Ok(t) => t,
             Err(e) => {
@@ -588,13 +761,31 @@ async fn shutdown(
     metrics.log("daemon stopped", bus);
 }
 
-/// The targets the daemon should schedule: none when the config is globally disabled.
-fn active_targets(enabled: bool, monitors: Vec<Monitor>, prober: &Prober) -> Vec<Arc<Target>> {
+/// The targets the daemon should schedule: none when the config is globally disabled; of the
+/// enabled monitors, those probed from this daemon's `location` (the others are counted in
+/// one log line, here at start and on each reload).
+fn active_targets(
+    enabled: bool,
+    monitors: Vec<Monitor>,
+    prober: &Prober,
+    location: &str,
+) -> Vec<Arc<Target>> {
     if !enabled {
         tracing::info!("config has enabled = false: the daemon stays idle");
         return Vec::new();
     }
-    prober.prepare(monitors.into_iter().filter(|m| m.config.enabled).collect())
+    let (mine, elsewhere): (Vec<Monitor>, Vec<Monitor>) = monitors
+        .into_iter()
+        .filter(|m| m.config.enabled)
+        .partition(|m| m.config.probed_from(location));
+    if !elsewhere.is_empty() {
+        tracing::info!(
+            location = %location,
+            not_scheduled = elsewhere.len(),
+            "monitors whose `locations` do not include this daemon's location are not scheduled here"
+        );
+    }
+    prober.prepare(mine)
 }
 
 async fn worker(ctx: Arc<WorkerCtx>) {
@@ -620,10 +811,14 @@ async fn run_job(ctx: &WorkerCtx, job: Job) {
         Ok(Some(guard)) => {
             let lag = Instant::now().saturating_duration_since(job.due);
             ctx.metrics.started(lag <= ctx.tick);
-            let results = tokio::select! {
+            let mut results = tokio::select! {
                 r = ctx.prober.probe_held(job.target, guard) => r,
                 _ = ctx.abandon.cancelled() => return,
             };
+            for r in &mut results {
+                r.location.clone_from(&ctx.location);
+                r.due_at = Some(job.slot);
+            }
             for r in &results {
                 ctx.metrics.finished(r);
                 tracing::debug!(

@@ -73,6 +73,14 @@ impl<S: Storage> Storage for DamageGuard<S> {
         self.inner.set_alert_plan(plan);
     }
 
+    fn set_replica(&mut self, name: &str) {
+        self.inner.set_replica(name);
+    }
+
+    fn replicas(&self, since: Timestamp) -> Result<Vec<crate::store::ReplicaInfo>, StoreError> {
+        self.inner.replicas(since)
+    }
+
     fn due_deliveries(
         &self,
         now: Timestamp,

@@ -13,12 +13,17 @@
 //! Damage is sticky (`guard`): once a backend reports the database malformed
 //! ([`StoreError::Damaged`]), the store that saw it refuses every later write.
 //!
+//! Backends: `sqlite` (a file path; the embedded default) and `postgres` (a `postgres://` URL,
+//! or `CHANMON_DATABASE_URL`): a server database several processes can share. Its URL is shown
+//! only without the password ([`PgUrl`]'s `Display`).
+//!
 //! Adding a backend: a module implementing [`Storage`] (and its locks), a [`Database`] variant,
 //! and one arm in [`open`], [`daemon_lock`] and [`probe_locks`].
 
 mod guard;
 mod hist;
 mod outbox;
+mod postgres;
 mod sqlite;
 mod window;
 
@@ -35,16 +40,19 @@ use crate::pipeline::tracker::{SeriesState, StatusChange};
 pub use outbox::{
     Delivery, DeliveryOutcome, DeliveryRow, DeliveryState, IncidentQuery, IncidentRow, OutboxCounts,
 };
+pub use postgres::PgUrl;
 pub use sqlite::SCHEMA_VERSION;
 pub use window::WindowStats;
 
 /// One rollup bucket: an hour, UTC.
 pub const BUCKET_MS: i64 = 3_600_000;
 
-/// Where the data lives. A path is an embedded SQLite file; other backends add variants.
+/// Where the data lives. A path is an embedded SQLite file; a `postgres://` URL a PostgreSQL
+/// database (its `Display` and `Debug` never show the password).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Database {
     Sqlite(PathBuf),
+    Postgres(PgUrl),
 }
 
 impl Database {
@@ -52,6 +60,7 @@ impl Database {
     pub fn sqlite_path(&self) -> Option<&Path> {
         match self {
             Database::Sqlite(p) => Some(p),
+            Database::Postgres(_) => None,
         }
     }
 }
@@ -60,6 +69,7 @@ impl fmt::Display for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Database::Sqlite(p) => write!(f, "{}", p.display()),
+            Database::Postgres(url) => write!(f, "{url}"),
         }
     }
 }
@@ -235,6 +245,8 @@ pub struct HistoryQuery {
     /// Exclusive upper bound on `started_at`.
     pub until: Option<Timestamp>,
     pub status: Option<Status>,
+    /// Only results probed from this location (`Some("")`: those of no location).
+    pub location: Option<String>,
     /// Paging: strictly older than this.
     pub before: Option<Timestamp>,
     /// Newest first, at most this many.
@@ -253,12 +265,18 @@ pub struct StoredMonitor {
     pub key_unavailable: Option<String>,
 }
 
-/// One line of `chanmon status`: a model of a monitor.
+/// One line of `chanmon status`: a model of a monitor, from one location when more than one
+/// has results.
 #[derive(Debug, Clone)]
 pub struct StatusRow {
     pub monitor: MonitorId,
     pub name: String,
     pub model: String,
+    /// Where this row's results were probed from (`""`: no location named).
+    pub location: String,
+    /// The model across its locations, set on each of its rows when more than one location
+    /// has results (see [`summarize_locations`]).
+    pub locations: Option<LocationSummary>,
     pub enabled: bool,
     pub key_unavailable: Option<String>,
     /// The newest result, `None` when never checked.
@@ -272,12 +290,85 @@ pub struct StatusRow {
     pub official: Option<OfficialStatus>,
 }
 
+/// How one model of a monitor fares across the locations that probe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct LocationSummary {
+    /// Locations with results.
+    pub total: u32,
+    /// Of those, the ones whose newest result is down (`failed` or `error`).
+    pub failing: u32,
+}
+
+impl LocationSummary {
+    /// The combined view in words: `down from 2 of 3 locations`, `up from 3 of 3 locations`.
+    pub fn text(&self) -> String {
+        if self.failing == 0 {
+            format!("up from {0} of {0} locations", self.total)
+        } else {
+            format!("down from {} of {} locations", self.failing, self.total)
+        }
+    }
+}
+
+/// Sets `locations` on every row of a (monitor, model) that has rows from more than one
+/// location. Pure, so every backend's `status` combines the same way; rows of one model are
+/// expected to be consecutive.
+pub fn summarize_locations(rows: &mut [StatusRow]) {
+    let mut start = 0;
+    while start < rows.len() {
+        let mut end = start + 1;
+        while end < rows.len()
+            && rows[end].monitor == rows[start].monitor
+            && rows[end].model == rows[start].model
+        {
+            end += 1;
+        }
+        let group = &mut rows[start..end];
+        if group.len() > 1 {
+            let failing = group
+                .iter()
+                .filter(|r| r.latest.as_ref().is_some_and(|l| !l.status.is_up()))
+                .count();
+            let summary = LocationSummary {
+                total: group.len() as u32,
+                failing: failing as u32,
+            };
+            for r in group.iter_mut() {
+                r.locations = Some(summary);
+            }
+        }
+        start = end;
+    }
+}
+
+/// The last `n` results of one series (a model from one location), oldest first: the bar
+/// under a `status` row, a monitor page's recent results.
+pub fn series_timeline(
+    store: &dyn Storage,
+    monitor: &MonitorId,
+    model: &str,
+    location: &str,
+    n: usize,
+) -> Result<Vec<CheckResult>, StoreError> {
+    let mut rows = store.history(&HistoryQuery {
+        monitor: Some(monitor.clone()),
+        model: Some(model.to_owned()),
+        location: Some(location.to_owned()),
+        limit: n,
+        ..HistoryQuery::default()
+    })?;
+    rows.reverse();
+    Ok(rows)
+}
+
 /// One bucket of one series as the status page draws it: checks by status and the latency
 /// of the answers, summed from the hourly rollups over an hour or a UTC day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketSummary {
     pub monitor: MonitorId,
     pub model: String,
+    /// `""`: no location named.
+    pub location: String,
     /// Start of the hour or day.
     pub start: Timestamp,
     /// Indexed by `Status::code()`.
@@ -292,6 +383,8 @@ pub struct BucketSummary {
 pub struct TrackedSeries {
     pub monitor: MonitorId,
     pub model: String,
+    /// `""`: no location named.
+    pub location: String,
     pub state: SeriesState,
 }
 
@@ -316,6 +409,20 @@ pub trait Storage: Send {
     /// The alert rules later [`Storage::insert_results`] decide incidents with (until set,
     /// none are written).
     fn set_alert_plan(&mut self, plan: Arc<crate::alert::AlertPlan>);
+
+    /// Makes this store complete schedule claims for replica `name` (see [`Claims`]): a
+    /// result carrying a slot is recorded only when this replica still holds that slot's
+    /// lease, and recording it moves the slot on, in the same transaction. Backends without
+    /// shared schedules ignore it.
+    fn set_replica(&mut self, name: &str) {
+        let _ = name;
+    }
+
+    /// The replicas heard from since `since` (none for backends without replicas).
+    fn replicas(&self, since: Timestamp) -> Result<Vec<ReplicaInfo>, StoreError> {
+        let _ = since;
+        Ok(Vec::new())
+    }
 
     /// Pending outbox rows due at `now`, oldest first, at most `limit`.
     fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<Delivery>, StoreError>;
@@ -486,6 +593,10 @@ pub fn open(db: &Database, mode: OpenMode) -> Result<Box<dyn Storage>, StoreErro
             sqlite::SqliteStore::open(path, mode)?,
             db.to_string(),
         ))),
+        Database::Postgres(url) => Ok(Box::new(guard::DamageGuard::new(
+            postgres::PgStore::open(url, mode)?,
+            db.to_string(),
+        ))),
     }
 }
 
@@ -494,13 +605,126 @@ pub struct DaemonLock {
     _guard: Box<dyn Send + Sync>,
 }
 
-/// Takes the one-daemon-per-database lock, naming the holder when it is taken.
+/// Takes the one-daemon-per-database lock exclusively (what must run alone: `rekey`),
+/// naming the holder when it is taken.
 pub fn daemon_lock(db: &Database) -> Result<DaemonLock, StoreError> {
     match db {
         Database::Sqlite(path) => Ok(DaemonLock {
             _guard: Box::new(sqlite::locks::DaemonLock::acquire(path)?),
         }),
+        // A session advisory lock on a connection held for the daemon's life.
+        Database::Postgres(url) => Ok(DaemonLock {
+            _guard: Box::new(postgres::locks::DaemonLock::acquire(url, false)?),
+        }),
     }
+}
+
+/// The lock a daemon holds for its life. SQLite: the one-daemon lock. PostgreSQL: the same
+/// lock taken shared, so replicas run together (they share the work through
+/// [`Claims`]) while `rekey`, which takes it exclusively, runs alone.
+pub fn replica_lock(db: &Database) -> Result<DaemonLock, StoreError> {
+    match db {
+        Database::Sqlite(_) => daemon_lock(db),
+        Database::Postgres(url) => Ok(DaemonLock {
+            _guard: Box::new(postgres::locks::DaemonLock::acquire(url, true)?),
+        }),
+    }
+}
+
+/// The due checks of a database several daemons share: `None` for SQLite (one daemon
+/// schedules on its own), a connection of its own for PostgreSQL.
+pub fn claims(db: &Database, me: &ReplicaReport) -> Result<Option<Box<dyn Claims>>, StoreError> {
+    match db {
+        Database::Sqlite(_) => Ok(None),
+        Database::Postgres(url) => Ok(Some(Box::new(postgres::PgClaims::open(url, me)?))),
+    }
+}
+
+/// One (monitor, location) the schedule holds: `location` is `""` for a monitor any replica
+/// probes, else one of its `locations`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleEntry {
+    pub monitor: MonitorId,
+    pub location: String,
+    pub interval_ms: i64,
+    /// How long a claim holds the check: past it, another replica may run the slot.
+    pub lease_ms: i64,
+}
+
+/// A due check leased to this replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub monitor: MonitorId,
+    /// The schedule row's location (`""`: any replica).
+    pub location: String,
+    /// The slot the check is due for: what its results record as `due_at`.
+    pub slot: Timestamp,
+    pub lease_until: Timestamp,
+}
+
+/// What a replica says about itself in the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaReport {
+    /// Unique per process: host and pid.
+    pub name: String,
+    pub location: String,
+    /// SHA-256 (hex, 16 digits) of the config file's bytes.
+    pub config_hash: String,
+    pub version: String,
+}
+
+/// A replica as the database last heard from it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReplicaInfo {
+    pub name: String,
+    pub location: String,
+    pub config_hash: String,
+    pub version: String,
+    pub seen_at: Timestamp,
+}
+
+/// How long a replica counts as alive after its last heartbeat.
+pub const REPLICA_ALIVE_MS: i64 = 60_000;
+
+/// How far the first checks of newly scheduled monitors are spread.
+const FIRST_SPREAD_MS: i64 = 60_000;
+
+/// The first slot of a monitor newly put on a shared schedule: within a minute (or its
+/// interval, if shorter), at an offset derived from its id, so a fleet's first checks spread
+/// out instead of starting together, and an hourly monitor is not first checked an hour
+/// later. Later slots follow at whole intervals (the schedule row holds them).
+pub fn first_slot(monitor: &str, interval_ms: i64, now: Timestamp) -> Timestamp {
+    let spread = interval_ms.clamp(1, FIRST_SPREAD_MS);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in monitor.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    Timestamp(now.millis() + (h % spread as u64) as i64)
+}
+
+/// Several daemons sharing one schedule (PostgreSQL): each due check is claimed by exactly
+/// one replica, and completed in the transaction that records its results
+/// ([`Storage::set_replica`]).
+pub trait Claims: Send {
+    /// Makes the schedule hold exactly `entries` (new rows wait for their first slot; rows
+    /// whose interval changed move to the new grid; rows no longer wanted go).
+    fn sync_schedule(
+        &mut self,
+        entries: &[ScheduleEntry],
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Leases at most `limit` due checks to this replica: rows of no location, and rows of
+    /// this replica's location.
+    fn claim(&mut self, now: Timestamp, limit: usize) -> Result<Vec<Claim>, StoreError>;
+
+    /// Records this replica as alive (with its config hash, which a reload may change) and
+    /// returns every replica alive now, this one included.
+    fn heartbeat(
+        &mut self,
+        me: &ReplicaReport,
+        now: Timestamp,
+    ) -> Result<Vec<ReplicaInfo>, StoreError>;
 }
 
 /// Who holds the daemon lock, without taking it: `None` when no daemon runs, else the
@@ -508,6 +732,7 @@ pub fn daemon_lock(db: &Database) -> Result<DaemonLock, StoreError> {
 pub fn daemon_lock_holder(db: &Database) -> Result<Option<String>, StoreError> {
     match db {
         Database::Sqlite(path) => sqlite::locks::DaemonLock::holder(path),
+        Database::Postgres(url) => postgres::locks::DaemonLock::holder(url),
     }
 }
 
@@ -537,5 +762,63 @@ pub trait ProbeLocks: Send + Sync {
 pub fn probe_locks(db: &Database) -> Arc<dyn ProbeLocks> {
     match db {
         Database::Sqlite(path) => Arc::new(sqlite::locks::FileProbeLocks::new(path)),
+        // In-process only (see `postgres::locks`).
+        Database::Postgres(_) => Arc::new(postgres::locks::LocalProbeLocks::default()),
+    }
+}
+
+#[cfg(test)]
+mod location_tests {
+    use super::*;
+
+    fn row(monitor: &str, model: &str, location: &str, status: Option<Status>) -> StatusRow {
+        let id = MonitorId::parse(monitor).unwrap();
+        StatusRow {
+            latest: status.map(|s| CheckResult {
+                status: s,
+                location: location.into(),
+                ..CheckResult::error(
+                    id.clone(),
+                    model.into(),
+                    Timestamp(1),
+                    crate::model::Kind::Ok,
+                    String::new(),
+                )
+            }),
+            monitor: id,
+            name: monitor.into(),
+            model: model.into(),
+            location: location.into(),
+            locations: None,
+            enabled: true,
+            key_unavailable: None,
+            tracked: None,
+            windows: Vec::new(),
+            official: None,
+        }
+    }
+
+    #[test]
+    fn the_combined_view_counts_each_models_failing_locations() {
+        let mut rows = vec![
+            row("m", "a", "x", Some(Status::Error)),
+            row("m", "a", "y", Some(Status::Operational)),
+            row("m", "a", "z", Some(Status::Failed)),
+            row("m", "b", "", Some(Status::Error)),
+            row("n", "a", "x", Some(Status::Degraded)),
+            row("n", "a", "y", None),
+        ];
+        summarize_locations(&mut rows);
+        let three = LocationSummary {
+            total: 3,
+            failing: 2,
+        };
+        assert!(rows[..3].iter().all(|r| r.locations == Some(three)));
+        assert_eq!(three.text(), "down from 2 of 3 locations");
+        assert_eq!(rows[3].locations, None, "one location: no combined view");
+        assert_eq!(
+            rows[4].locations.map(|l| l.text()).as_deref(),
+            Some("up from 2 of 2 locations")
+        );
     }
 }

@@ -5,8 +5,8 @@
 //! the result that caused it; a row is pending until a delivery commits it `delivered`, or
 //! retries run out and it is `dead` (a dead letter, logged and counted).
 
-use crate::alert::AlertEvent;
-use crate::model::{MonitorId, Timestamp};
+use crate::alert::{AlertEvent, EventKind, MonitorPlan};
+use crate::model::{CheckResult, MonitorId, Timestamp};
 
 /// One pending outbox row, due now.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,4 +115,37 @@ pub struct OutboxCounts {
     pub pending: u64,
     pub delivered: u64,
     pub dead: u64,
+}
+
+// What every backend builds the same way inside its results' transaction (moved out of the
+// SQLite backend so PostgreSQL decides and words events identically).
+
+/// The event one result causes for an incident.
+pub(crate) fn event(
+    mp: &MonitorPlan,
+    r: &CheckResult,
+    uid: &str,
+    kind: EventKind,
+    since: Timestamp,
+    event_id: String,
+) -> AlertEvent {
+    AlertEvent {
+        event_id,
+        event: kind,
+        incident: uid.to_owned(),
+        monitor: r.monitor.as_str().to_owned(),
+        monitor_name: mp.name.clone(),
+        model: r.model.clone(),
+        status: r.status.as_str().to_owned(),
+        kind: r.kind.as_str().to_owned(),
+        message: r.message.clone(),
+        since_ms: since.millis(),
+        at_ms: r.started_at.millis(),
+        duration_ms: r.started_at.millis().saturating_sub(since.millis()),
+    }
+}
+
+/// A random, stable id for a new incident (hex, 128 bits).
+pub(crate) fn new_uid() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }

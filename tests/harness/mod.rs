@@ -56,6 +56,7 @@ impl Env {
             "all_proxy",
             "NO_PROXY",
             "CHANMON_CONFIG",
+            "CHANMON_DATABASE_URL",
         ] {
             c.env_remove(v);
         }

@@ -13,5 +13,6 @@ pub(crate) use mock::{
     Behaviour, MockOptions, MockTls, MockUpstream, RecordedRequest, challenge_answer,
 };
 pub(crate) mod http_client;
+pub(crate) mod pg;
 pub(crate) mod receiver;
 pub(crate) mod smtp;

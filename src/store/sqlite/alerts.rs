@@ -8,11 +8,14 @@ use crate::alert::{AlertEvent, AlertPlan, EventKind, MonitorPlan};
 use crate::model::{CheckResult, Kind, MonitorId, Status, Timestamp};
 use crate::store::StoreError;
 use crate::store::outbox::{
-    Delivery, DeliveryOutcome, DeliveryRow, DeliveryState, IncidentQuery, IncidentRow, OutboxCounts,
+    Delivery, DeliveryOutcome, DeliveryRow, DeliveryState, IncidentQuery, IncidentRow,
+    OutboxCounts, event, new_uid,
 };
 
-/// Applies one result (already known not to be stale) to its series' alert state, writing an
-/// incident and its outbox rows when the result opens, resolves or reminds.
+/// Applies one result (already known not to be stale) to its series' alert state, and to its
+/// model's incident: one per (monitor, model) across locations, opened when at least
+/// `min_failing_locations` of the model's series are down and resolved when fewer are. An
+/// incident and its outbox rows are written when the result opens, resolves or reminds.
 pub(super) fn apply(
     tx: &Transaction<'_>,
     plan: &AlertPlan,
@@ -25,101 +28,148 @@ pub(super) fn apply(
     };
     let prev = load(tx, series)?;
     let (mut next, t) = rules::step(&mp.rule, &prev.unwrap_or_default(), r);
-    match t {
-        Transition::None => {}
-        Transition::Open { since } => {
-            let (pk, uid) = open_incident(tx, series, r, since, muted)?;
-            next.incident = Some(pk);
-            next.notified_at = Some(r.started_at);
-            if !muted {
-                let e = event(
-                    mp,
-                    r,
-                    &uid,
-                    EventKind::Opened,
-                    since,
-                    format!("{uid}:opened"),
-                );
-                enqueue(tx, plan, mp, Some(pk), &e)?;
+    let min = mp.rule.min_failing_locations.max(1);
+    let model = ModelKey::of(tx, series)?;
+    let open = model.open_incident(tx)?;
+    // The model's open incident once this result is applied.
+    let mut current = open.map(|(pk, _)| pk);
+    match (t, open) {
+        (Transition::Open { since }, None) => {
+            let (down, first_since) = model.down_elsewhere(tx, series)?;
+            if down + 1 >= min {
+                let since = first_since.map_or(since, |f| f.min(since));
+                let (pk, uid) = open_incident(tx, series, &model, r, since, muted)?;
+                current = Some(pk);
+                next.notified_at = Some(r.started_at);
+                if !muted {
+                    let id = format!("{uid}:opened");
+                    let e = event(mp, r, &uid, EventKind::Opened, since, id);
+                    enqueue(tx, plan, mp, Some(pk), &e)?;
+                }
             }
         }
-        Transition::Resolve => {
-            if let Some(pk) = prev.and_then(|p| p.incident) {
+        (Transition::Resolve, Some((pk, _))) => {
+            let (down, _) = model.down_elsewhere(tx, series)?;
+            if down < min {
+                current = None;
                 let (uid, since, was_muted) = resolve_incident(tx, pk, r.started_at)?;
                 if mp.rule.send_on_resolved && !was_muted {
-                    let e = event(
-                        mp,
-                        r,
-                        &uid,
-                        EventKind::Resolved,
-                        since,
-                        format!("{uid}:resolved"),
-                    );
+                    let id = format!("{uid}:resolved");
+                    let e = event(mp, r, &uid, EventKind::Resolved, since, id);
                     enqueue(tx, plan, mp, Some(pk), &e)?;
                 }
             }
         }
-        Transition::Remind => {
-            if let Some(pk) = next.incident {
-                let (uid, since, was_muted) = incident_key(tx, pk)?;
-                if !was_muted {
-                    let id = format!("{uid}:reminder:{}", r.started_at.millis());
-                    let e = event(mp, r, &uid, EventKind::Reminder, since, id);
-                    enqueue(tx, plan, mp, Some(pk), &e)?;
-                }
+        (_, Some((pk, notified_at))) if next.down => {
+            let failing = rules::classify(&mp.rule, r) == rules::Verdict::Failing;
+            if failing && rules::reminder_due(mp.rule.remind_every, notified_at, r.started_at) {
+                remind(tx, plan, mp, r, pk)?;
             }
         }
+        _ => {}
     }
+    // A series points at the model's open incident while it is down (with one location:
+    // exactly while the incident is open, as before locations).
+    next.incident = current.filter(|_| next.down);
     if Some(next) != prev {
         store(tx, series, &next)?;
     }
     Ok(())
 }
 
-fn event(
+/// The incident's reminder: one per `remind_every` for the model, however many of its
+/// locations keep failing (the time is kept on the incident, not per series).
+fn remind(
+    tx: &Transaction<'_>,
+    plan: &AlertPlan,
     mp: &MonitorPlan,
     r: &CheckResult,
-    uid: &str,
-    kind: EventKind,
-    since: Timestamp,
-    event_id: String,
-) -> AlertEvent {
-    AlertEvent {
-        event_id,
-        event: kind,
-        incident: uid.to_owned(),
-        monitor: r.monitor.as_str().to_owned(),
-        monitor_name: mp.name.clone(),
-        model: r.model.clone(),
-        status: r.status.as_str().to_owned(),
-        kind: r.kind.as_str().to_owned(),
-        message: r.message.clone(),
-        since_ms: since.millis(),
-        at_ms: r.started_at.millis(),
-        duration_ms: r.started_at.millis().saturating_sub(since.millis()),
+    pk: i64,
+) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE incidents SET notified_at = ?2 WHERE pk = ?1")?
+        .execute(params![pk, r.started_at.millis()])?;
+    let (uid, since, was_muted) = incident_key(tx, pk)?;
+    if !was_muted {
+        let id = format!("{uid}:reminder:{}", r.started_at.millis());
+        let e = event(mp, r, &uid, EventKind::Reminder, since, id);
+        enqueue(tx, plan, mp, Some(pk), &e)?;
     }
+    Ok(())
 }
 
-/// A random, stable id for a new incident (hex, 128 bits).
-fn new_uid() -> String {
-    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+/// A model of a monitor: what an incident belongs to.
+struct ModelKey {
+    monitor: i64,
+    model: String,
+}
+
+impl ModelKey {
+    fn of(tx: &Transaction<'_>, series: i64) -> Result<ModelKey, StoreError> {
+        let mut st = tx.prepare_cached("SELECT monitor, model FROM series WHERE pk = ?1")?;
+        Ok(st.query_row(params![series], |r| {
+            Ok(ModelKey {
+                monitor: r.get(0)?,
+                model: r.get(1)?,
+            })
+        })?)
+    }
+
+    /// The open incident (pk, when it last notified), if any.
+    fn open_incident(
+        &self,
+        tx: &Transaction<'_>,
+    ) -> Result<Option<(i64, Option<Timestamp>)>, StoreError> {
+        let mut st = tx.prepare_cached(
+            "SELECT pk, notified_at FROM incidents
+             WHERE monitor = ?1 AND model = ?2 AND resolved_at IS NULL",
+        )?;
+        Ok(st
+            .query_row(params![self.monitor, self.model], |r| {
+                Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.map(Timestamp)))
+            })
+            .optional()?)
+    }
+
+    /// How many of the model's other series are down, and the earliest start of their runs.
+    fn down_elsewhere(
+        &self,
+        tx: &Transaction<'_>,
+        series: i64,
+    ) -> Result<(u32, Option<Timestamp>), StoreError> {
+        let mut st = tx.prepare_cached(
+            "SELECT count(*), min(a.fail_since) FROM alert_state a JOIN series s ON s.pk = a.series
+             WHERE s.monitor = ?1 AND s.model = ?2 AND a.series <> ?3 AND a.down = 1",
+        )?;
+        Ok(
+            st.query_row(params![self.monitor, self.model, series], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?.clamp(0, u32::MAX as i64) as u32,
+                    r.get::<_, Option<i64>>(1)?.map(Timestamp),
+                ))
+            })?,
+        )
+    }
 }
 
 fn open_incident(
     tx: &Transaction<'_>,
     series: i64,
+    model: &ModelKey,
     r: &CheckResult,
     since: Timestamp,
     muted: bool,
 ) -> Result<(i64, String), StoreError> {
     let uid = new_uid();
     let mut st = tx.prepare_cached(
-        "INSERT INTO incidents (uid, series, since, opened_at, status, kind, message, muted)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO incidents (uid, series, monitor, model, since, opened_at, notified_at,
+             status, kind, message, muted)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10)",
     )?;
     st.execute(params![
         uid,
         series,
+        model.monitor,
+        model.model,
         since.millis(),
         r.started_at.millis(),
         r.status.code(),
@@ -223,7 +273,8 @@ pub(super) fn enqueue_now(
 
 fn load(tx: &Transaction<'_>, series: i64) -> Result<Option<AlertState>, StoreError> {
     let mut st = tx.prepare_cached(
-        "SELECT fail_run, ok_run, fail_since, incident, notified_at FROM alert_state WHERE series = ?1",
+        "SELECT fail_run, ok_run, fail_since, incident, notified_at, down FROM alert_state
+         WHERE series = ?1",
     )?;
     Ok(st
         .query_row(params![series], |r| {
@@ -233,6 +284,7 @@ fn load(tx: &Transaction<'_>, series: i64) -> Result<Option<AlertState>, StoreEr
                 fail_since: r.get::<_, Option<i64>>(2)?.map(Timestamp),
                 incident: r.get(3)?,
                 notified_at: r.get::<_, Option<i64>>(4)?.map(Timestamp),
+                down: r.get(5)?,
             })
         })
         .optional()?)
@@ -240,11 +292,11 @@ fn load(tx: &Transaction<'_>, series: i64) -> Result<Option<AlertState>, StoreEr
 
 fn store(tx: &Transaction<'_>, series: i64, s: &AlertState) -> Result<(), StoreError> {
     tx.prepare_cached(
-        "INSERT INTO alert_state (series, fail_run, ok_run, fail_since, incident, notified_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO alert_state (series, fail_run, ok_run, fail_since, incident, notified_at, down)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (series) DO UPDATE SET fail_run = excluded.fail_run, ok_run = excluded.ok_run,
              fail_since = excluded.fail_since, incident = excluded.incident,
-             notified_at = excluded.notified_at",
+             notified_at = excluded.notified_at, down = excluded.down",
     )?
     .execute(params![
         series,
@@ -252,7 +304,8 @@ fn store(tx: &Transaction<'_>, series: i64, s: &AlertState) -> Result<(), StoreE
         s.ok_run,
         s.fail_since.map(Timestamp::millis),
         s.incident,
-        s.notified_at.map(Timestamp::millis)
+        s.notified_at.map(Timestamp::millis),
+        s.down
     ])?;
     Ok(())
 }
@@ -464,6 +517,8 @@ mod tests {
                 "timed out".into()
             },
             facts: Default::default(),
+            location: String::new(),
+            due_at: None,
         }
     }
 
@@ -599,5 +654,62 @@ mod tests {
         .unwrap();
         let c = s.outbox_counts().unwrap();
         assert_eq!((c.delivered, c.pending), (0, 1));
+    }
+
+    /// Two locations of one model: an incident only once both are down, reminders once per
+    /// `remind_every` for the model (not per location), resolved when one recovers, and a new
+    /// incident when it fails again while the other still does.
+    #[test]
+    fn locations_share_one_incident_per_model() {
+        let (_dir, mut s) = store(Duration::ZERO);
+        let mut plan = AlertPlan::default();
+        plan.monitors.insert(
+            MonitorId::parse("m").unwrap(),
+            MonitorPlan {
+                name: "M".into(),
+                rule: Rule {
+                    sinks: vec!["pd".into()],
+                    failure_threshold: 1,
+                    success_threshold: 1,
+                    min_failing_locations: 2,
+                    remind_every: Some(Duration::from_millis(100)),
+                    group_window: Duration::ZERO,
+                    ..Rule::default()
+                },
+                maintenance: vec![],
+            },
+        );
+        plan.grouping.insert("pd".into(), false);
+        s.set_alert_plan(Arc::new(plan));
+        let at = |loc: &str, t: i64, ok: bool| CheckResult {
+            location: loc.into(),
+            ..result("a", t, ok)
+        };
+        let steps = [
+            at("x", 10, false),
+            at("y", 11, true),
+            at("y", 20, false), // both down: opened
+            at("x", 30, false),
+            at("y", 31, false),
+            at("x", 130, false), // reminder
+            at("y", 131, false), // not another one for y
+            at("x", 140, true),  // one left: resolved
+            at("y", 150, false),
+            at("x", 160, false), // both again: a new incident
+        ];
+        for r in steps {
+            s.insert_results(&[r]).unwrap();
+        }
+        let events: Vec<String> = s
+            .due_deliveries(Timestamp(i64::MAX), 100)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.event.event.as_str().to_owned())
+            .collect();
+        assert_eq!(events, ["opened", "reminder", "resolved", "opened"]);
+        let all = s.incidents(&IncidentQuery::default()).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all.iter().filter(|i| i.resolved_at.is_none()).count(), 1);
+        assert!(all.iter().all(|i| i.model == "a"));
     }
 }

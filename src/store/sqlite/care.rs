@@ -478,6 +478,8 @@ mod tests {
             facts: Default::default(),
             ping_ms: None,
             message: String::new(),
+            location: String::new(),
+            due_at: None,
         }
     }
 

@@ -56,8 +56,8 @@ pub(crate) struct SqliteStore {
     conn: Connection,
     /// The database file (backups are written beside other files, never over it).
     path: PathBuf,
-    /// (monitor id, model) → series pk; only committed rows are cached.
-    series: HashMap<(String, String), i64>,
+    /// (monitor id, model, location) → series pk; only committed rows are cached.
+    series: HashMap<write::SeriesKey, i64>,
     /// The alert rules incidents are decided with; none: no incidents are written.
     alerts: Option<std::sync::Arc<crate::alert::AlertPlan>>,
 }
@@ -73,39 +73,56 @@ impl SqliteStore {
         })
     }
 
-    /// Series (pk, monitor id, model) matching optional filters, ordered by monitor and model.
+    /// Series matching optional filters, ordered by monitor, then as created (a monitor's
+    /// models in config order, each model's locations as first seen).
     fn series_matching(
         &self,
         monitor: Option<&MonitorId>,
         model: Option<&str>,
-    ) -> Result<Vec<(i64, MonitorId, String)>, StoreError> {
+        location: Option<&str>,
+    ) -> Result<Vec<SeriesRef>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT s.pk, m.id, s.model FROM series s JOIN monitors m ON m.pk = s.monitor
+            "SELECT s.pk, m.id, s.model, s.location FROM series s JOIN monitors m ON m.pk = s.monitor
              WHERE (?1 IS NULL OR m.id = ?1) AND (?2 IS NULL OR s.model = ?2)
+               AND (?3 IS NULL OR s.location = ?3)
              ORDER BY m.id, s.pk",
         )?;
-        let rows = st.query_map(params![monitor.map(|m| m.as_str()), model], |r| {
+        let rows = st.query_map(params![monitor.map(|m| m.as_str()), model, location], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (pk, id, model) = row?;
-            if let Ok(id) = MonitorId::parse(&id) {
-                out.push((pk, id, model));
+            let (pk, id, model, location) = row?;
+            if let Ok(monitor) = MonitorId::parse(&id) {
+                out.push(SeriesRef {
+                    pk,
+                    monitor,
+                    model,
+                    location,
+                });
             }
         }
         Ok(out)
     }
 
+    /// The series a (monitor, model) question without a location answers from: the one of
+    /// no location when it has rows, else the first location's.
     fn series_of(&self, monitor: &MonitorId, model: &str) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .series_matching(Some(monitor), Some(model))?
-            .first()
-            .map(|(pk, _, _)| *pk))
+        let all = self.series_matching(Some(monitor), Some(model), None)?;
+        let mut has_rows = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM tracker WHERE series = ?1)")?;
+        for s in &all {
+            if has_rows.query_row(params![s.pk], |r| r.get::<_, bool>(0))? {
+                return Ok(Some(s.pk));
+            }
+        }
+        Ok(all.first().map(|s| s.pk))
     }
 
     /// Raw rows are complete from this time on (everything older may have been pruned).
@@ -119,7 +136,8 @@ impl SqliteStore {
             .unwrap_or(i64::MIN))
     }
 
-    /// The rows of one `status` monitor: its models (configured, else those with history).
+    /// The rows of one `status` monitor: its models (configured, else those with history),
+    /// one row per location with results (one row when at most one location has any).
     fn status_rows(
         &self,
         m: StoredMonitor,
@@ -127,54 +145,112 @@ impl SqliteStore {
         windows: &[Duration],
         raw_from: i64,
     ) -> Result<Vec<StatusRow>, StoreError> {
-        let series = self.series_matching(Some(&m.id), None)?;
+        let at = StatusAt {
+            now,
+            windows,
+            raw_from,
+        };
+        let series = self.series_matching(Some(&m.id), None, None)?;
         let mut models = m.models.clone();
         if !m.enabled || models.is_empty() {
-            for (_, _, model) in &series {
-                if !models.contains(model) {
-                    models.push(model.clone());
+            for s in &series {
+                if !models.contains(&s.model) {
+                    models.push(s.model.clone());
                 }
             }
         }
+        let mut out = Vec::with_capacity(models.len());
+        for model in models {
+            let mine: Vec<&SeriesRef> = series.iter().filter(|s| s.model == model).collect();
+            let mut checked = Vec::with_capacity(mine.len());
+            for s in &mine {
+                if let Some(state) = write::load_state(&self.conn, s.pk)? {
+                    checked.push((*s, Some(state)));
+                }
+            }
+            if checked.is_empty() {
+                // Never checked: one row, of the series with no location when there is one.
+                let first = mine.iter().find(|s| s.location.is_empty()).or(mine.first());
+                checked.push(match first {
+                    Some(s) => (*s, None),
+                    None => {
+                        out.push(self.status_row(&m, &model, None, None, &at)?);
+                        continue;
+                    }
+                });
+            }
+            for (s, state) in checked {
+                out.push(self.status_row(&m, &model, Some(s), state, &at)?);
+            }
+        }
+        crate::store::summarize_locations(&mut out);
+        Ok(out)
+    }
+
+    /// One status row: a series' newest result, tracker state and windows.
+    fn status_row(
+        &self,
+        m: &StoredMonitor,
+        model: &str,
+        series: Option<&SeriesRef>,
+        tracked: Option<crate::pipeline::tracker::SeriesState>,
+        at: &StatusAt<'_>,
+    ) -> Result<StatusRow, StoreError> {
+        let StatusAt {
+            now,
+            windows,
+            raw_from,
+        } = *at;
         let mut latest_st = self.conn.prepare_cached(&format!(
             "SELECT {RESULT_COLS}
              FROM history WHERE series = ?1 ORDER BY started_at DESC LIMIT 1"
         ))?;
-        let mut out = Vec::with_capacity(models.len());
-        for model in models {
-            let pk = series.iter().find(|(_, _, s)| *s == model).map(|s| s.0);
-            let (latest, tracked) = match pk {
-                Some(pk) => (
-                    latest_st
-                        .query_row(params![pk], |r| row_to_result(r, &m.id, &model))
-                        .optional()?,
-                    write::load_state(&self.conn, pk)?,
-                ),
-                None => (None, None),
+        let latest = match series {
+            Some(s) => latest_st
+                .query_row(params![s.pk], |r| row_to_result(r, s))
+                .optional()?,
+            None => None,
+        };
+        let mut ws = Vec::with_capacity(windows.len());
+        for w in windows {
+            let from = now.saturating_sub(*w).millis();
+            let stats = match series {
+                Some(s) => rollups::stats(&self.conn, s.pk, from, now.millis(), raw_from)?,
+                None => WindowStats::default(),
             };
-            let mut ws = Vec::with_capacity(windows.len());
-            for w in windows {
-                let from = now.saturating_sub(*w).millis();
-                let stats = match pk {
-                    Some(pk) => rollups::stats(&self.conn, pk, from, now.millis(), raw_from)?,
-                    None => WindowStats::default(),
-                };
-                ws.push((*w, stats));
-            }
-            out.push(StatusRow {
-                official: None,
-                monitor: m.id.clone(),
-                name: m.name.clone(),
-                model,
-                enabled: m.enabled,
-                key_unavailable: m.key_unavailable.clone(),
-                latest,
-                tracked,
-                windows: ws,
-            });
+            ws.push((*w, stats));
         }
-        Ok(out)
+        Ok(StatusRow {
+            official: None,
+            monitor: m.id.clone(),
+            name: m.name.clone(),
+            model: model.to_owned(),
+            location: series.map(|s| s.location.clone()).unwrap_or_default(),
+            locations: None,
+            enabled: m.enabled,
+            key_unavailable: m.key_unavailable.clone(),
+            latest,
+            tracked,
+            windows: ws,
+        })
     }
+}
+
+/// What every row of one `status` call is computed at.
+#[derive(Clone, Copy)]
+struct StatusAt<'a> {
+    now: Timestamp,
+    windows: &'a [Duration],
+    /// Raw rows are complete from here on (see `raw_from`).
+    raw_from: i64,
+}
+
+/// One series with its names.
+struct SeriesRef {
+    pk: i64,
+    monitor: MonitorId,
+    model: String,
+    location: String,
 }
 
 impl Storage for SqliteStore {
@@ -280,7 +356,11 @@ impl Storage for SqliteStore {
     }
 
     fn history(&self, q: &HistoryQuery) -> Result<Vec<CheckResult>, StoreError> {
-        let series = self.series_matching(q.monitor.as_ref(), q.model.as_deref())?;
+        let series = self.series_matching(
+            q.monitor.as_ref(),
+            q.model.as_deref(),
+            q.location.as_deref(),
+        )?;
         let lo = q.since.map_or(i64::MIN, |t| t.millis());
         let hi = match (q.until, q.before) {
             (Some(a), Some(b)) => a.millis().min(b.millis()),
@@ -298,9 +378,9 @@ impl Storage for SqliteStore {
              ORDER BY started_at DESC LIMIT ?5"
         ))?;
         let mut out = Vec::new();
-        for (pk, monitor, model) in series {
-            let rows = st.query_map(params![pk, lo, hi, status, limit], |r| {
-                row_to_result(r, &monitor, &model)
+        for s in &series {
+            let rows = st.query_map(params![s.pk, lo, hi, status, limit], |r| {
+                row_to_result(r, s)
             })?;
             for row in rows {
                 out.push(row?);
@@ -311,6 +391,7 @@ impl Storage for SqliteStore {
                 .cmp(&a.started_at)
                 .then_with(|| a.monitor.cmp(&b.monitor))
                 .then_with(|| a.model.cmp(&b.model))
+                .then_with(|| a.location.cmp(&b.location))
         });
         out.truncate(q.limit.max(1));
         Ok(out)
@@ -334,7 +415,7 @@ impl Storage for SqliteStore {
 
     fn tracker(&self) -> Result<Vec<TrackedSeries>, StoreError> {
         let mut st = self.conn.prepare(
-            "SELECT m.id, s.model, t.status, t.kind, t.since, t.last_at, t.consecutive
+            "SELECT m.id, s.model, s.location, t.status, t.kind, t.since, t.last_at, t.consecutive
              FROM tracker t JOIN series s ON s.pk = t.series JOIN monitors m ON m.pk = s.monitor
              ORDER BY m.id, s.pk",
         )?;
@@ -342,16 +423,18 @@ impl Storage for SqliteStore {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
-                write::state_from_row(r, 2)?,
+                r.get::<_, String>(2)?,
+                write::state_from_row(r, 3)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, model, state) = row?;
+            let (id, model, location, state) = row?;
             if let Ok(monitor) = MonitorId::parse(&id) {
                 out.push(TrackedSeries {
                     monitor,
                     model,
+                    location,
                     state,
                 });
             }
@@ -505,7 +588,7 @@ impl Storage for SqliteStore {
     ) -> Result<u64, StoreError> {
         // One snapshot for the whole export, however long it takes.
         let tx = self.conn.unchecked_transaction()?;
-        let series = self.series_matching(q.monitor.as_ref(), q.model.as_deref())?;
+        let series = self.series_matching(q.monitor.as_ref(), q.model.as_deref(), None)?;
         let lo = q.since.map_or(i64::MIN, |t| t.millis());
         let hi = q.until.map_or(i64::MAX, |t| t.millis());
         let mut st = tx.prepare_cached(&format!(
@@ -514,11 +597,11 @@ impl Storage for SqliteStore {
                  ORDER BY started_at"
         ))?;
         let mut n = 0u64;
-        'series: for (pk, monitor, model) in series {
-            let mut rows = st.query(params![pk, lo, hi])?;
+        'series: for s in &series {
+            let mut rows = st.query(params![s.pk, lo, hi])?;
             while let Some(r) = rows.next()? {
                 n += 1;
-                if each(row_to_result(r, &monitor, &model)?).is_break() {
+                if each(row_to_result(r, s)?).is_break() {
                     break 'series;
                 }
             }
@@ -531,17 +614,15 @@ impl Storage for SqliteStore {
 
 /// The history columns `row_to_result` reads, in its order.
 const RESULT_COLS: &str = "started_at, status, kind, http, ttft_ms, latency_ms, ping_ms, message,
-    tokens_in, tokens_out, tokens_reasoning, cost_nano, tps, answered_model";
+    tokens_in, tokens_out, tokens_reasoning, cost_nano, tps, answered_model, due_at";
 
-fn row_to_result(
-    r: &rusqlite::Row<'_>,
-    monitor: &MonitorId,
-    model: &str,
-) -> rusqlite::Result<CheckResult> {
+fn row_to_result(r: &rusqlite::Row<'_>, series: &SeriesRef) -> rusqlite::Result<CheckResult> {
     let status = Status::from_code(r.get(1)?).unwrap_or(Status::Error);
     Ok(CheckResult {
-        monitor: monitor.clone(),
-        model: model.to_owned(),
+        monitor: series.monitor.clone(),
+        model: series.model.clone(),
+        location: series.location.clone(),
+        due_at: r.get::<_, Option<i64>>(14)?.map(Timestamp),
         started_at: Timestamp(r.get(0)?),
         status,
         kind: Kind::from_code(r.get(2)?).unwrap_or(Kind::Internal),

@@ -192,7 +192,7 @@ pub(super) fn bucket_summaries(
     let mut st = conn.prepare_cached(
         "SELECT m.id, s.model, r.bucket / ?2 AS b,
              sum(r.n_operational), sum(r.n_degraded), sum(r.n_failed), sum(r.n_error),
-             sum(r.latency_sum), sum(r.latency_n)
+             sum(r.latency_sum), sum(r.latency_n), s.location
          FROM rollups r JOIN series s ON s.pk = r.series JOIN monitors m ON m.pk = s.monitor
          WHERE r.bucket >= ?1
          GROUP BY r.series, b
@@ -209,6 +209,7 @@ pub(super) fn bucket_summaries(
         out.push(crate::store::BucketSummary {
             monitor,
             model: r.get(1)?,
+            location: r.get(9)?,
             start: crate::model::Timestamp(r.get::<_, i64>(2)? * hours * crate::store::BUCKET_MS),
             by_status: [n(3)?, n(4)?, n(5)?, n(6)?],
             latency_sum: n(7)?,

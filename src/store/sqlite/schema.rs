@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::store::{OpenMode, StoreError};
 
@@ -167,6 +167,41 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_due ON outbox (next_at) WHERE state = 0;
     CREATE INDEX outbox_incident ON outbox (incident);
     ",
+    // 5: locations and slots. `series` is keyed by (monitor, model, location) ('' = no
+    // location named), rebuilt with every pk kept so history, rollups, tracker, incidents and
+    // alert_state still point at the same series (foreign keys are off while a migration
+    // runs; `migrate` checks them before committing). `history.due_at` is the schedule slot a
+    // check ran for (NULL: a one-off check, or not recorded). Incidents belong to a model of a
+    // monitor across its locations: at most one open per (monitor, model), enforced by a
+    // unique index, since several writers may decide them at once on a shared database;
+    // `series` stays the series whose result opened it. Each series' alert state says whether
+    // that location is down (past the failure threshold and not yet recovered).
+    "
+    CREATE TABLE series_new (
+        pk INTEGER PRIMARY KEY,
+        monitor INTEGER NOT NULL REFERENCES monitors(pk),
+        model TEXT NOT NULL,
+        location TEXT NOT NULL DEFAULT '',
+        UNIQUE (monitor, model, location)
+    );
+    INSERT INTO series_new (pk, monitor, model, location) SELECT pk, monitor, model, '' FROM series;
+    DROP TABLE series;
+    ALTER TABLE series_new RENAME TO series;
+    ALTER TABLE history ADD COLUMN due_at INTEGER;
+    ALTER TABLE incidents ADD COLUMN monitor INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE incidents ADD COLUMN model TEXT NOT NULL DEFAULT '';
+    ALTER TABLE incidents ADD COLUMN notified_at INTEGER;
+    UPDATE incidents SET
+        monitor = (SELECT s.monitor FROM series s WHERE s.pk = incidents.series),
+        model = (SELECT s.model FROM series s WHERE s.pk = incidents.series),
+        notified_at = coalesce(
+            (SELECT a.notified_at FROM alert_state a WHERE a.incident = incidents.pk),
+            opened_at);
+    CREATE UNIQUE INDEX incidents_open_model ON incidents (monitor, model)
+        WHERE resolved_at IS NULL;
+    ALTER TABLE alert_state ADD COLUMN down INTEGER NOT NULL DEFAULT 0;
+    UPDATE alert_state SET down = 1 WHERE incident IS NOT NULL;
+    ",
 ];
 
 /// The schema version this binary writes.
@@ -301,6 +336,18 @@ fn set_wal(conn: &Connection, path: &Path) -> Result<(), StoreError> {
 /// Applies the missing migrations under an IMMEDIATE transaction, re-reading the version
 /// inside it: two processes opening a new database at once migrate it exactly once.
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    // Rebuilding a table others reference (migration 5's `series`) needs foreign keys off;
+    // the pragma is a no-op inside a transaction, so it is switched around it, and the keys
+    // are checked before the commit instead.
+    conn.execute_batch("PRAGMA foreign_keys=OFF;")
+        .map_err(|e| open_err(path, e))?;
+    let migrated = migrate_tx(conn, path);
+    conn.execute_batch("PRAGMA foreign_keys=ON;")
+        .map_err(|e| open_err(path, e))?;
+    migrated
+}
+
+fn migrate_tx(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(|e| open_err(path, e))?;
@@ -322,6 +369,18 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         tx.execute_batch(sql).map_err(|e| open_err(path, e))?;
         tx.pragma_update(None, "user_version", i as i64 + 1)
             .map_err(|e| open_err(path, e))?;
+    }
+    let broken: Option<String> = tx
+        .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+        .optional()
+        .map_err(|e| open_err(path, e))?;
+    if let Some(table) = broken {
+        return Err(open_err(
+            path,
+            format!(
+                "cannot be migrated: table `{table}` has rows whose references do not resolve (run `chanmon verify`)"
+            ),
+        ));
     }
     tx.commit().map_err(|e| open_err(path, e))
 }
@@ -433,6 +492,109 @@ mod tests {
         let v: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 4);
+        assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    /// A version 4 database with rows keeps every series pk (so history, rollups, tracker,
+    /// incidents and alert state still point at the same series), every series gets the
+    /// empty location, old rows read "no slot recorded", the open incident belongs to its
+    /// model and its series is down, and a second open incident of that model is refused.
+    #[test]
+    fn migration_5_keys_series_by_location_and_keeps_every_reference() {
+        use crate::store::{Database, HistoryQuery, IncidentQuery, OpenMode, open as open_store};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v4.db");
+        let conn = Connection::open(&path).unwrap();
+        for m in &MIGRATIONS[..4] {
+            conn.execute_batch(m).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute_batch(
+            "INSERT INTO monitors (pk, id, name, provider, api, endpoint, enabled, interval_ms,
+                 models, updated_at) VALUES (1, 'm', 'm', 'openai', 'chat', 'https://h/', 1, 1, '[\"a\",\"b\"]', 0);
+             INSERT INTO series (pk, monitor, model) VALUES (7, 1, 'a'), (9, 1, 'b');
+             INSERT INTO history (series, started_at, status, kind) VALUES
+                 (7, 100, 3, 6), (7, 200, 3, 6), (9, 150, 0, 0);
+             INSERT INTO rollups VALUES (7, 0, 0, 0, 0, 2, x'', 0, 0, 0, 0, x'', 0, 0, 0, 0, 0, 0, x'');
+             INSERT INTO tracker VALUES (7, 3, 6, 100, 200, 2), (9, 0, 0, 150, 150, 1);
+             INSERT INTO incidents (pk, uid, series, since, opened_at, status, kind)
+                 VALUES (3, 'u1', 7, 100, 200, 3, 6);
+             INSERT INTO alert_state VALUES (7, 2, 0, 100, 3, 200), (9, 0, 1, NULL, NULL, NULL);
+             INSERT INTO outbox (event_id, sink, incident, event, grp, payload, created_at, next_at)
+                 VALUES ('u1:opened', 'hook', 3, 'opened', 'g', '{}', 200, 200);",
+        )
+        .unwrap();
+        drop(conn);
+        let store = open_store(&Database::Sqlite(path.clone()), OpenMode::Existing).unwrap();
+        let rows = store
+            .history(&HistoryQuery {
+                limit: 10,
+                ..HistoryQuery::default()
+            })
+            .unwrap();
+        assert_eq!(rows.len(), 3);
+        assert!(
+            rows.iter()
+                .all(|r| r.location.is_empty() && r.due_at.is_none())
+        );
+        let open = store
+            .incidents(&IncidentQuery {
+                open_only: true,
+                ..IncidentQuery::default()
+            })
+            .unwrap();
+        assert_eq!(
+            (open.len(), open[0].model.as_str(), open[0].uid.as_str()),
+            (1, "a", "u1")
+        );
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        let series: Vec<(i64, String, String)> = conn
+            .prepare("SELECT pk, model, location FROM series ORDER BY pk")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            series,
+            vec![
+                (7, "a".into(), String::new()),
+                (9, "b".into(), String::new())
+            ]
+        );
+        let (monitor, model, notified, down): (i64, String, i64, bool) = conn
+            .query_row(
+                "SELECT i.monitor, i.model, i.notified_at, a.down FROM incidents i
+                 JOIN alert_state a ON a.incident = i.pk",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (monitor, model.as_str(), notified, down),
+            (1, "a", 200, true)
+        );
+        let fk: Option<String> = conn
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()
+            .unwrap();
+        assert_eq!(fk, None, "every reference resolves");
+        // The same model from another location is another series; its incident is not.
+        conn.execute(
+            "INSERT INTO series (monitor, model, location) VALUES (1, 'a', 'eu-west')",
+            [],
+        )
+        .unwrap();
+        let second = conn.execute(
+            "INSERT INTO incidents (uid, series, monitor, model, since, opened_at, status, kind)
+             VALUES ('u2', 10, 1, 'a', 300, 300, 3, 6)",
+            [],
+        );
+        assert!(second.is_err(), "one open incident per (monitor, model)");
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 5);
     }
 }

@@ -116,7 +116,7 @@ fn disable_missing(
 /// rows in one transaction.
 pub(super) fn insert_results(
     conn: &mut Connection,
-    cache: &mut HashMap<(String, String), i64>,
+    cache: &mut HashMap<SeriesKey, i64>,
     results: &[CheckResult],
     plan: Option<&AlertPlan>,
 ) -> Result<Vec<StatusChange>, StoreError> {
@@ -124,16 +124,20 @@ pub(super) fn insert_results(
         return Ok(Vec::new());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut new_series: HashMap<(String, String), i64> = HashMap::new();
+    let mut new_series: HashMap<SeriesKey, i64> = HashMap::new();
     let mut deltas: BTreeMap<(i64, i64), Rollup> = BTreeMap::new();
     let mut states: HashMap<i64, (Option<SeriesState>, Option<SeriesState>)> = HashMap::new();
     let mut changes = Vec::new();
     for r in results {
-        let k = (r.monitor.as_str().to_owned(), r.model.clone());
+        let k = (
+            r.monitor.as_str().to_owned(),
+            r.model.clone(),
+            r.location.clone(),
+        );
         let series = match cache.get(&k).or_else(|| new_series.get(&k)) {
             Some(s) => *s,
             None => {
-                let s = series_pk(&tx, r.monitor.as_str(), &r.model)?;
+                let s = series_pk(&tx, r.monitor.as_str(), &r.model, &r.location)?;
                 new_series.insert(k, s);
                 s
             }
@@ -167,6 +171,7 @@ pub(super) fn insert_results(
                 changes.push(StatusChange {
                     monitor: r.monitor.clone(),
                     model: r.model.clone(),
+                    location: r.location.clone(),
                     from: slot.1,
                     to: s,
                 });
@@ -193,8 +198,8 @@ fn insert_row(tx: &Transaction<'_>, series: i64, r: &CheckResult) -> Result<i64,
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO history
          (series, started_at, status, kind, http, ttft_ms, latency_ms, ping_ms, message,
-          answered_model, tokens_in, tokens_out, tokens_reasoning, cost_nano, tps)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+          answered_model, tokens_in, tokens_out, tokens_reasoning, cost_nano, tps, due_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?;
     let message = (!r.message.is_empty()).then_some(r.message.as_str());
     let mut at = r.started_at.millis();
@@ -215,6 +220,7 @@ fn insert_row(tx: &Transaction<'_>, series: i64, r: &CheckResult) -> Result<i64,
             r.facts.tokens_reasoning,
             r.facts.cost_nano.map(|c| c.min(i64::MAX as u64) as i64),
             r.facts.tps.filter(|t| t.is_finite()),
+            r.due_at.map(Timestamp::millis),
         ])?;
         if n == 1 {
             return Ok(at);
@@ -265,7 +271,15 @@ fn store_state(tx: &Transaction<'_>, series: i64, s: &SeriesState) -> Result<(),
     Ok(())
 }
 
-fn series_pk(tx: &Transaction<'_>, monitor: &str, model: &str) -> Result<i64, StoreError> {
+/// (monitor id, model, location): what identifies a series.
+pub(super) type SeriesKey = (String, String, String);
+
+fn series_pk(
+    tx: &Transaction<'_>,
+    monitor: &str,
+    model: &str,
+    location: &str,
+) -> Result<i64, StoreError> {
     let mpk: i64 = tx
         .query_row(
             "SELECT pk FROM monitors WHERE id = ?1",
@@ -275,12 +289,12 @@ fn series_pk(tx: &Transaction<'_>, monitor: &str, model: &str) -> Result<i64, St
         .optional()?
         .ok_or_else(|| StoreError::UnknownMonitor(monitor.to_owned()))?;
     tx.execute(
-        "INSERT OR IGNORE INTO series (monitor, model) VALUES (?1, ?2)",
-        params![mpk, model],
+        "INSERT OR IGNORE INTO series (monitor, model, location) VALUES (?1, ?2, ?3)",
+        params![mpk, model, location],
     )?;
     Ok(tx.query_row(
-        "SELECT pk FROM series WHERE monitor = ?1 AND model = ?2",
-        params![mpk, model],
+        "SELECT pk FROM series WHERE monitor = ?1 AND model = ?2 AND location = ?3",
+        params![mpk, model, location],
         |r| r.get(0),
     )?)
 }
