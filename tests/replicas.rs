@@ -2,7 +2,9 @@
 //! upstream. Every due check is run exactly once (results carry the slot they were due for,
 //! so slots can be counted in the database: none twice, none skipped); a replica killed with
 //! SIGKILL while it holds leases loses only those, and each of its slots is run once by
-//! another replica after the lease expires; a replica whose config differs is reported.
+//! another replica after the lease expires; a replica whose config differs is reported; two
+//! replicas in two locations, one cut off from the upstream, make one incident (not two) only
+//! when both locations fail, with `min_failing_locations = 2`.
 //! Time bounds are generous: nothing here asserts how fast anything is.
 
 mod harness;
@@ -11,9 +13,10 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use harness::{Daemon, Env, monitor, preamble, wait_until};
+use harness::{Daemon, Env, monitor, preamble, text, wait_until};
 use support::mock::MockUpstream;
 use support::pg::fresh_database;
+use support::receiver::Receiver;
 
 const T: Duration = Duration::from_secs(150);
 const INTERVAL_MS: i64 = 10_000;
@@ -207,4 +210,147 @@ fn a_replica_with_another_config_is_reported() {
     assert!(out.contains("DIFFERENT CONFIG"), "{out}");
     assert!(out.contains(&format!("/{}", first.pid())), "{out}");
     stop(vec![first, second]);
+}
+
+/// Nothing listens here: a location "cut off" from the upstream gets connection refused.
+const DEAD: &str = "http://127.0.0.1:9";
+
+/// One monitor probed from locations a and b; where each replica reaches comes from its
+/// environment (`UPSTREAM`), so both run the same config file.
+fn two_location_config(url: &str, mock: &MockUpstream, r: &Receiver) -> String {
+    let mut c = format!("database = \"{url}\"\n");
+    c.push_str(&preamble("workers = 2\ntick = \"200ms\""));
+    c.push_str(&monitor(
+        "m",
+        "openai",
+        "${UPSTREAM}",
+        mock.key(),
+        &["good"],
+        "interval = \"10s\"\ntimeout = \"2s\"\nlocations = [\"a\", \"b\"]",
+    ));
+    c.push_str(&format!(
+        "\n[[alert]]\nid = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\ntimeout = \"2s\"\n[alert.network]\nallow_http = true\nallow_cidrs = [\"127.0.0.0/8\"]\n",
+        r.url("/hook")
+    ));
+    c.push_str(
+        "\n[alerts]\nsinks = [\"hook\"]\nfailure_threshold = 2\nsuccess_threshold = 1\nmin_failing_locations = 2\ngroup_window = \"0s\"\nretry_base = \"100ms\"\nretry_cap = \"200ms\"\nmax_attempts = 3\n",
+    );
+    c
+}
+
+fn replica_at(env: &Env, location: &str, upstream: &str) -> Daemon {
+    let log = env.path(&format!("replica-{location}-{}.log", fastrand::u32(..)));
+    let child = env
+        .command(&["run", "--location", location])
+        .env("RUST_LOG", "chanmon=debug")
+        .env("UPSTREAM", upstream)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(
+            std::fs::File::create(&log).unwrap(),
+        ))
+        .spawn()
+        .expect("spawn replica");
+    Daemon { child, log }
+}
+
+fn status_json(env: &Env) -> Vec<serde_json::Value> {
+    let out = env
+        .command(&["status", "m", "--format", "json"])
+        .env("UPSTREAM", DEAD)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap()
+}
+
+fn incidents(env: &Env) -> Vec<serde_json::Value> {
+    let out = env
+        .command(&["incidents", "--format", "json"])
+        .env("UPSTREAM", DEAD)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap()
+}
+
+fn results_at(url: &str, location: &str) -> i64 {
+    let mut c = client(url);
+    let ready: bool = c
+        .query_one("SELECT to_regclass('history') IS NOT NULL", &[])
+        .unwrap()
+        .get(0);
+    if !ready {
+        return 0;
+    }
+    c.query_one(
+        "SELECT count(*) FROM history h JOIN series s ON s.pk = h.series WHERE s.location = $1",
+        &[&location],
+    )
+    .unwrap()
+    .get(0)
+}
+
+#[test]
+fn two_locations_one_cut_off_is_no_outage_and_both_down_is_one_incident() {
+    let Some(url) = fresh_database() else { return };
+    let mock = MockUpstream::start();
+    let r = Receiver::start();
+    let env = Env::new(&two_location_config(&url, &mock, &r));
+    let a = replica_at(&env, "a", &mock.origin());
+    let b = replica_at(&env, "b", DEAD);
+    // b fails past the threshold (two results) while a answers.
+    wait_until(T, "three results from each location", || {
+        results_at(&url, "a") >= 3 && results_at(&url, "b") >= 3
+    });
+    let rows = status_json(&env);
+    assert_eq!(rows.len(), 2, "a row per location: {rows:?}");
+    let at = |l: &str| rows.iter().find(|x| x["location"] == l).cloned().unwrap();
+    assert_eq!(at("a")["latest"]["status"], "operational", "{rows:?}");
+    assert_eq!(at("b")["latest"]["status"], "error", "{rows:?}");
+    assert_eq!(
+        at("a")["locations"]["summary"],
+        "down from 1 of 2 locations"
+    );
+    assert!(
+        incidents(&env).is_empty(),
+        "one location down is not an outage"
+    );
+    assert!(
+        r.received().is_empty(),
+        "no alert with min_failing_locations = 2"
+    );
+
+    // Now a is cut off too: one incident for the model, one notification, though two
+    // replicas decide it and both drain the outbox.
+    stop(vec![a]);
+    let a = replica_at(&env, "a", DEAD);
+    wait_until(T, "the incident's notification", || {
+        !r.event_ids().is_empty()
+    });
+    let n = results_at(&url, "a");
+    wait_until(T, "two more results from a", || {
+        results_at(&url, "a") >= n + 2
+    });
+    let list = incidents(&env);
+    assert_eq!(
+        list.len(),
+        1,
+        "one incident, not one per location: {list:?}"
+    );
+    let ids = r.event_ids();
+    assert_eq!(ids.len(), 1, "one notification: {ids:?}");
+    assert!(ids[0].ends_with(":opened"), "{ids:?}");
+    assert_eq!(
+        status_json(&env)[0]["locations"]["summary"],
+        "down from 2 of 2 locations"
+    );
+    stop(vec![a, b]);
 }
