@@ -141,3 +141,27 @@ fn example_loads_from_disk() {
     // Whatever this machine's environment holds, the example is valid.
     assert!(load(&example_path()).is_ok());
 }
+
+/// The deployment example's config (two replicas in two locations) validates too: a
+/// location-bound monitor and one any replica takes, the database from the environment.
+#[test]
+fn the_compose_example_validates() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/deploy/compose/monitors.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let loaded = match parse(&text, &path, &|_| None) {
+        Ok(l) => l,
+        Err(e) => panic!("examples/deploy/compose/monitors.toml does not validate:\n{e}"),
+    };
+    let m = &loaded.config.monitors;
+    assert_eq!(m.len(), 2);
+    assert_eq!(m[0].locations, ["eu-west", "us-east"]);
+    assert!(m[1].locations.is_empty());
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .all(|w| w.to_string().contains("is unset")),
+        "{:?}",
+        loaded.warnings
+    );
+}
