@@ -580,8 +580,11 @@ fn bump_version(db: &Database) {
         Database::Postgres(_) => {
             let url = pg_url(db);
             let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-            c.execute("UPDATE chanmon_schema SET version = 99", &[])
-                .unwrap();
+            c.execute(
+                "UPDATE chanmon_schema SET version = 99, readable_from = 99",
+                &[],
+            )
+            .unwrap();
         }
     }
 }
@@ -644,6 +647,43 @@ both!(
     missing_database_is_not_created_by_readers,
     newer_schema_is_refused,
 );
+
+/// PostgreSQL only: a newer schema that declares itself readable by this version (an additive
+/// migration) is used as it is, so replicas can be upgraded one at a time; one that does not
+/// is refused.
+#[test]
+fn a_newer_schema_readable_by_this_version_is_used() {
+    let Some(url) = pg::fresh_database() else {
+        return;
+    };
+    let db = Database::Postgres(chanmon::store::PgUrl::parse(&url).unwrap());
+    let mut s = open(&db);
+    s.sync_monitors(&[row("m", &["a"], None)]).unwrap();
+    drop(s);
+    let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let (v, r): (i64, i64) = {
+        let row = c
+            .query_one("SELECT version, readable_from FROM chanmon_schema", &[])
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert!(r <= v, "readable_from {r} of version {v}");
+    c.execute("UPDATE chanmon_schema SET version = $1", &[&(v + 1)])
+        .unwrap();
+    for mode in [OpenMode::Create, OpenMode::Existing, OpenMode::ReadOnly] {
+        let s = store::open(&db, mode).expect("a newer additive schema opens");
+        assert_eq!(s.monitors().unwrap().len(), 1);
+    }
+    let after: i64 = c
+        .query_one("SELECT version FROM chanmon_schema", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(after, v + 1, "never migrated back");
+    c.execute("UPDATE chanmon_schema SET readable_from = $1", &[&(v + 1)])
+        .unwrap();
+    let e = store::open(&db, OpenMode::Existing).err().expect("refused");
+    assert!(e.to_string().contains("upgrade chanmon"), "{e}");
+}
 
 /// PostgreSQL only: a connection the server drops surfaces as an error (never a panic), and
 /// the next call reconnects.

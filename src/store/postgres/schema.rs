@@ -178,6 +178,21 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this binary writes (this backend's own numbering).
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// Per schema version, the oldest schema version whose binaries can still read and write a
+/// database at it: `READABLE_FROM[v - 1]`. A migration that only adds (a nullable column, a
+/// table older binaries never touch) keeps the previous entry, so replicas can be upgraded one
+/// at a time: an older replica runs beside a newer one on the newer schema. A migration older
+/// binaries would misread raises it to its own version.
+const READABLE_FROM: &[i64] = &[1];
+
+const _: () = assert!(READABLE_FROM.len() == MIGRATIONS.len());
+
+/// Whether a binary at `SCHEMA_VERSION` may use a database at `found` whose schema declares
+/// itself usable from `readable_from` on.
+fn usable(found: i64, readable_from: Option<i64>) -> bool {
+    found <= SCHEMA_VERSION || readable_from.is_some_and(|r| r <= SCHEMA_VERSION)
+}
+
 /// The tables a chanmon database has (checked by `verify`).
 pub(super) const TABLES: &[&str] = &[
     "monitors",
@@ -206,6 +221,25 @@ pub(super) fn version(c: &mut Client) -> Result<Option<i64>, StoreError> {
         .map(|r| r.get(0)))
 }
 
+/// What the database's schema says about older binaries (absent: nothing, so only binaries
+/// at its version or newer use it).
+fn readable_from(c: &mut impl ::postgres::GenericClient) -> Result<Option<i64>, StoreError> {
+    let has: bool = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.columns
+             WHERE table_name = 'chanmon_schema' AND column_name = 'readable_from')",
+            &[],
+        )?
+        .get(0);
+    if !has {
+        return Ok(None);
+    }
+    Ok(
+        c.query_opt("SELECT readable_from FROM chanmon_schema", &[])?
+            .and_then(|r| r.get(0)),
+    )
+}
+
 /// Checks the version (and migrates, when `mode` allows it).
 pub(super) fn prepare(c: &mut Client, url: &PgUrl, mode: OpenMode) -> Result<(), StoreError> {
     let too_new = |found| StoreError::TooNew {
@@ -214,6 +248,9 @@ pub(super) fn prepare(c: &mut Client, url: &PgUrl, mode: OpenMode) -> Result<(),
         supported: SCHEMA_VERSION,
     };
     match version(c)? {
+        // Newer, but declared usable by this version's binaries (an additive change): used
+        // as it is, never migrated back.
+        Some(v) if v > SCHEMA_VERSION && usable(v, readable_from(c)?) => Ok(()),
         Some(v) if v > SCHEMA_VERSION => Err(too_new(v)),
         Some(v) if v == SCHEMA_VERSION || mode == OpenMode::ReadOnly => Ok(()),
         None if mode != OpenMode::Create => Err(StoreError::Missing {
@@ -229,7 +266,10 @@ pub(super) fn prepare(c: &mut Client, url: &PgUrl, mode: OpenMode) -> Result<(),
 fn migrate(c: &mut Client, url: &PgUrl) -> Result<(), StoreError> {
     let mut tx = c.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS chanmon_schema (version BIGINT NOT NULL)")?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS chanmon_schema (version BIGINT NOT NULL);
+         ALTER TABLE chanmon_schema ADD COLUMN IF NOT EXISTS readable_from BIGINT",
+    )?;
     let version: i64 = match tx.query_opt("SELECT version FROM chanmon_schema", &[])? {
         Some(r) => r.get(0),
         None => {
@@ -246,6 +286,9 @@ fn migrate(c: &mut Client, url: &PgUrl) -> Result<(), StoreError> {
         }
     };
     if version > SCHEMA_VERSION {
+        if usable(version, readable_from(&mut tx)?) {
+            return tx.commit().map_err(StoreError::from);
+        }
         return Err(StoreError::TooNew {
             path: url.to_string(),
             found: version,
@@ -254,7 +297,10 @@ fn migrate(c: &mut Client, url: &PgUrl) -> Result<(), StoreError> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
         tx.batch_execute(sql)?;
-        tx.execute("UPDATE chanmon_schema SET version = $1", &[&(i as i64 + 1)])?;
+        tx.execute(
+            "UPDATE chanmon_schema SET version = $1, readable_from = $2",
+            &[&(i as i64 + 1), &READABLE_FROM[i]],
+        )?;
     }
     tx.commit()?;
     Ok(())
