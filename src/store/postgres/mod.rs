@@ -12,6 +12,7 @@
 mod alerts;
 mod care;
 mod conn;
+mod import;
 pub(super) mod locks;
 mod rollups;
 mod schema;
@@ -36,6 +37,8 @@ use crate::store::{
 };
 
 pub use conn::PgUrl;
+pub use import::TableCount;
+pub(crate) use import::import_sqlite;
 
 /// Rows fetched per round trip by `export`.
 const EXPORT_CHUNK: i64 = 1_000;
@@ -199,6 +202,7 @@ fn history(c: &mut Client, q: &HistoryQuery) -> Result<Vec<CheckResult>, StoreEr
 /// The rows of one `status` monitor: its models (configured, else those with history).
 fn status_rows(
     c: &mut Client,
+    reads: &StatusReads,
     m: StoredMonitor,
     now: Timestamp,
     windows: &[Duration],
@@ -213,18 +217,17 @@ fn status_rows(
             }
         }
     }
-    let latest_st = c.prepare(&format!(
-        "SELECT {RESULT_COLS} FROM history WHERE series = $1 ORDER BY started_at DESC LIMIT 1"
-    ))?;
     let mut out = Vec::with_capacity(models.len());
     for model in models {
         let pk = series.iter().find(|(_, _, s)| *s == model).map(|s| s.0);
         let (latest, tracked) = match pk {
             Some(pk) => (
-                c.query_opt(&latest_st, &[&pk])?
+                c.query_opt(&reads.latest, &[&pk])?
                     .map(|r| row_to_result(&r, &m.id, &model))
                     .transpose()?,
-                write::load_state(c, pk, false)?,
+                c.query_opt(&reads.tracker, &[&pk])?
+                    .map(|r| write::state_from_row(&r, 0))
+                    .transpose()?,
             ),
             None => (None, None),
         };
@@ -232,7 +235,7 @@ fn status_rows(
         for w in windows {
             let from = now.saturating_sub(*w).millis();
             let stats = match pk {
-                Some(pk) => rollups::stats(c, pk, from, now.millis(), raw_from)?,
+                Some(pk) => reads.windows.stats(c, pk, from, now.millis(), raw_from)?,
                 None => WindowStats::default(),
             };
             ws.push((*w, stats));
@@ -250,6 +253,29 @@ fn status_rows(
         });
     }
     Ok(out)
+}
+
+/// The statements `status` runs per series, prepared once per call.
+struct StatusReads {
+    latest: ::postgres::Statement,
+    tracker: ::postgres::Statement,
+    windows: rollups::WindowReads,
+}
+
+impl StatusReads {
+    fn prepare(c: &mut Client) -> Result<StatusReads, StoreError> {
+        Ok(StatusReads {
+            latest: c.prepare(&format!(
+                "SELECT {RESULT_COLS} FROM history WHERE series = $1
+                 ORDER BY started_at DESC LIMIT 1"
+            ))?,
+            tracker: c.prepare(&format!(
+                "SELECT {} FROM tracker WHERE series = $1",
+                write::STATE_COLS
+            ))?,
+            windows: rollups::WindowReads::prepare(c)?,
+        })
+    }
 }
 
 fn tracker(c: &mut Client) -> Result<Vec<TrackedSeries>, StoreError> {
@@ -367,10 +393,11 @@ impl Storage for PgStore {
     ) -> Result<Vec<StatusRow>, StoreError> {
         self.run(|c| {
             let raw_from = raw_from(c)?;
+            let reads = StatusReads::prepare(c)?;
             let mut out = Vec::new();
             for m in monitors(c)? {
                 if monitor.is_none_or(|id| &m.id == id) {
-                    out.extend(status_rows(c, m, now, windows, raw_from)?);
+                    out.extend(status_rows(c, &reads, m, now, windows, raw_from)?);
                 }
             }
             Ok(out)
@@ -391,7 +418,8 @@ impl Storage for PgStore {
         self.run(|c| match series_of(c, monitor, model)? {
             Some(pk) => {
                 let raw_from = raw_from(c)?;
-                rollups::stats(c, pk, from.millis(), to.millis(), raw_from)
+                let reads = rollups::WindowReads::prepare(c)?;
+                reads.stats(c, pk, from.millis(), to.millis(), raw_from)
             }
             None => Ok(WindowStats::default()),
         })
@@ -405,7 +433,7 @@ impl Storage for PgStore {
         to: Timestamp,
     ) -> Result<WindowStats, StoreError> {
         self.run(|c| match series_of(c, monitor, model)? {
-            Some(pk) => rollups::raw(c, pk, from.millis(), to.millis()),
+            Some(pk) => rollups::WindowReads::prepare(c)?.raw(c, pk, from.millis(), to.millis()),
             None => Ok(WindowStats::default()),
         })
     }
