@@ -16,6 +16,7 @@ mod import;
 pub(super) mod locks;
 mod rollups;
 mod schema;
+mod status;
 mod write;
 
 use std::cell::RefCell;
@@ -199,85 +200,6 @@ fn history(c: &mut Client, q: &HistoryQuery) -> Result<Vec<CheckResult>, StoreEr
     Ok(out)
 }
 
-/// The rows of one `status` monitor: its models (configured, else those with history).
-fn status_rows(
-    c: &mut Client,
-    reads: &StatusReads,
-    m: StoredMonitor,
-    now: Timestamp,
-    windows: &[Duration],
-    raw_from: i64,
-) -> Result<Vec<StatusRow>, StoreError> {
-    let series = series_matching(c, Some(&m.id), None)?;
-    let mut models = m.models.clone();
-    if !m.enabled || models.is_empty() {
-        for (_, _, model) in &series {
-            if !models.contains(model) {
-                models.push(model.clone());
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(models.len());
-    for model in models {
-        let pk = series.iter().find(|(_, _, s)| *s == model).map(|s| s.0);
-        let (latest, tracked) = match pk {
-            Some(pk) => (
-                c.query_opt(&reads.latest, &[&pk])?
-                    .map(|r| row_to_result(&r, &m.id, &model))
-                    .transpose()?,
-                c.query_opt(&reads.tracker, &[&pk])?
-                    .map(|r| write::state_from_row(&r, 0))
-                    .transpose()?,
-            ),
-            None => (None, None),
-        };
-        let mut ws = Vec::with_capacity(windows.len());
-        for w in windows {
-            let from = now.saturating_sub(*w).millis();
-            let stats = match pk {
-                Some(pk) => reads.windows.stats(c, pk, from, now.millis(), raw_from)?,
-                None => WindowStats::default(),
-            };
-            ws.push((*w, stats));
-        }
-        out.push(StatusRow {
-            official: None,
-            monitor: m.id.clone(),
-            name: m.name.clone(),
-            model,
-            enabled: m.enabled,
-            key_unavailable: m.key_unavailable.clone(),
-            latest,
-            tracked,
-            windows: ws,
-        });
-    }
-    Ok(out)
-}
-
-/// The statements `status` runs per series, prepared once per call.
-struct StatusReads {
-    latest: ::postgres::Statement,
-    tracker: ::postgres::Statement,
-    windows: rollups::WindowReads,
-}
-
-impl StatusReads {
-    fn prepare(c: &mut Client) -> Result<StatusReads, StoreError> {
-        Ok(StatusReads {
-            latest: c.prepare(&format!(
-                "SELECT {RESULT_COLS} FROM history WHERE series = $1
-                 ORDER BY started_at DESC LIMIT 1"
-            ))?,
-            tracker: c.prepare(&format!(
-                "SELECT {} FROM tracker WHERE series = $1",
-                write::STATE_COLS
-            ))?,
-            windows: rollups::WindowReads::prepare(c)?,
-        })
-    }
-}
-
 fn tracker(c: &mut Client) -> Result<Vec<TrackedSeries>, StoreError> {
     let rows = c.query(
         "SELECT m.id, s.model, t.status, t.kind, t.since, t.last_at, t.consecutive
@@ -393,14 +315,7 @@ impl Storage for PgStore {
     ) -> Result<Vec<StatusRow>, StoreError> {
         self.run(|c| {
             let raw_from = raw_from(c)?;
-            let reads = StatusReads::prepare(c)?;
-            let mut out = Vec::new();
-            for m in monitors(c)? {
-                if monitor.is_none_or(|id| &m.id == id) {
-                    out.extend(status_rows(c, &reads, m, now, windows, raw_from)?);
-                }
-            }
-            Ok(out)
+            status::status(c, monitor, now, windows, raw_from)
         })
     }
 
