@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use ::postgres::Client;
+use ::postgres::fallible_iterator::FallibleIterator;
+use ::postgres::types::ToSql;
 
 use super::{RESULT_COLS, monitors, rollups, row_to_result, series_matching, write};
 use crate::model::{CheckResult, MonitorId, Timestamp};
@@ -144,22 +146,22 @@ fn add_buckets(
     ) else {
         return Ok(());
     };
-    let rows = c.query(
-        &format!(
-            "SELECT series, bucket, {} FROM rollups
-             WHERE series = ANY($1) AND bucket >= $2 AND bucket < $3",
-            rollups::ROLLUP_COLS
-        ),
-        &[&pks, &lo, &hi],
-    )?;
-    for r in &rows {
+    // Streamed: rows are added up while the server is still sending the rest.
+    let sql = format!(
+        "SELECT series, bucket, {} FROM rollups
+         WHERE series = ANY($1) AND bucket >= $2 AND bucket < $3",
+        rollups::ROLLUP_COLS
+    );
+    let params: [&(dyn ToSql + Sync); 3] = [&pks, &lo, &hi];
+    let mut rows = c.query_raw(sql.as_str(), params)?;
+    while let Some(r) = rows.next()? {
         let (series, bucket): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
         let Some(sums) = acc.get_mut(&series) else {
             continue;
         };
         for (w, spans) in spans.iter().enumerate() {
             if spans.iter().any(|(lo, hi)| (*lo..*hi).contains(&bucket)) {
-                rollups::add_row(&mut sums[w], r, 2)?;
+                rollups::add_row(&mut sums[w], &r, 2)?;
             }
         }
     }
