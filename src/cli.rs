@@ -114,6 +114,15 @@ pub enum Command {
     #[command(subcommand)]
     Alert(AlertCommand),
 
+    /// Copy this SQLite database into an empty PostgreSQL database, then compare the counts.
+    ///
+    /// Monitors (with their sealed keys, which open with the same master key), history,
+    /// rollups, the status tracker, provider status, incidents and the alert outbox, in one
+    /// transaction: interrupted, it leaves the target empty. Refused while a daemon runs on
+    /// the SQLite database, and into a database that is not empty. Afterwards point chanmon
+    /// at the new database (`database = "postgres://…"` or CHANMON_DATABASE_URL).
+    Migrate(MigrateArgs),
+
     /// Serve the status page, JSON API, `/metrics` and badges read-only from the database,
     /// without probing (beside a daemon that runs without `--listen`, or on another host).
     Serve(ServeArgs),
@@ -352,6 +361,19 @@ pub struct RekeyArgs {
     /// the config) instead of refusing.
     #[arg(long)]
     pub forget_unreadable: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The target: a `postgres://` URL of an empty database (or CHANMON_MIGRATE_TO, which keeps
+    /// the password off the command line).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "CHANMON_MIGRATE_TO",
+        hide_env_values = true
+    )]
+    pub to: String,
 }
 
 #[derive(Debug, Args)]

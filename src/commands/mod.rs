@@ -8,6 +8,7 @@ mod cost;
 mod export;
 mod history;
 mod incidents;
+mod migrate;
 mod prune;
 mod rekey;
 mod run;
@@ -82,6 +83,7 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         Command::Verify(args) => verify::verify(&cli.config, args),
         Command::Rekey(args) => rekey::rekey(&cli.config, args),
         Command::Export(args) => export::export(&cli.config, args),
+        Command::Migrate(args) => migrate::migrate(&cli.config, args),
         Command::Incidents(args) => incidents::incidents(&cli.config, args, color),
         Command::Alert(cmd) => alert::alert(&cli.config, cmd).await,
         Command::Man { out_dir } => write_man(&out_dir),

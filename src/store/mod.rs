@@ -40,7 +40,7 @@ use crate::pipeline::tracker::{SeriesState, StatusChange};
 pub use outbox::{
     Delivery, DeliveryOutcome, DeliveryRow, DeliveryState, IncidentQuery, IncidentRow, OutboxCounts,
 };
-pub use postgres::PgUrl;
+pub use postgres::{PgUrl, TableCount};
 pub use sqlite::SCHEMA_VERSION;
 pub use window::WindowStats;
 
@@ -765,6 +765,20 @@ pub fn probe_locks(db: &Database) -> Arc<dyn ProbeLocks> {
         // In-process only (see `postgres::locks`).
         Database::Postgres(_) => Arc::new(postgres::locks::LocalProbeLocks::default()),
     }
+}
+
+/// Copies the SQLite database `from` into the empty PostgreSQL database `to` in one
+/// transaction (keys, sealed secrets, history, rollups, tracker, incidents, outbox unchanged)
+/// and compares the row count of every table before committing. `from` is migrated to the
+/// current schema first. The caller holds `from`'s daemon lock.
+pub fn copy_to_postgres(from: &Database, to: &Database) -> Result<Vec<TableCount>, StoreError> {
+    let (Database::Sqlite(path), Database::Postgres(url)) = (from, to) else {
+        return Err(StoreError::Backend(format!(
+            "copying {from} to {to}: only a SQLite database into PostgreSQL is supported"
+        )));
+    };
+    drop(open(from, OpenMode::Existing)?);
+    postgres::import_sqlite(path, url)
 }
 
 #[cfg(test)]

@@ -284,7 +284,16 @@ impl Conn {
         let Some(client) = self.client.as_mut() else {
             return Err(self.url.open_err("has no open connection"));
         };
-        off_runtime(move || f(client))
+        let out = off_runtime(|| f(client));
+        // After a failure, a connection that no longer answers is dropped, so the next call
+        // opens a new one (the driver may not have noticed the close yet).
+        if out.is_err()
+            && !off_runtime(|| client.is_valid(Duration::from_secs(2)).is_ok())
+            && let Some(dead) = self.client.take()
+        {
+            drop_off_runtime(dead);
+        }
+        out
     }
 
     fn reconnect(&mut self) -> Result<(), StoreError> {

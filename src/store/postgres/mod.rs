@@ -13,9 +13,11 @@ mod alerts;
 mod care;
 mod claims;
 mod conn;
+mod import;
 pub(super) mod locks;
 mod rollups;
 mod schema;
+mod status;
 mod write;
 
 use std::cell::RefCell;
@@ -37,6 +39,8 @@ use crate::store::{
 };
 
 pub use conn::PgUrl;
+pub use import::TableCount;
+pub(crate) use import::import_sqlite;
 
 /// Rows fetched per round trip by `export`.
 const EXPORT_CHUNK: i64 = 1_000;
@@ -288,93 +292,6 @@ fn history(c: &mut Client, q: &HistoryQuery) -> Result<Vec<CheckResult>, StoreEr
     Ok(out)
 }
 
-/// The rows of one `status` monitor: its models (configured, else those with history), one
-/// row per location with results (one row when at most one location has any), as SQLite.
-fn status_rows(
-    c: &mut Client,
-    m: StoredMonitor,
-    now: Timestamp,
-    windows: &[Duration],
-    raw_from: i64,
-) -> Result<Vec<StatusRow>, StoreError> {
-    let series = series_matching(c, Some(&m.id), None, None)?;
-    let mut models = m.models.clone();
-    if !m.enabled || models.is_empty() {
-        for s in &series {
-            if !models.contains(&s.model) {
-                models.push(s.model.clone());
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(models.len());
-    for model in models {
-        let mine: Vec<&SeriesRef> = series.iter().filter(|s| s.model == model).collect();
-        let mut checked = Vec::with_capacity(mine.len());
-        for s in &mine {
-            if let Some(state) = write::load_state(c, s.pk, false)? {
-                checked.push((Some(*s), Some(state)));
-            }
-        }
-        if checked.is_empty() {
-            // Never checked: one row, of the series with no location when there is one.
-            let first = mine.iter().find(|s| s.location.is_empty()).or(mine.first());
-            checked.push((first.copied(), None));
-        }
-        for (s, tracked) in checked {
-            let row = status_row(c, &m, &model, s, tracked, (now, windows, raw_from))?;
-            out.push(row);
-        }
-    }
-    crate::store::summarize_locations(&mut out);
-    Ok(out)
-}
-
-/// One status row: a series' newest result, tracker state and windows.
-fn status_row(
-    c: &mut Client,
-    m: &StoredMonitor,
-    model: &str,
-    series: Option<&SeriesRef>,
-    tracked: Option<crate::pipeline::tracker::SeriesState>,
-    (now, windows, raw_from): (Timestamp, &[Duration], i64),
-) -> Result<StatusRow, StoreError> {
-    let latest = match series {
-        Some(s) => c
-            .query_opt(
-                &format!(
-                    "SELECT {RESULT_COLS} FROM history WHERE series = $1
-                     ORDER BY started_at DESC LIMIT 1"
-                ),
-                &[&s.pk],
-            )?
-            .map(|r| row_to_result(&r, s))
-            .transpose()?,
-        None => None,
-    };
-    let mut ws = Vec::with_capacity(windows.len());
-    for w in windows {
-        let from = now.saturating_sub(*w).millis();
-        let stats = match series {
-            Some(s) => rollups::stats(c, s.pk, from, now.millis(), raw_from)?,
-            None => WindowStats::default(),
-        };
-        ws.push((*w, stats));
-    }
-    Ok(StatusRow {
-        official: None,
-        monitor: m.id.clone(),
-        name: m.name.clone(),
-        model: model.to_owned(),
-        location: series.map(|s| s.location.clone()).unwrap_or_default(),
-        locations: None,
-        enabled: m.enabled,
-        key_unavailable: m.key_unavailable.clone(),
-        latest,
-        tracked,
-        windows: ws,
-    })
-}
-
 fn tracker(c: &mut Client) -> Result<Vec<TrackedSeries>, StoreError> {
     let rows = c.query(
         "SELECT m.id, s.model, s.location, t.status, t.kind, t.since, t.last_at, t.consecutive
@@ -500,13 +417,7 @@ impl Storage for PgStore {
     ) -> Result<Vec<StatusRow>, StoreError> {
         self.run(|c| {
             let raw_from = raw_from(c)?;
-            let mut out = Vec::new();
-            for m in monitors(c)? {
-                if monitor.is_none_or(|id| &m.id == id) {
-                    out.extend(status_rows(c, m, now, windows, raw_from)?);
-                }
-            }
-            Ok(out)
+            status::status(c, monitor, now, windows, raw_from)
         })
     }
 
@@ -524,7 +435,8 @@ impl Storage for PgStore {
         self.run(|c| match series_of(c, monitor, model)? {
             Some(pk) => {
                 let raw_from = raw_from(c)?;
-                rollups::stats(c, pk, from.millis(), to.millis(), raw_from)
+                let reads = rollups::WindowReads::prepare(c)?;
+                reads.stats(c, pk, from.millis(), to.millis(), raw_from)
             }
             None => Ok(WindowStats::default()),
         })
@@ -538,7 +450,7 @@ impl Storage for PgStore {
         to: Timestamp,
     ) -> Result<WindowStats, StoreError> {
         self.run(|c| match series_of(c, monitor, model)? {
-            Some(pk) => rollups::raw(c, pk, from.millis(), to.millis()),
+            Some(pk) => rollups::WindowReads::prepare(c)?.raw(c, pk, from.millis(), to.millis()),
             None => Ok(WindowStats::default()),
         })
     }

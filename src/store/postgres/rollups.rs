@@ -1,7 +1,7 @@
 //! Rollups in PostgreSQL: merged under a row lock (so several writers never lose a count),
 //! read whole or by the window plan; same blob formats as SQLite (`store::hist`).
 
-use ::postgres::{GenericClient, Row};
+use ::postgres::{GenericClient, Row, Statement};
 
 use crate::model::{Kind, ReplyFacts, Status, Timestamp};
 use crate::store::hist::{add_pairs, encode_pairs};
@@ -132,72 +132,87 @@ pub(super) fn add_raw(acc: &mut Rollup, r: &Row, first: usize) -> Result<(), Sto
 pub(super) const RAW_COLS: &str =
     "status, kind, latency_ms, ttft_ms, tokens_in, tokens_out, tokens_reasoning, cost_nano, tps";
 
-fn raw_rollup(
-    c: &mut impl GenericClient,
-    series: i64,
-    from: i64,
-    to: i64,
-) -> Result<Rollup, StoreError> {
-    let rows = c.query(
-        &format!(
-            "SELECT {RAW_COLS} FROM history WHERE series = $1 AND started_at >= $2 AND started_at < $3"
-        ),
-        &[&series, &from, &to],
-    )?;
-    let mut total = Rollup::default();
-    for r in &rows {
-        add_raw(&mut total, r, 0)?;
-    }
-    Ok(total)
+/// The two window reads, prepared once per call that makes many of them (`status` reads
+/// three windows of every series): each read is then one round trip, not two.
+pub(super) struct WindowReads {
+    raw: Statement,
+    buckets: Statement,
 }
 
-fn buckets(
-    c: &mut impl GenericClient,
-    series: i64,
-    lo: i64,
-    hi: i64,
-) -> Result<Rollup, StoreError> {
-    let rows = c.query(
-        &format!(
-            "SELECT {ROLLUP_COLS} FROM rollups WHERE series = $1 AND bucket >= $2 AND bucket < $3"
-        ),
-        &[&series, &lo, &hi],
-    )?;
-    let mut total = Rollup::default();
-    for r in &rows {
-        add_row(&mut total, r, 0)?;
+impl WindowReads {
+    pub(super) fn prepare(c: &mut impl GenericClient) -> Result<WindowReads, StoreError> {
+        Ok(WindowReads {
+            raw: c.prepare(&format!(
+                "SELECT {RAW_COLS} FROM history
+                 WHERE series = $1 AND started_at >= $2 AND started_at < $3"
+            ))?,
+            buckets: c.prepare(&format!(
+                "SELECT {ROLLUP_COLS} FROM rollups
+                 WHERE series = $1 AND bucket >= $2 AND bucket < $3"
+            ))?,
+        })
     }
-    Ok(total)
-}
 
-pub(super) fn raw(
-    c: &mut impl GenericClient,
-    series: i64,
-    from: i64,
-    to: i64,
-) -> Result<WindowStats, StoreError> {
-    Ok(WindowStats {
-        rollup: raw_rollup(c, series, from, to)?,
-    })
-}
-
-/// [from, to) as `store::window::plan` splits it.
-pub(super) fn stats(
-    c: &mut impl GenericClient,
-    series: i64,
-    from: i64,
-    to: i64,
-    raw_from: i64,
-) -> Result<WindowStats, StoreError> {
-    let mut total = Rollup::default();
-    for part in plan(from, to, raw_from) {
-        let r = match part {
-            Part::Raw { from, to } => raw_rollup(c, series, from, to)?,
-            Part::Buckets { lo, hi } => buckets(c, series, lo, hi)?,
-        };
-        total.merge(&r);
+    fn raw_rollup(
+        &self,
+        c: &mut impl GenericClient,
+        series: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<Rollup, StoreError> {
+        let mut total = Rollup::default();
+        for r in &c.query(&self.raw, &[&series, &from, &to])? {
+            add_raw(&mut total, r, 0)?;
+        }
+        Ok(total)
     }
-    Ok(WindowStats { rollup: total })
+
+    fn buckets(
+        &self,
+        c: &mut impl GenericClient,
+        series: i64,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Rollup, StoreError> {
+        let mut total = Rollup::default();
+        for r in &c.query(&self.buckets, &[&series, &lo, &hi])? {
+            add_row(&mut total, r, 0)?;
+        }
+        Ok(total)
+    }
+
+    /// A raw scan of [from, to).
+    pub(super) fn raw(
+        &self,
+        c: &mut impl GenericClient,
+        series: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<WindowStats, StoreError> {
+        Ok(WindowStats {
+            rollup: self.raw_rollup(c, series, from, to)?,
+        })
+    }
+
+    /// [from, to) as `store::window::plan` splits it.
+    pub(super) fn stats(
+        &self,
+        c: &mut impl GenericClient,
+        series: i64,
+        from: i64,
+        to: i64,
+        raw_from: i64,
+    ) -> Result<WindowStats, StoreError> {
+        let mut total = Rollup::default();
+        for part in plan(from, to, raw_from) {
+            let r = match part {
+                Part::Raw { from, to } => self.raw_rollup(c, series, from, to)?,
+                Part::Buckets { lo, hi } => self.buckets(c, series, lo, hi)?,
+            };
+            total.merge(&r);
+        }
+        Ok(WindowStats { rollup: total })
+    }
 }
 
 /// Checks by status and latency sums per series and hour (or UTC day), from `from` on.

@@ -180,7 +180,7 @@ pub(super) fn insert_results(
         let slot = match states.entry(series) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                let loaded = load_state(&mut tx, series, true)?;
+                let loaded = load_state(&mut tx, series)?;
                 e.insert((loaded, loaded))
             }
         };
@@ -283,17 +283,10 @@ pub(super) fn state_from_row(r: &Row, first: usize) -> Result<SeriesState, Store
     })
 }
 
-/// The tracker state of a series; `lock` holds its row until the transaction ends, so two
-/// writers of one series advance it one after the other.
-pub(super) fn load_state(
-    c: &mut impl GenericClient,
-    series: i64,
-    lock: bool,
-) -> Result<Option<SeriesState>, StoreError> {
-    let sql = format!(
-        "SELECT {STATE_COLS} FROM tracker WHERE series = $1{}",
-        if lock { " FOR UPDATE" } else { "" }
-    );
+/// The tracker state of a series, its row locked until the transaction ends, so two writers
+/// of one series advance it one after the other.
+fn load_state(c: &mut impl GenericClient, series: i64) -> Result<Option<SeriesState>, StoreError> {
+    let sql = format!("SELECT {STATE_COLS} FROM tracker WHERE series = $1 FOR UPDATE");
     c.query_opt(&sql, &[&series])?
         .map(|r| state_from_row(&r, 0))
         .transpose()
