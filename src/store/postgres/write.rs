@@ -147,7 +147,8 @@ pub(super) fn insert_results(
             kept = results
                 .iter()
                 .zip(keep)
-                .filter_map(|(r, k)| k.then(|| r.clone()))
+                .filter(|(_, k)| *k)
+                .map(|(r, _)| r.clone())
                 .collect();
             kept.as_slice()
         }
