@@ -23,7 +23,7 @@ cargo build --release --bin chanmon --example mock_upstream >/dev/null 2>&1
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 mkdir -p "$OUT/pg" "$OUT/sock"
-[ "$(id -u)" = 0 ] && chown postgres "$OUT/pg" "$OUT/sock"
+if [ "$(id -u)" = 0 ]; then chown postgres "$OUT" "$OUT/pg" "$OUT/sock"; fi
 as_pg "$PGBIN/initdb" -D "$OUT/pg" -A trust -U postgres >/dev/null
 PGPORT=$((40000 + RANDOM % 20000))
 as_pg "$PGBIN/pg_ctl" -D "$OUT/pg" -l "$OUT/pg.log" -w \

@@ -28,6 +28,12 @@ pub(super) fn sync_schedule(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let mut tx = c.transaction()?;
+    // In turn with the writers (which move schedule rows as they record results): replicas
+    // starting together would otherwise lock schedule rows in different orders.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&super::write::WRITE_LOCK],
+    )?;
     tx.batch_execute(
         "CREATE TEMP TABLE IF NOT EXISTS want (
              id TEXT NOT NULL, location TEXT NOT NULL, interval_ms BIGINT NOT NULL,

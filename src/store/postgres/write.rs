@@ -314,7 +314,7 @@ fn store_state(tx: &mut Transaction<'_>, series: i64, s: &SeriesState) -> Result
 }
 
 /// The writers' turn-taking lock ("chanmon writer").
-const WRITE_LOCK: i64 = 0x6368_616e_7772_6974;
+pub(super) const WRITE_LOCK: i64 = 0x6368_616e_7772_6974;
 
 /// (monitor id, model, location): what identifies a series.
 pub(super) type SeriesKey = (String, String, String);
