@@ -32,8 +32,10 @@ pub(super) async fn serve(config_path: &Path, args: ServeArgs) -> Outcome {
         ))
         .or_exit(EXIT_CONFIG);
     }
-    // A missing or unreadable database is reported now, not as a page that never fills.
-    drop(store::open(&config.database, OpenMode::ReadOnly).or_exit(EXIT_RUNTIME)?);
+    // A missing or unreadable database is reported now, not as a page that never fills. An
+    // older schema is brought up to date here, as `status` and `history` do: the read-only
+    // loads after this read the current schema's columns.
+    drop(store::open(&config.database, OpenMode::Existing).or_exit(EXIT_RUNTIME)?);
     let listener = http::bind(addr).await.or_exit(EXIT_RUNTIME)?;
     let stop = CancellationToken::new();
     stop_on_signals(stop.clone()).or_exit(EXIT_RUNTIME)?;
