@@ -695,11 +695,17 @@ const FIRST_SPREAD_MS: i64 = 60_000;
 /// later. Later slots follow at whole intervals (the schedule row holds them).
 pub fn first_slot(monitor: &str, interval_ms: i64, now: Timestamp) -> Timestamp {
     let spread = interval_ms.clamp(1, FIRST_SPREAD_MS);
+    Timestamp(now.millis() + (stable_hash(monitor) % spread as u64) as i64)
+}
+
+/// A 64-bit FNV-1a hash of `s`, written out here rather than taken from std's hasher so that
+/// every chanmon version and every process agrees on it (probe-lock bytes, first slots).
+pub(crate) fn stable_hash(s: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in monitor.bytes() {
+    for b in s.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
-    Timestamp(now.millis() + (h % spread as u64) as i64)
+    h
 }
 
 /// Several daemons sharing one schedule (PostgreSQL): each due check is claimed by exactly

@@ -133,8 +133,8 @@ pub(super) fn insert_results(
     // once: a model's incident decided from the other locations' committed alert state,
     // rollup and tracker rows never locked in two orders (no deadlock aborts).
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
-    let kept: Vec<CheckResult>;
-    let results = match replica {
+    // Which results to record: all, unless a replica lost a slot's lease meanwhile.
+    let keep = match replica {
         Some(name) => {
             let keep = super::claims::complete(&mut tx, name, results, Timestamp::now())?;
             let dropped = keep.iter().filter(|k| !**k).count();
@@ -144,21 +144,20 @@ pub(super) fn insert_results(
                     "results of a slot whose lease this replica no longer held were not recorded (another replica ran that slot)"
                 );
             }
-            kept = results
-                .iter()
-                .zip(keep)
-                .filter(|(_, k)| *k)
-                .map(|(r, _)| r.clone())
-                .collect();
-            kept.as_slice()
+            keep
         }
-        None => results,
+        None => vec![true; results.len()],
     };
     let mut new_series: HashMap<SeriesKey, i64> = HashMap::new();
     let mut deltas: BTreeMap<(i64, i64), Rollup> = BTreeMap::new();
     let mut states: HashMap<i64, Slot> = HashMap::new();
     let mut changes = Vec::new();
-    for r in results {
+    for r in results
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(r, _)| r)
+    {
         let k = (
             r.monitor.as_str().to_owned(),
             r.model.clone(),

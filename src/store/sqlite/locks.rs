@@ -45,18 +45,12 @@ fn probe_lock_path(db: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// The byte of the probe-lock file that stands for monitor `id`: a 64-bit FNV-1a hash of the
-/// id, written out here rather than taken from std's hasher so that every chanmon version
-/// (the daemon and a `check` from another build) agrees on it. Two ids sharing a byte would
-/// only make their probes take turns; at 62 bits that is practically never.
+/// The byte of the probe-lock file that stands for monitor `id`: its stable hash, which every
+/// chanmon version (the daemon and a `check` from another build) agrees on. Two ids sharing a
+/// byte would only make their probes take turns; at 62 bits that is practically never.
 fn slot(id: &MonitorId) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id.as_str().bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
     // Non-negative and far from the largest offset, so start + length cannot overflow.
-    (h >> 2) as i64
+    (crate::store::stable_hash(id.as_str()) >> 2) as i64
 }
 
 impl DaemonLock {
